@@ -1,0 +1,219 @@
+"""Where the camera is at an image's stamp: TF, or a pose / odometry topic plus a fixed offset.
+
+Every source answers the same two questions and raises :class:`PoseUnavailable` otherwise:
+
+- :meth:`world_T_frame`: ``T_world_frame (4, 4)``, the pose of the image's header frame at the
+  image stamp (the node then applies the camera frame convention, one code path for all sources);
+- :meth:`base_T_frame`: ``T_base_frame (4, 4)``, where the camera sits on the robot (to turn the
+  robot poses of a planned ``nav_msgs/Path`` into camera poses).
+
+Sources:
+
+- :class:`TfPoseSource`: ``tf2_ros.Buffer`` lookups where tf2_ros is installed; otherwise
+  :class:`mirage_ros.transforms.TransformBuffer` fed from ``/tf`` and ``/tf_static``
+  (``tf2_msgs/TFMessage``), interpolating with Slerp and extrapolating at most
+  ``max_extrapolation`` seconds.
+- :class:`TopicPoseSource`: ``geometry_msgs/PoseStamped`` or ``nav_msgs/Odometry`` giving
+  ``T_world_base``, and the parameter ``camera_offset`` giving ``T_base_frame``.
+
+Lookups never block: a pose that may still arrive (TF stamped behind the image, an unknown frame
+that may appear) raises with ``may_arrive=True`` and the node retries until its ``tf_timeout``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from mirage_ros.errors import InvalidInput, MirageError
+from mirage_ros.ros.convert import pose_to_matrix, time_to_sec, transform_to_matrix
+from mirage_ros.transforms import TransformBuffer, TransformLookupError
+
+try:
+    import tf2_ros
+except ImportError:  # pragma: no cover - depends on the machine
+    tf2_ros = None
+try:
+    from tf2_msgs.msg import TFMessage
+except ImportError:  # pragma: no cover - depends on the machine
+    TFMessage = None
+
+
+class PoseUnavailable(MirageError):
+    """No camera pose at a stamp.
+
+    Attributes:
+        cause: for a person (goes into the throttled warning).
+        may_arrive: True if waiting could help (TF behind the image, frame not yet published).
+    """
+
+    def __init__(self, cause: str, may_arrive: bool):
+        self.cause = cause
+        self.may_arrive = may_arrive
+        super().__init__(cause)
+
+
+def offset_matrix(values: list[float]) -> np.ndarray:
+    """``T_base_frame (4, 4)`` from the ``camera_offset`` parameter ``[x, y, z, roll, pitch, yaw]``.
+
+    Metres and radians, REP-103 (``rzyx`` = yaw, then pitch, then roll).
+
+    Raises:
+        InvalidInput: ``"camera_offset"`` not six finite numbers.
+    """
+    from transforms3d.euler import euler2mat
+
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (6,) or not np.all(np.isfinite(values)):
+        raise InvalidInput("camera_offset", f"must be [x, y, z, roll, pitch, yaw], got {values.tolist()}")
+    T = np.eye(4)
+    T[:3, :3] = euler2mat(values[3], values[4], values[5], "sxyz")
+    T[:3, 3] = values[:3]
+    return T
+
+
+class TfPoseSource:
+    """Camera poses from TF: ``world_frame <- image frame_id`` at the image stamp.
+
+    Args:
+        node: the rclpy node the TF subscriptions live on.
+        world_frame: fixed frame of the memory (``map``, ``odom``).
+        base_frame: robot base frame (for planned paths).
+        cache_time: seconds of TF history kept.
+        max_extrapolation: fallback buffer only: seconds a lookup may fall past the samples.
+    """
+
+    def __init__(self, node, world_frame: str, base_frame: str, cache_time: float = 10.0,
+                 max_extrapolation: float = 0.05):
+        self.world_frame = world_frame
+        self.base_frame = base_frame
+        self._node = node
+        if tf2_ros is not None:
+            from rclpy.duration import Duration
+
+            self.backend = "tf2_ros"
+            self._tf2 = tf2_ros.Buffer(cache_time=Duration(seconds=cache_time), node=node)
+            self._listener = tf2_ros.TransformListener(self._tf2, node)
+            return
+        if TFMessage is None:
+            raise InvalidInput("pose_source", "'tf' needs tf2_ros or tf2_msgs; neither is importable "
+                               "(use pose_source:=pose or odometry with pose_topic)")
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        self.backend = "tf2_msgs"
+        self._buffer = TransformBuffer(max_extrapolation=max_extrapolation, cache_duration=cache_time)
+        static_qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                reliability=ReliabilityPolicy.RELIABLE)
+        self._subs = [
+            node.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), 100),
+            node.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static_qos),
+        ]
+
+    def _on_tf(self, msg, static: bool) -> None:
+        add_transforms(self._buffer, msg.transforms, static, self._node.get_logger())
+
+    def world_T_frame(self, frame_id: str, stamp: float) -> np.ndarray:
+        """``T_world_frame (4, 4)`` at ``stamp`` seconds; raises :class:`PoseUnavailable`."""
+        return self._lookup(self.world_frame, frame_id, stamp)
+
+    def base_T_frame(self, frame_id: str, stamp: float) -> np.ndarray:
+        """``T_base_frame (4, 4)`` at ``stamp`` seconds; raises :class:`PoseUnavailable`."""
+        return self._lookup(self.base_frame, frame_id, stamp)
+
+    def _lookup(self, target: str, source: str, stamp: float) -> np.ndarray:
+        if self.backend == "tf2_ros":
+            from rclpy.time import Time
+
+            try:
+                tf = self._tf2.lookup_transform(target, source, Time(nanoseconds=int(round(stamp * 1e9))))
+            except tf2_ros.ExtrapolationException as exc:
+                raise PoseUnavailable(f"TF {target} <- {source}: {exc}", "future" in str(exc)) from exc
+            except tf2_ros.TransformException as exc:
+                raise PoseUnavailable(f"TF {target} <- {source}: {exc}", True) from exc
+            return transform_to_matrix(tf.transform)
+        return lookup_buffer(self._buffer, target, source, stamp)
+
+
+def lookup_buffer(buffer: TransformBuffer, target: str, source: str, stamp: float) -> np.ndarray:
+    """``T_target_source`` from a :class:`TransformBuffer`, as :class:`PoseUnavailable` on failure.
+
+    ``may_arrive`` is True for unknown or disconnected frames and for stamps past the newest
+    sample of either chain (TF lagging the image), False for stamps before the kept history.
+    """
+    try:
+        return buffer.lookup(target, source, stamp)
+    except TransformLookupError as exc:
+        known = buffer.frames()
+        if target not in known or source not in known or buffer.root(target) != buffer.root(source):
+            raise PoseUnavailable(f"TF {target} <- {source}: {exc}", True) from exc
+        ranges = [r for r in (buffer.time_range(target), buffer.time_range(source)) if r is not None]
+        future = any(stamp > last for _, last in ranges)
+        kind = "extrapolation into the future" if future else "older than the TF history"
+        raise PoseUnavailable(f"TF {target} <- {source} at t={stamp:.3f}: {kind} ({exc})", future) from exc
+
+
+def add_transforms(buffer: TransformBuffer, transforms, static: bool, logger) -> None:
+    """Insert ``geometry_msgs/TransformStamped`` into ``buffer``; bad ones are logged, skipped."""
+    for tf in transforms:
+        try:
+            buffer.add(tf.header.frame_id, tf.child_frame_id, time_to_sec(tf.header.stamp),
+                       transform_to_matrix(tf.transform), static=static)
+        except InvalidInput as exc:
+            logger.warning(f"ignoring transform {tf.header.frame_id} -> {tf.child_frame_id}: {exc}",
+                           throttle_duration_sec=5.0)
+
+
+class TopicPoseSource:
+    """Camera poses from a ``PoseStamped`` / ``Odometry`` topic (``T_world_base``) and an offset.
+
+    Args:
+        node: the rclpy node.
+        topic: pose or odometry topic.
+        kind: ``"pose"`` (geometry_msgs/PoseStamped) or ``"odometry"`` (nav_msgs/Odometry).
+        world_frame: expected header frame of the poses (a mismatch is warned about once).
+        T_base_frame: ``(4, 4)`` pose of the image's frame in the robot base (``camera_offset``).
+        cache_time, max_extrapolation: as for the TF fallback buffer.
+    """
+
+    def __init__(self, node, topic: str, kind: str, world_frame: str, T_base_frame: np.ndarray,
+                 cache_time: float = 10.0, max_extrapolation: float = 0.05):
+        if kind == "pose":
+            from geometry_msgs.msg import PoseStamped as msg_type
+
+            def to_matrix(m):
+                return pose_to_matrix(m.pose)
+        elif kind == "odometry":
+            from nav_msgs.msg import Odometry as msg_type
+
+            def to_matrix(m):
+                return pose_to_matrix(m.pose.pose)
+        else:
+            raise InvalidInput("pose_source", f"must be 'tf', 'pose' or 'odometry', got {kind!r}")
+        self.backend = kind
+        self.world_frame = world_frame
+        self._node = node
+        self._offset = np.asarray(T_base_frame, dtype=np.float64)
+        self._buffer = TransformBuffer(max_extrapolation=max_extrapolation, cache_duration=cache_time)
+        self._to_matrix: Callable = to_matrix
+        self._warned_frame = False
+        self._sub = node.create_subscription(msg_type, topic, self._on_pose, 50)
+
+    def _on_pose(self, msg) -> None:
+        if msg.header.frame_id and msg.header.frame_id != self.world_frame and not self._warned_frame:
+            self._node.get_logger().warning(
+                f"poses are in {msg.header.frame_id!r}, world_frame is {self.world_frame!r}: "
+                "using them as world poses")
+            self._warned_frame = True
+        try:
+            self._buffer.add("world", "base", time_to_sec(msg.header.stamp), self._to_matrix(msg))
+        except InvalidInput as exc:
+            self._node.get_logger().warning(f"ignoring pose: {exc}", throttle_duration_sec=5.0)
+
+    def world_T_frame(self, frame_id: str, stamp: float) -> np.ndarray:
+        """``T_world_base(stamp) @ camera_offset``; raises :class:`PoseUnavailable`."""
+        return lookup_buffer(self._buffer, "world", "base", stamp) @ self._offset
+
+    def base_T_frame(self, frame_id: str, stamp: float) -> np.ndarray:
+        """The ``camera_offset`` parameter."""
+        return self._offset.copy()

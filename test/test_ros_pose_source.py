@@ -1,0 +1,44 @@
+"""Pose lookups that decide whether to wait for TF or skip the frame (fallback TF buffer)."""
+
+import numpy as np
+import pytest
+
+from mirage_ros.errors import InvalidInput
+from mirage_ros.ros.pose_source import PoseUnavailable, lookup_buffer, offset_matrix
+from mirage_ros.transforms import TransformBuffer
+
+
+def _buffer():
+    buffer = TransformBuffer(max_extrapolation=0.05)
+    for t in (1.0, 1.1, 1.2):
+        T = np.eye(4)
+        T[0, 3] = t
+        buffer.add("map", "base_link", t, T)
+    buffer.add("base_link", "camera", 0.0, offset_matrix([0.1, 0, 1.0, 0, 0, 0]), static=True)
+    return buffer
+
+
+def test_interpolated_lookup_through_static_offset():
+    T = lookup_buffer(_buffer(), "map", "camera", 1.05)
+    np.testing.assert_allclose(T[:3, 3], [1.15, 0.0, 1.0])
+
+
+def test_future_waits_past_and_unknown_frames_do_not():
+    buffer = _buffer()
+    with pytest.raises(PoseUnavailable, match="future") as future:
+        lookup_buffer(buffer, "map", "camera", 2.0)
+    assert future.value.may_arrive
+    with pytest.raises(PoseUnavailable, match="older") as past:
+        lookup_buffer(buffer, "map", "camera", 0.5)
+    assert not past.value.may_arrive
+    with pytest.raises(PoseUnavailable, match="unknown frame") as unknown:
+        lookup_buffer(buffer, "map", "gripper_camera", 1.1)
+    assert unknown.value.may_arrive  # may be published later; the node's tf_timeout bounds the wait
+
+
+def test_offset_parameter():
+    T = offset_matrix([1, 2, 3, 0, 0, np.pi / 2])
+    np.testing.assert_allclose(T[:3, 0], [0, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(T[:3, 3], [1, 2, 3])
+    with pytest.raises(InvalidInput, match="camera_offset"):
+        offset_matrix([0, 0, 0])
