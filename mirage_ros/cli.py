@@ -15,7 +15,10 @@ import sys
 from mirage_ros.errors import MirageError
 
 # subcommand name -> (module, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("mirage_ros.model.train", "train encoder + renderer (torch), export ONNX"),
+    "export": ("mirage_ros.model.export", "export a training checkpoint to ONNX + manifest"),
+}
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:

@@ -1,0 +1,148 @@
+"""``mirage-ros export``: checkpoint -> ``encoder.onnx`` + ``renderer.onnx`` + ``manifest.json``.
+
+ONNX opset 18, IR version <= 13, dynamic image size (``H``, ``W`` multiples of the stride; the
+renderer takes the latent grid ``h = H / s``). Each file is checked against torch on random
+inputs at two sizes with ONNX Runtime (CPU) and the largest absolute difference is recorded in the
+manifest together with sha256, training command, config, data seeds, validation metrics and the
+training time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from mirage_ros.errors import InvalidInput
+from mirage_ros.model.config import config_from_dict
+from mirage_ros.model.networks import Encoder, Renderer, count_parameters
+
+OPSET = 18
+MAX_IR_VERSION = 13
+PARITY_SIZES = ((240, 320), (480, 640))  # (H, W) checked after export
+PARITY_TOLERANCE = 1e-4
+MANIFEST_NAME = "manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _to_onnx(module: torch.nn.Module, args: tuple, names_in: list[str], names_out: list[str],
+             dynamic: dict) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(module, args, buf, opset_version=OPSET, dynamo=False,
+                          input_names=names_in, output_names=names_out, dynamic_axes=dynamic)
+    model = onnx.load_from_string(buf.getvalue())
+    model.ir_version = min(model.ir_version, MAX_IR_VERSION)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def export_networks(encoder: Encoder, renderer: Renderer, stride: int, channels: int,
+                    out_dir: Path) -> dict:
+    """Write both ONNX files into ``out_dir``; returns their manifest entries and parity."""
+    import onnxruntime as ort
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoder, renderer = encoder.cpu().eval(), renderer.cpu().eval()
+    h, w = PARITY_SIZES[0]
+    rgb = torch.rand(1, 3, h, w)
+    grid = (1, 1, h // stride, w // stride)
+    render_args = (torch.randn(1, channels, *grid[2:]), torch.ones(grid), torch.full(grid, 2.0))
+    files = {
+        "encoder": _to_onnx(encoder, (rgb,), ["rgb"], ["latent"],
+                            {"rgb": {2: "H", 3: "W"}, "latent": {2: "h", 3: "w"}}),
+        "renderer": _to_onnx(renderer, render_args, ["latent", "valid", "depth"], ["rgb"],
+                             {"latent": {2: "h", 3: "w"}, "valid": {2: "h", 3: "w"},
+                              "depth": {2: "h", 3: "w"}, "rgb": {2: "H", 3: "W"}}),
+    }
+    entries, parity = {}, {}
+    gen = torch.Generator().manual_seed(0)
+    for name, blob in files.items():
+        path = out_dir / f"{name}.onnx"
+        path.write_bytes(blob)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        worst = 0.0
+        for h, w in PARITY_SIZES:
+            hl, wl = h // stride, w // stride
+            if name == "encoder":
+                feeds = {"rgb": torch.rand(1, 3, h, w, generator=gen)}
+                ref = encoder(feeds["rgb"])
+            else:
+                valid = (torch.rand(1, 1, hl, wl, generator=gen) > 0.3).float()
+                feeds = {"latent": torch.randn(1, channels, hl, wl, generator=gen),
+                         "valid": valid,
+                         "depth": valid * (0.3 + 8 * torch.rand(1, 1, hl, wl, generator=gen))}
+                ref = renderer(*feeds.values())
+            got = session.run(None, {k: v.numpy() for k, v in feeds.items()})[0]
+            worst = max(worst, float(np.abs(got - ref.detach().numpy()).max()))
+        if worst > PARITY_TOLERANCE:
+            raise RuntimeError(f"{name}.onnx differs from torch by {worst:.3g} > {PARITY_TOLERANCE}")
+        model = onnx.load(str(path))
+        entries[name] = {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
+                         "ir_version": model.ir_version, "opset": OPSET,
+                         "parameters": count_parameters(encoder if name == "encoder" else renderer),
+                         "inputs": [i.name for i in model.graph.input],
+                         "outputs": [o.name for o in model.graph.output]}
+        parity[name] = worst
+    return {"files": entries, "parity_max_abs_diff": parity,
+            "parity_sizes_hw": [list(s) for s in PARITY_SIZES]}
+
+
+@torch.no_grad()
+def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
+    """Export ``checkpoint`` (a ``train`` ``last.pt``) to ``out_dir``; returns the manifest path."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise InvalidInput("--checkpoint", f"no such file: {checkpoint}")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    cfg = config_from_dict(state["config"])
+    encoder, renderer = Encoder(cfg.network), Renderer(cfg.network)
+    encoder.load_state_dict({k[len("encoder."):]: v for k, v in state["nets"].items()
+                             if k.startswith("encoder.")})
+    renderer.load_state_dict({k[len("renderer."):]: v for k, v in state["nets"].items()
+                              if k.startswith("renderer.")})
+    exported = export_networks(encoder, renderer, cfg.network.stride, cfg.network.channels,
+                               Path(out_dir))
+    validations = [h["val"] for h in state["history"] if "val" in h]
+    manifest = {
+        "format": 1,
+        "network": {"stride": cfg.network.stride, "channels": cfg.network.channels,
+                    "width": cfg.network.width, "renderer_levels": cfg.network.renderer_levels,
+                    "encoder_input": "rgb (1, 3, H, W) float32 in [0, 1], H and W multiples of stride",
+                    "renderer_inputs": "latent (1, C, h, w), valid (1, 1, h, w) in [0, 1], "
+                                       "depth (1, 1, h, w) metres (0 = hole)",
+                    "renderer_output": "rgb (1, 3, s*h, s*w) float32 in [0, 1]"},
+        **exported,
+        "training": {"command": state["command"], "steps": state["step"],
+                     "train_seconds": round(state["train_seconds"], 1),
+                     "device": state["device"], "world_size": state["world_size"],
+                     "gpu_seconds": round(state["train_seconds"] * state["world_size"], 1)
+                     if state["device"].startswith("cuda") else 0.0,
+                     "data": {"seed": cfg.seed, "sim_train_seeds": cfg.sim.train_seeds,
+                              "sim_val_seeds": cfg.sim.val_seeds, "sim_scenes": cfg.sim.scenes,
+                              "natural_image_dirs": cfg.natural.image_dirs,
+                              "natural_heldout": cfg.natural.heldout},
+                     "config": cfg.to_dict()},
+        "metrics": {"validation": validations[-1] if validations else {}},
+    }
+    path = Path(out_dir) / MANIFEST_NAME
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("export", help="export a training checkpoint to ONNX + manifest")
+    p.add_argument("--checkpoint", required=True, help="train checkpoint (OUT/last.pt)")
+    p.add_argument("--out", default="mirage_ros/weights", help="output folder (default: %(default)s)")
+    p.set_defaults(func=lambda a: print(export_checkpoint(Path(a.checkpoint), Path(a.out))) or 0)
