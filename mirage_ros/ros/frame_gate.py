@@ -1,0 +1,128 @@
+"""Frames waiting to enter the memory: first for their camera pose, then for their moving mask.
+
+A synchronised RGB-D frame becomes *posed* once its camera pose is known (TF may lag the image:
+the pose is retried until ``tf_timeout``); the node then renders the memory at that pose for the
+consistency monitor. A posed frame is *ready* when the monitor's mask for its stamp arrives, or
+``mask_hold`` seconds after it was posed (integrated without a mask: the monitor is slow, down
+or not running). Frames leave in arrival order so the memory sees increasing stamps.
+
+Pure bookkeeping (no ROS); times are monotonic seconds passed in by the caller.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mirage_ros.geometry import Intrinsics
+from mirage_ros.ros.pose_source import PoseUnavailable
+
+
+@dataclass
+class PendingFrame:
+    """One synchronised input frame.
+
+    Attributes:
+        stamp: image stamp, seconds.
+        frame_id: the image header's frame.
+        rgb: ``(H, W, 3) uint8``.
+        depth: ``(H, W) float32`` metres, 0 = no reading.
+        K: intrinsics of both images.
+        arrived: monotonic seconds when the frame was synchronised.
+        T_world_cam: ``(4, 4)`` optical camera pose once known.
+        posed_at: monotonic seconds when the pose became known.
+    """
+
+    stamp: float
+    frame_id: str
+    rgb: np.ndarray
+    depth: np.ndarray
+    K: Intrinsics
+    arrived: float
+    T_world_cam: np.ndarray | None = None
+    posed_at: float | None = None
+
+
+def stamp_key(stamp: float) -> int:
+    """Exact dictionary key of a stamp (nanoseconds)."""
+    return int(round(stamp * 1e9))
+
+
+class FrameGate:
+    """FIFO of :class:`PendingFrame` released when posed and masked (or the hold ran out).
+
+    Args:
+        mask_hold: seconds a posed frame waits for its mask (0 = never wait).
+        tf_timeout: seconds a frame waits for its pose before it is dropped.
+        max_pending: frames queued at most; the oldest is dropped beyond (input faster than the
+            node).
+    """
+
+    def __init__(self, mask_hold: float, tf_timeout: float, max_pending: int = 8):
+        self.mask_hold = mask_hold
+        self.tf_timeout = tf_timeout
+        self._frames: deque[PendingFrame] = deque()
+        self._max_pending = max(1, max_pending)
+        self._masks: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def push(self, frame: PendingFrame) -> list[tuple[PendingFrame, str]]:
+        """Queue ``frame``; returns the frames dropped to make room, with the cause."""
+        self._frames.append(frame)
+        dropped = []
+        while len(self._frames) > self._max_pending:
+            dropped.append((self._frames.popleft(), f"queue full ({self._max_pending} frames pending)"))
+        return dropped
+
+    def add_mask(self, stamp: float, mask: np.ndarray) -> None:
+        """Remember the moving mask ``(H, W) bool`` the monitor sent for ``stamp``."""
+        self._masks[stamp_key(stamp)] = mask
+        while len(self._masks) > 4 * self._max_pending:
+            self._masks.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every pending frame and mask (memory reset, time jump)."""
+        self._frames.clear()
+        self._masks.clear()
+
+    def poll(
+        self, now: float, pose_of: Callable[[PendingFrame], np.ndarray]
+    ) -> tuple[list[PendingFrame], list[tuple[PendingFrame, np.ndarray | None]], list[tuple[PendingFrame, str]]]:
+        """Advance every frame.
+
+        Args:
+            now: monotonic seconds.
+            pose_of: ``T_world_cam`` of a frame, raising :class:`PoseUnavailable`.
+
+        Returns:
+            ``(posed, ready, dropped)``: frames whose pose became known now (render them for the
+            monitor), frames to integrate with their mask (``None`` = no mask in time), and
+            dropped frames with the cause.
+        """
+        posed, dropped = [], []
+        for frame in list(self._frames):
+            if frame.T_world_cam is not None:
+                continue
+            try:
+                frame.T_world_cam = pose_of(frame)
+            except PoseUnavailable as exc:
+                if not exc.may_arrive or now - frame.arrived >= self.tf_timeout:
+                    self._frames.remove(frame)
+                    waited = f" after {now - frame.arrived:.2f} s" if exc.may_arrive else ""
+                    dropped.append((frame, f"no camera pose{waited}: {exc.cause}"))
+                continue
+            frame.posed_at = now
+            posed.append(frame)
+        ready = []
+        while self._frames and self._frames[0].T_world_cam is not None:
+            head = self._frames[0]
+            mask = self._masks.pop(stamp_key(head.stamp), None)
+            if mask is None and now - head.posed_at < self.mask_hold:
+                break
+            ready.append((self._frames.popleft(), mask))
+        return posed, ready, dropped
