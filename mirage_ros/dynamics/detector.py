@@ -1,0 +1,399 @@
+"""The consistency monitor's core: live frame vs memory rendering -> moving-object mask + regions.
+
+``MovingObjectDetector.update`` runs once per camera frame. It fuses the disagreement cues of
+``cues.py`` (only where the memory is valid), extracts connected regions with spatial hysteresis,
+follows them in 3D (``tracking.py``) to tell *moving* from *new static* structure, and returns
+
+- ``Detection.mask``: pixels of moving regions (published),
+- ``Detection.memory_mask``: what the world model must NOT write into memory (moving regions and
+  undecided candidates, slightly dilated); feed it to ``WorldModel.observe(dynamic_mask=...)``,
+- ``Detection.regions``: id, state, score, box, world centroid and velocity of each region.
+
+Work per frame is bounded: images wider than ``work_width`` are subsampled by an integer step,
+and at most ``max_regions`` regions are described and tracked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from mirage_ros.dynamics.cues import depth_cue, fuse_cues, latent_cue, photometric_cue, ramp
+from mirage_ros.dynamics.regions import extract_blobs, hysteresis_labels
+from mirage_ros.dynamics.tracking import (
+    STATE_CANDIDATE,
+    STATE_MOVING,
+    STATE_STATIC,
+    Tracker,
+    TrackingConfig,
+)
+from mirage_ros.dynamics.warp import warp_frame
+from mirage_ros.errors import InvalidInput
+from mirage_ros.geometry import Intrinsics, check_pose, invert_pose, pool_mask, valid_depth
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Parameters of :class:`MovingObjectDetector`; windows are in working-resolution pixels.
+
+    Attributes:
+        work_width: images wider than this are subsampled by ``ceil(W / work_width)``.
+        depth_window: window (odd) over which the nearest memory depth is taken.
+        depth_sigma: ``(base m, quadratic 1/m, relative)`` depth noise model (Kinect-class + the
+            memory's coarse latent-resolution depth).
+        depth_sigmas: ``(lo, hi)`` disagreement, in sigmas, mapped to evidence 0..1.
+        photometric_window: window (odd) of the rendering's local min/max.
+        photometric_levels: ``(lo, hi)`` gain-normalised grey residual mapped to evidence 0..1.
+        gain_limits: allowed global exposure gain.
+        latent_levels: ``(lo, hi)`` cosine distance of encoder features mapped to evidence 0..1.
+        appearance_weight_on_depth_agree: weight of appearance evidence where depth agrees.
+        score_low, score_high: spatial hysteresis thresholds on the fused score.
+        min_region_fraction: regions smaller than this share of the image are dropped.
+        max_regions: at most this many regions (largest first) are described and tracked; the
+            rest still go into ``memory_mask``.
+        frame_change_levels: ``(lo, hi)`` share of a region's pixels that were farther in the
+            warped previous frame, mapped to motion evidence 0..1.
+        min_memory_coverage: below this share of valid rendered pixels the frame is "unknown".
+        pose_jump_m, pose_jump_deg: slack of the pose-jump test, on top of
+            ``max_camera_speed`` (m/s) and ``max_camera_turn`` (deg/s) times the frame gap.
+        max_frame_gap_s: no frame-to-frame cue across a longer gap.
+        feedback_dilation: ``memory_mask`` is dilated by this many working pixels (silhouettes
+            smear over latent cells).
+        tracking: :class:`TrackingConfig`.
+    """
+
+    work_width: int = 320
+    depth_window: int = 5
+    depth_sigma: tuple[float, float, float] = (0.01, 0.002, 0.01)
+    depth_sigmas: tuple[float, float] = (2.0, 4.0)
+    photometric_window: int = 3
+    photometric_levels: tuple[float, float] = (0.08, 0.2)
+    gain_limits: tuple[float, float] = (0.5, 2.0)
+    latent_levels: tuple[float, float] = (0.3, 0.6)
+    appearance_weight_on_depth_agree: float = 0.5
+    score_low: float = 0.3
+    score_high: float = 0.6
+    min_region_fraction: float = 0.002
+    max_regions: int = 16
+    frame_change_levels: tuple[float, float] = (0.05, 0.2)
+    min_memory_coverage: float = 0.15
+    pose_jump_m: float = 0.3
+    pose_jump_deg: float = 15.0
+    max_camera_speed: float = 2.0
+    max_camera_turn: float = 120.0
+    max_frame_gap_s: float = 1.0
+    feedback_dilation: int = 2
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def __post_init__(self) -> None:
+        if self.work_width < 16:
+            raise InvalidInput("work_width", f"must be >= 16, got {self.work_width}")
+        for name in ("depth_window", "photometric_window"):
+            value = getattr(self, name)
+            if value < 1 or value % 2 == 0:
+                raise InvalidInput(name, f"must be a positive odd integer, got {value}")
+        for name in ("depth_sigmas", "photometric_levels", "latent_levels", "frame_change_levels"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo < hi:
+                raise InvalidInput(name, f"must be (lo, hi) with 0 <= lo < hi, got {(lo, hi)}")
+        if not 0 < self.score_low <= self.score_high <= 1:
+            raise InvalidInput("score_low", "need 0 < score_low <= score_high <= 1")
+        if self.max_regions < 1:
+            raise InvalidInput("max_regions", f"must be >= 1, got {self.max_regions}")
+
+
+@dataclass(frozen=True)
+class Region:
+    """One disagreement region (fields of ``mirage_ros_msgs/MovingRegion``).
+
+    Attributes:
+        id: track id, stable across frames (0 = untracked: no depth reading inside).
+        state: ``STATE_MOVING`` / ``STATE_CANDIDATE`` / ``STATE_STATIC`` (``tracking.py``).
+        score: mean disagreement score in ``[0, 1]``.
+        motion: motion evidence (temporal average) in ``[0, 1]``.
+        box: ``(x_offset, y_offset, width, height)`` pixels, as ``sensor_msgs/RegionOfInterest``.
+        mask_label: the region's value in ``Detection.labels``.
+        pixel_count: pixels in ``Detection.labels == mask_label``.
+        centroid_world: ``(3,) float64`` metres, world frame (NaN if untracked).
+        velocity_world: ``(3,) float64`` m/s, world frame (zeros unless ``velocity_valid``).
+        velocity_valid: enough history for a velocity estimate.
+    """
+
+    id: int
+    state: int
+    score: float
+    motion: float
+    box: tuple[int, int, int, int]
+    mask_label: int
+    pixel_count: int
+    centroid_world: np.ndarray
+    velocity_world: np.ndarray
+    velocity_valid: bool
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Result of one frame, all images ``(H, W)`` like the input.
+
+    Attributes:
+        stamp: frame time, seconds.
+        status: ``"ok"`` or ``"unknown"`` (memory empty or pose jump: nothing can be judged, the
+            masks are empty and no region is reported).
+        reason: why the status is unknown ("" when ok).
+        mask: ``bool``, pixels of moving regions.
+        memory_mask: ``bool``, pixels to keep out of memory (moving + candidates, dilated).
+        labels: ``uint8``, 0 = background, else a region's ``mask_label``.
+        regions: the regions, at most ``max_regions`` (+ untracked ones).
+        coverage: share of pixels where the memory is valid.
+        gain: estimated live / memory exposure gain (1 when not estimated).
+    """
+
+    stamp: float
+    status: str
+    reason: str
+    mask: np.ndarray
+    memory_mask: np.ndarray
+    labels: np.ndarray
+    regions: list[Region]
+    coverage: float
+    gain: float
+
+
+@dataclass
+class _PreviousFrame:
+    depth: np.ndarray  # working resolution
+    K: Intrinsics
+    T_world_cam: np.ndarray
+    stamp: float
+
+
+class MovingObjectDetector:
+    """Stateful per-camera detector; call :meth:`update` once per frame, in time order."""
+
+    def __init__(self, config: DetectorConfig | None = None):
+        self.config = config or DetectorConfig()
+        self.tracker = Tracker(self.config.tracking)
+        self._previous: _PreviousFrame | None = None
+
+    def reset(self) -> None:
+        """Forget tracks and the previous frame (e.g. the memory was cleared)."""
+        self.tracker.reset()
+        self._previous = None
+
+    def update(
+        self,
+        live_rgb: np.ndarray,
+        live_depth: np.ndarray,
+        K: Intrinsics,
+        T_world_cam: np.ndarray,
+        stamp: float,
+        rendered_rgb: np.ndarray | None,
+        rendered_depth: np.ndarray,
+        rendered_valid: np.ndarray,
+        live_latent: np.ndarray | None = None,
+        warped_latent: np.ndarray | None = None,
+        warped_valid: np.ndarray | None = None,
+    ) -> Detection:
+        """Compare the live frame with the memory's rendering at the same pose.
+
+        Args:
+            live_rgb: ``(H, W, 3) uint8``.
+            live_depth: ``(H, W) float32`` metres, 0/NaN = no reading (REP-118).
+            K: intrinsics of both images, ``K.shape == (H, W)``.
+            T_world_cam: ``(4, 4)`` live camera pose (optical frame).
+            stamp: frame time in seconds.
+            rendered_rgb: ``(H, W, 3) uint8`` memory prediction at this pose, or ``None`` to skip
+                the photometric cue.
+            rendered_depth: ``(H, W) float32`` predicted depth.
+            rendered_valid: ``(H, W) bool`` where the memory covers the view.
+            live_latent, warped_latent: optional ``(C, h, w)`` encoder features of the live frame
+                and memory read-out at this pose (latent cue); both or neither.
+            warped_valid: ``(h, w) bool`` read-out validity; default: pooled ``rendered_valid``.
+
+        Returns:
+            :class:`Detection`.
+
+        Raises:
+            InvalidInput: naming the argument whose shape or type is wrong.
+        """
+        cfg = self.config
+        if not isinstance(K, Intrinsics):
+            raise InvalidInput("K", f"must be a geometry.Intrinsics, got {type(K).__name__}")
+        T_world_cam = check_pose(T_world_cam)
+        shape = K.shape
+        _check_image(live_rgb, shape + (3,), "live_rgb")
+        _check_image(live_depth, shape, "live_depth")
+        _check_image(rendered_depth, shape, "rendered_depth")
+        _check_image(rendered_valid, shape, "rendered_valid")
+        if rendered_rgb is not None:
+            _check_image(rendered_rgb, shape + (3,), "rendered_rgb")
+        if (live_latent is None) != (warped_latent is None):
+            raise InvalidInput("warped_latent", "give live_latent and warped_latent together")
+        stamp = float(stamp)
+
+        jump = self._pose_jump(T_world_cam, stamp)
+        step = math.ceil(K.width / cfg.work_width)
+        Kw = Intrinsics(K.fx / step, K.fy / step, K.cx / step, K.cy / step,
+                        math.ceil(K.width / step), math.ceil(K.height / step))
+        sub = (slice(None, None, step), slice(None, None, step))
+        depth = np.asarray(live_depth, np.float32)[sub]
+        valid = np.asarray(rendered_valid, bool)[sub]
+        previous = self._previous
+        self._previous = _PreviousFrame(depth, Kw, T_world_cam, stamp)
+        coverage = float(valid.mean())
+        if jump or coverage < cfg.min_memory_coverage:
+            self.tracker.reset()
+            reason = jump or f"memory covers {coverage:.0%} of the view"
+            return _unknown(stamp, shape, reason, coverage)
+
+        cue = depth_cue(depth, np.asarray(rendered_depth, np.float32)[sub], valid,
+                        cfg.depth_window, cfg.depth_sigma, cfg.depth_sigmas)
+        appearance, gain = [], 1.0
+        if rendered_rgb is not None:
+            photo, gain = photometric_cue(np.asarray(live_rgb)[sub], np.asarray(rendered_rgb)[sub],
+                                          valid, cfg.photometric_window, cfg.photometric_levels,
+                                          cfg.gain_limits)
+            appearance.append(photo)
+        if live_latent is not None:
+            if warped_valid is None:
+                stride = K.height // np.asarray(live_latent).shape[1]
+                warped_valid = pool_mask(np.asarray(rendered_valid, bool), stride) > 0.5
+            appearance.append(latent_cue(live_latent, warped_latent, warped_valid, depth.shape,
+                                         cfg.latent_levels))
+        score = fuse_cues(cue, np.mean(appearance, axis=0) if appearance else None, valid,
+                          cfg.appearance_weight_on_depth_agree)
+
+        min_pixels = max(4, int(cfg.min_region_fraction * depth.size))
+        labels, n = hysteresis_labels(score, cfg.score_low, cfg.score_high, min_pixels)
+        blobs = extract_blobs(labels, n, score, depth, Kw, T_world_cam)
+        blobs.sort(key=lambda b: b.pixel_count * b.score, reverse=True)
+        kept, overflow = blobs[: cfg.max_regions], blobs[cfg.max_regions :]
+        tracked = [b for b in kept if b.centroid_world is not None]
+        change = self._frame_change(depth, Kw, T_world_cam, stamp, previous)
+        tracks = self.tracker.update(
+            [b.centroid_world for b in tracked],
+            [_region_motion(change, labels, b, cfg.frame_change_levels) for b in tracked],
+            stamp,
+        )
+        track_of = {b.label: t for b, t in zip(tracked, tracks)}
+
+        persistence = cfg.tracking.persistence_s
+        out_labels = np.zeros(depth.shape, np.uint8)
+        keep_out = np.isin(labels, [b.label for b in overflow])
+        described = []
+        for index, blob in enumerate(kept, start=1):
+            track = track_of.get(blob.label)
+            state = track.state(persistence) if track else STATE_CANDIDATE
+            pixels = labels == blob.label
+            out_labels[pixels] = index
+            if state != STATE_STATIC:
+                keep_out |= pixels
+            described.append((index, blob, track, state))
+        if cfg.feedback_dilation > 0 and keep_out.any():
+            keep_out = ndimage.binary_dilation(keep_out, iterations=cfg.feedback_dilation)
+
+        full_labels = _upsample(out_labels, step, shape)
+        counts = np.bincount(full_labels.ravel(), minlength=len(kept) + 1)
+        moving = [i for i, _, _, s in described if s == STATE_MOVING]
+        regions = [
+            _describe(index, blob, track, state, step, shape, int(counts[index]),
+                      cfg.tracking.speed_window_s)
+            for index, blob, track, state in described
+        ]
+        return Detection(
+            stamp=stamp,
+            status="ok",
+            reason="",
+            mask=np.isin(full_labels, moving),
+            memory_mask=_upsample(keep_out, step, shape),
+            labels=full_labels,
+            regions=regions,
+            coverage=coverage,
+            gain=gain,
+        )
+
+    def _pose_jump(self, T_world_cam: np.ndarray, stamp: float) -> str:
+        """Reason string if the pose jumped (or time ran backwards) since the last frame, else ""."""
+        previous = self._previous
+        if previous is None:
+            return ""
+        cfg = self.config
+        dt = stamp - previous.stamp
+        if dt < 0:
+            self.reset()
+            return f"time went backwards by {-dt:.3f} s"
+        delta = invert_pose(previous.T_world_cam) @ T_world_cam
+        moved = float(np.linalg.norm(delta[:3, 3]))
+        turned = math.degrees(math.acos(np.clip((np.trace(delta[:3, :3]) - 1) / 2, -1.0, 1.0)))
+        gap = min(dt, cfg.max_frame_gap_s)
+        if moved > cfg.pose_jump_m + cfg.max_camera_speed * gap:
+            return f"pose jumped {moved:.2f} m in {dt:.3f} s"
+        if turned > cfg.pose_jump_deg + cfg.max_camera_turn * gap:
+            return f"pose turned {turned:.1f} deg in {dt:.3f} s"
+        return ""
+
+    def _frame_change(
+        self, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray, stamp: float,
+        previous: _PreviousFrame | None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(changed, covered)`` working-resolution bool maps: live nearer than the ego-motion
+        warped previous frame, and where that frame gives a comparison; ``None`` without one."""
+        cfg = self.config
+        if previous is None or previous.K != K or stamp - previous.stamp > cfg.max_frame_gap_s:
+            return None
+        warped = warp_frame(previous.depth, previous.K, previous.T_world_cam, K, T_world_cam)
+        cue = depth_cue(depth, warped.depth, warped.valid, cfg.depth_window, cfg.depth_sigma,
+                        cfg.depth_sigmas)
+        covered = cue.available | (
+            valid_depth(depth)
+            & ndimage.maximum_filter(warped.valid, size=cfg.depth_window, mode="nearest")
+        )
+        return cue.nearer >= 0.5, covered
+
+
+def _region_motion(change, labels, blob, levels) -> float | None:
+    """Frame-to-frame motion evidence of one region, or ``None`` if the last frame barely saw it."""
+    if change is None:
+        return None
+    changed, covered = change
+    inside = labels[blob.slices] == blob.label
+    seen = np.count_nonzero(covered[blob.slices] & inside)
+    if seen < 0.3 * blob.pixel_count:
+        return None
+    fraction = np.count_nonzero(changed[blob.slices] & inside) / seen
+    return float(ramp(fraction, *levels))
+
+
+def _describe(index, blob, track, state, step, shape, pixel_count, window_s) -> Region:
+    rows, cols = blob.slices
+    y0, x0 = rows.start * step, cols.start * step
+    y1, x1 = min(rows.stop * step, shape[0]), min(cols.stop * step, shape[1])
+    if track is None:
+        centroid, velocity, velocity_ok, motion, ident = np.full(3, np.nan), np.zeros(3), False, 0.0, 0
+    else:
+        centroid = track.history[-1][1].copy()
+        velocity, velocity_ok = track.velocity(window_s)
+        motion, ident = track.motion, track.id
+    return Region(ident, state, blob.score, motion, (x0, y0, x1 - x0, y1 - y0), index,
+                  pixel_count, centroid, velocity, velocity_ok)
+
+
+def _upsample(image: np.ndarray, step: int, shape: tuple[int, int]) -> np.ndarray:
+    if step == 1:
+        return image
+    return np.repeat(np.repeat(image, step, axis=0), step, axis=1)[: shape[0], : shape[1]]
+
+
+def _unknown(stamp: float, shape: tuple[int, int], reason: str, coverage: float) -> Detection:
+    empty = np.zeros(shape, bool)
+    return Detection(stamp, "unknown", reason, empty, empty.copy(), np.zeros(shape, np.uint8),
+                     [], coverage, 1.0)
+
+
+def _check_image(image, shape: tuple[int, ...], name: str) -> None:
+    array = np.asarray(image)
+    if array.shape != shape:
+        raise InvalidInput(name, f"must have shape {shape}, got {array.shape}")
