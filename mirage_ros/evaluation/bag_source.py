@@ -1,0 +1,441 @@
+"""RGB-D frames with camera poses from a rosbag (rosbag2 MCAP / sqlite3, ROS 1 ``.bag``) via rosbags.
+
+Auto-detection (each overridable by a :class:`SourceOptions` field / ``mirage-ros eval`` option):
+
+- colour: the first ``sensor_msgs/Image`` topic with a colour encoding (rgb8, bgr8, rgba8, bgra8,
+  mono8), preferring names with ``color``/``rgb`` and passing over ``depth``/``mask`` names;
+- depth: an Image topic in ``32FC1`` (m) or ``16UC1`` (mm), preferring ``aligned`` names; each
+  colour image takes the depth image nearest in stamp within ``max_depth_dt``;
+- intrinsics: the CameraInfo in the colour topic's namespace (else the first CameraInfo);
+- pose: ``world_frame <- camera frame`` through ``/tf`` + ``/tf_static`` at the colour stamp;
+  ``nav_msgs/Odometry`` adds ``header.frame_id -> child_frame_id`` edges that TF lacks, and
+  ``camera_offset`` attaches the camera frame to the odometry child frame;
+- ground-truth motion mask: a mono8 Image topic whose name contains ``mask`` (optional).
+
+Image decoding is :mod:`mirage_ros.ros.convert` (numpy, works on rosbags message objects).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from mirage_ros.errors import InvalidInput
+from mirage_ros.evaluation.sources import (
+    Observation,
+    Recording,
+    Skipped,
+    SourceOptions,
+    associate,
+    intrinsics_from_option,
+)
+from mirage_ros.geometry import Intrinsics
+from mirage_ros.ros.convert import (
+    COLOR_ENCODINGS,
+    DEPTH_ENCODINGS,
+    depth_from_image,
+    intrinsics_from_camera_info,
+    mask_from_image,
+    pose_to_matrix,
+    rgb_from_image,
+    time_to_sec,
+    transform_to_matrix,
+)
+from mirage_ros.ros.frames import resolve_convention, to_optical
+from mirage_ros.ros.pose_source import offset_matrix
+from mirage_ros.transforms import TransformBuffer, TransformLookupError
+
+IMAGE = "sensor_msgs/msg/Image"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+TF = "tf2_msgs/msg/TFMessage"
+ODOMETRY = "nav_msgs/msg/Odometry"
+
+
+@contextmanager
+def _reading(path: Path):
+    """Turn whatever a damaged bag makes rosbags raise into one clear ``InvalidInput``."""
+    from rosbags.highlevel import AnyReaderError
+    from rosbags.rosbag1 import ReaderError as Reader1Error
+    from rosbags.rosbag2 import ReaderError as Reader2Error
+    from rosbags.serde import SerdeError
+
+    try:
+        yield
+    except (AnyReaderError, Reader1Error, Reader2Error, SerdeError, sqlite3.Error, struct.error,
+            EOFError, KeyError, ValueError, OSError, AssertionError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput("INPUT", f"{path}: unreadable rosbag ({type(exc).__name__}: {exc})") from exc
+
+
+def _reader(path: Path):
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    return AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
+
+
+@dataclass
+class _Topic:
+    """Per-topic record of pass 1: stamps and decode status of every message, by ordinal."""
+
+    name: str
+    stamps: list[float] = field(default_factory=list)
+    ok: list[bool] = field(default_factory=list)
+    frame_id: str = ""
+    encoding: str = ""
+    shape: tuple[int, int] | None = None  # (H, W) of the first decodable message
+
+
+def _stamp(msg) -> float:
+    return time_to_sec(msg.header.stamp)
+
+
+class BagRecording(Recording):
+    """A rosbag indexed by :func:`open_bag`; :meth:`frames` streams pass 2."""
+
+    def __init__(self, *, topics: dict[str, str | None], rows: np.ndarray, **kwargs):
+        super().__init__(**kwargs)
+        self._topics = topics  # role -> topic ("color", "depth", "mask")
+        self._rows = rows  # (N, 3) message ordinals per usable frame: color, depth, mask (-1 none)
+
+    def frames(self) -> Iterator[Observation]:
+        roles = {topic: role for role, topic in self._topics.items() if topic}
+        column = {"color": 0, "depth": 1, "mask": 2}
+        needed = {role: Counter(self._rows[:, column[role]].tolist()) for role in roles.values()}
+        held: dict[tuple[str, int], np.ndarray] = {}
+        ordinal = Counter()
+        decode = {"color": rgb_from_image, "depth": depth_from_image, "mask": mask_from_image}
+        nxt = 0
+        with _reading(self.path), _reader(self.path) as reader:
+            wanted = [c for c in reader.connections if c.topic in roles]
+            for connection, _, raw in reader.messages(connections=wanted):
+                role = roles[connection.topic]
+                index = ordinal[role]
+                ordinal[role] += 1
+                if needed[role][index]:
+                    held[role, index] = decode[role](reader.deserialize(raw, connection.msgtype))
+                while nxt < len(self._rows) and all(
+                    (role, int(self._rows[nxt, column[role]])) in held or self._rows[nxt, column[role]] < 0
+                    for role in roles.values()
+                ):
+                    yield self._observation(nxt, held, needed)
+                    nxt += 1
+                if nxt == len(self._rows):
+                    return
+
+    def _observation(self, i: int, held: dict, needed: dict) -> Observation:
+        parts = {}
+        for role, col in (("color", 0), ("depth", 1), ("mask", 2)):
+            key = (role, int(self._rows[i, col]))
+            if key[1] < 0:
+                parts[role] = None
+                continue
+            parts[role] = held[key]
+            needed[role][key[1]] -= 1
+            if needed[role][key[1]] == 0:
+                del held[key]
+        depth = _fit_depth(parts["depth"], self.K)
+        return Observation(float(self.stamps[i]), parts["color"], depth, self.K, self.poses[i], parts["mask"])
+
+
+def _fit_depth(depth: np.ndarray, K: Intrinsics) -> np.ndarray:
+    """Depth at the colour resolution: nearest-neighbour upsampling of a same-aspect depth image."""
+    if depth.shape == K.shape:
+        return depth
+    rows = (np.arange(K.height) * depth.shape[0]) // K.height
+    cols = (np.arange(K.width) * depth.shape[1]) // K.width
+    return depth[rows[:, None], cols[None, :]]
+
+
+def _pick(candidates: list[tuple[str, str]], prefer: tuple[str, ...], avoid: tuple[str, ...]) -> str | None:
+    """First topic by preference: names with a ``prefer`` word, then plain, then ``avoid`` names."""
+
+    def rank(item: tuple[int, tuple[str, str]]) -> tuple[int, int]:
+        name = item[1][0].lower()
+        if any(word in name for word in avoid):
+            return (2, item[0])
+        return (0 if any(word in name for word in prefer) else 1, item[0])
+
+    ordered = sorted(enumerate(candidates), key=rank)
+    return ordered[0][1][0] if ordered else None
+
+
+def _detect_topics(reader, options: SourceOptions, skipped: list[Skipped]) -> dict[str, str | None]:
+    """Choose colour, depth, mask, camera_info topics (options first, auto-detection otherwise)."""
+    topics = {c.topic: c.msgtype for c in reader.connections}
+    encodings: dict[str, str] = {}
+    for connection in reader.connections:
+        if connection.msgtype == IMAGE and connection.topic not in encodings:
+            first = next(reader.messages(connections=[connection]), None)
+            if first is not None:
+                encodings[connection.topic] = reader.deserialize(first[2], IMAGE).encoding
+    inventory = ", ".join(f"{t} [{e}]" for t, e in encodings.items()) or "none"
+
+    def chosen(option: str | None, flag: str, msgtype: str) -> str | None:
+        if option is not None and topics.get(option) != msgtype:
+            have = topics.get(option, "absent")
+            raise InvalidInput(flag, f"topic {option!r} is {have}, not {msgtype} (Image topics: {inventory})")
+        return option
+
+    color = chosen(options.color_topic, "--color-topic", IMAGE) or _pick(
+        [(t, e) for t, e in encodings.items() if e in COLOR_ENCODINGS], ("color", "rgb"), ("depth", "mask", "seg", "label")
+    )
+    if color is None:
+        compressed = [t for t, m in topics.items() if m == "sensor_msgs/msg/CompressedImage"]
+        hint = f"; compressed topics {compressed} need decompressing first (image_transport republish)" if compressed else ""
+        raise InvalidInput("--color-topic", f"no sensor_msgs/Image topic with a colour encoding "
+                           f"{COLOR_ENCODINGS} (Image topics: {inventory}){hint}")
+    depth = chosen(options.depth_topic, "--depth-topic", IMAGE) or _pick(
+        [(t, e) for t, e in encodings.items() if e in DEPTH_ENCODINGS], ("aligned", "depth"), ()
+    )
+    if depth is None:
+        raise InvalidInput("--depth-topic", f"no depth Image topic in {DEPTH_ENCODINGS} (Image topics: {inventory})")
+    mask = chosen(options.mask_topic, "--mask-topic", IMAGE) or next(
+        (t for t, e in encodings.items() if e == "mono8" and "mask" in t.lower() and t != color), None
+    )
+    infos = [t for t, m in topics.items() if m == CAMERA_INFO]
+    namespace = color.rsplit("/", 1)[0]
+    info = chosen(options.info_topic, "--info-topic", CAMERA_INFO) or next(
+        (t for t in infos if t.rsplit("/", 1)[0] == namespace), infos[0] if infos else None
+    )
+    for topic, encoding in encodings.items():
+        if topic not in (color, depth, mask) and encoding not in COLOR_ENCODINGS + DEPTH_ENCODINGS:
+            skipped.append(Skipped(topic, f"unsupported encoding {encoding!r}"))
+    return {"color": color, "depth": depth, "mask": mask, "info": info}
+
+
+def open_bag(path: Path, options: SourceOptions) -> BagRecording:
+    """Index a rosbag: topics, colour/depth pairs, poses and intrinsics (pass 1 of 2).
+
+    Raises:
+        InvalidInput: see :func:`mirage_ros.evaluation.sources.open_recording`.
+    """
+    skipped: list[Skipped] = []
+    with _reading(path), _reader(path) as reader:
+        kind = "rosbag2" if reader.is2 else "rosbag1"
+        topics = _detect_topics(reader, options, skipped)
+        index = _index(reader, topics, options, skipped)
+    tf, odom_note = _pose_graph(index, options)
+    skipped.extend(Skipped(what, f"{n} transform(s) rejected") for what, n in index["pose_problems"].items())
+    camera_frame = options.camera_frame or index["color"].frame_id
+    known = tf.frames()
+    if camera_frame not in known:
+        raise InvalidInput("--camera-frame", f"no pose for camera frame {camera_frame!r}: "
+                           f"TF/odometry frames are {sorted(known) or 'none'} "
+                           "(a bag without /tf or nav_msgs/Odometry has no poses; --camera-offset "
+                           "attaches the camera to the odometry child frame)")
+    world = options.world_frame or tf.root(camera_frame)
+    if world not in known:
+        raise InvalidInput("--world-frame", f"{world!r} is not in TF (frames: {sorted(known)})")
+    try:
+        convention = resolve_convention(options.camera_frame_convention, camera_frame)
+    except InvalidInput as exc:
+        raise InvalidInput("--camera-frame-convention", exc.reason) from exc
+
+    K = _intrinsics(index, options)
+    color, depth, mask = index["color"], index["depth"], index["mask"]
+    color_stamps = np.asarray(color.stamps)
+    depth_ok = np.asarray(depth.ok, dtype=bool)
+    depth_idx = associate(color_stamps, np.where(depth_ok, depth.stamps, np.nan), options.max_depth_dt)
+    mask_idx = (associate(color_stamps, mask.stamps, options.max_depth_dt) if mask is not None
+                else np.full(len(color_stamps), -1))
+    rows, stamps, poses = [], [], []
+    for i in np.argsort(color_stamps, kind="stable"):
+        t = float(color_stamps[i])
+        if not color.ok[i]:
+            continue
+        if depth_idx[i] < 0:
+            skipped.append(Skipped(f"frame t={t:.3f}", f"no depth image within {options.max_depth_dt} s"))
+            continue
+        try:
+            T_world_frame = tf.lookup(world, camera_frame, t)
+        except TransformLookupError as exc:
+            skipped.append(Skipped(f"frame t={t:.3f}", f"no pose: {exc}"))
+            continue
+        rows.append((i, depth_idx[i], mask_idx[i]))
+        stamps.append(t)
+        poses.append(to_optical(T_world_frame, convention))
+        if options.max_frames is not None and len(rows) == options.max_frames:
+            break
+    details = {
+        "topics": {k: v for k, v in topics.items()},
+        "encodings": {"color": color.encoding, "depth": depth.encoding},
+        "world_frame": world,
+        "camera_frame": camera_frame,
+        "camera_frame_convention": convention,
+        "odometry": odom_note,
+        "messages": {role: len(t.stamps) for role, t in index.items() if isinstance(t, _Topic)},
+    }
+    if depth.shape != color.shape:
+        details["depth_resampled"] = f"{depth.shape} -> {color.shape} (nearest; assumes registered depth)"
+    return BagRecording(
+        path=path, kind=kind, stamps=np.asarray(stamps, dtype=np.float64),
+        poses=np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4), K=K, details=details,
+        skipped=_summarise(skipped), topics={r: topics[r] for r in ("color", "depth", "mask")},
+        rows=np.asarray(rows, dtype=np.int64).reshape(-1, 3),
+    )
+
+
+MAX_SKIPPED_LISTED = 500
+
+
+def _summarise(skipped: list[Skipped]) -> list[Skipped]:
+    """At most :data:`MAX_SKIPPED_LISTED` entries, the rest counted in one line."""
+    if len(skipped) <= MAX_SKIPPED_LISTED:
+        return skipped
+    rest = len(skipped) - MAX_SKIPPED_LISTED
+    return skipped[:MAX_SKIPPED_LISTED] + [Skipped("...", f"{rest} more items skipped (not listed)")]
+
+
+def _index(reader, topics: dict[str, str | None], options: SourceOptions, skipped: list[Skipped]) -> dict:
+    """Pass 1: decode-check every image, collect CameraInfo, TF and odometry (no pixels kept)."""
+    odom_topics = [c.topic for c in reader.connections if c.msgtype == ODOMETRY]
+    if options.odom_topic is not None and options.odom_topic not in odom_topics:
+        raise InvalidInput("--odom-topic", f"{options.odom_topic!r} is not a nav_msgs/Odometry topic ({odom_topics})")
+    odom_topic = options.odom_topic or (odom_topics[0] if odom_topics else None)
+    images = {topics[r]: _Topic(topics[r]) for r in ("color", "depth", "mask") if topics[r]}
+    decoders = {topics["color"]: rgb_from_image, topics["depth"]: depth_from_image}
+    if topics["mask"]:
+        decoders[topics["mask"]] = mask_from_image
+    out: dict = {"info": None, "info_size": None, "tf": [], "odom": [], "odom_topic": odom_topic}
+    wanted = [c for c in reader.connections
+              if c.topic in images or c.topic in (topics["info"], odom_topic) or c.msgtype == TF]
+    for connection, msg, problem in _messages(reader, wanted, skipped):
+        topic = connection.topic
+        if topic in images:
+            record = images[topic]
+            stamp = _stamp(msg) if msg is not None else float("nan")
+            record.stamps.append(stamp)
+            record.ok.append(False)
+            if msg is None:
+                skipped.append(Skipped(f"{topic} message {len(record.stamps) - 1}", problem))
+                continue
+            try:
+                pixels = decoders[topic](msg)
+            except InvalidInput as exc:
+                skipped.append(Skipped(f"{topic} t={stamp:.3f}", exc.reason))
+                continue
+            record.ok[-1] = True
+            record.shape = record.shape or pixels.shape[:2]
+            record.frame_id = record.frame_id or msg.header.frame_id.lstrip("/")
+            record.encoding = record.encoding or msg.encoding
+        elif msg is None:
+            skipped.append(Skipped(f"{topic} message", problem))
+        elif connection.msgtype == TF:
+            static = topic.endswith("tf_static")
+            for tr in msg.transforms:
+                out["tf"].append((tr.header.frame_id.lstrip("/"), tr.child_frame_id.lstrip("/"),
+                                  time_to_sec(tr.header.stamp), tr.transform, static))
+        elif topic == odom_topic:
+            out["odom"].append((msg.header.frame_id.lstrip("/"), msg.child_frame_id.lstrip("/"), _stamp(msg), msg.pose.pose))
+        elif out["info"] is None:
+            try:
+                out["info"] = intrinsics_from_camera_info(_ros2_camera_info(msg))
+            except InvalidInput as exc:
+                skipped.append(Skipped(f"{topic} t={_stamp(msg):.3f}", exc.reason))
+    out.update({"color": images[topics["color"]], "depth": images[topics["depth"]],
+                "mask": images.get(topics["mask"])})
+    for role in ("color", "depth"):
+        if not any(out[role].ok):
+            flag = f"--{role}-topic"
+            raise InvalidInput(flag, f"{topics[role]}: none of its {len(out[role].stamps)} messages could be "
+                               f"decoded ({_first_reason(skipped, topics[role])})")
+    return out
+
+
+def _ros2_camera_info(msg):
+    """ROS 1 CameraInfo spells ``K``/``P`` in capitals; give the converter the ROS 2 names."""
+    if hasattr(msg, "k"):
+        return msg
+    return SimpleNamespace(k=msg.K, p=msg.P, width=msg.width, height=msg.height)
+
+
+def _first_reason(skipped: list[Skipped], topic: str) -> str:
+    return next((s.reason for s in skipped if s.what.startswith(topic)), "no messages")
+
+
+def _messages(reader, connections, skipped: list[Skipped]):
+    """``(connection, msg | None, problem)``: undecodable messages come back as None with the reason;
+    an unreadable rest of the bag (truncation) ends the stream with a note in ``skipped``."""
+    from rosbags.highlevel import AnyReaderError
+
+    stream = reader.messages(connections=connections)
+    last = None
+    while True:
+        try:
+            connection, timestamp, raw = next(stream)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - any storage failure ends the readable part
+            where = f"after t={last * 1e-9:.3f} (bag time)" if last is not None else "from the start"
+            skipped.append(Skipped("rest of the bag", f"unreadable {where}: {type(exc).__name__}: {exc}"))
+            return
+        last = timestamp
+        try:
+            yield connection, reader.deserialize(raw, connection.msgtype), ""
+        except (AnyReaderError, struct.error, ValueError, IndexError) as exc:
+            yield connection, None, f"cannot deserialize {connection.msgtype}: {exc}"
+
+
+def _pose_graph(index: dict, options: SourceOptions) -> tuple[TransformBuffer, str]:
+    """TF edges, plus odometry edges TF lacks, plus ``camera_offset``: one buffer for every lookup."""
+    tf = TransformBuffer(max_extrapolation=options.max_pose_extrapolation)
+    problems = Counter()
+    for parent, child, t, transform, static in index["tf"]:
+        try:
+            tf.add(parent, child, t, transform_to_matrix(transform), static=static)
+        except InvalidInput as exc:
+            problems[f"TF {parent} -> {child}: {exc.reason}"] += 1
+    note = "none in the bag"
+    odom_child = None
+    if index["odom"]:
+        parent, odom_child = index["odom"][0][:2]
+        if tf.parent(odom_child) is not None:
+            note = f"{index['odom_topic']} not used: TF already gives {odom_child!r} a parent"
+        else:
+            for parent, child, t, pose in index["odom"]:
+                try:
+                    tf.add(parent, child, t, pose_to_matrix(pose))
+                except InvalidInput as exc:
+                    problems[f"odometry {parent} -> {child}: {exc.reason}"] += 1
+            note = f"{index['odom_topic']} gives {parent} -> {odom_child}"
+    if options.camera_offset is not None:
+        camera = options.camera_frame or index["color"].frame_id
+        if odom_child is None:
+            raise InvalidInput("--camera-offset", "needs a nav_msgs/Odometry topic (none in the bag)")
+        if tf.parent(camera) is not None:
+            raise InvalidInput("--camera-offset", f"camera frame {camera!r} already has parent {tf.parent(camera)!r} in TF")
+        try:
+            T_base_cam = offset_matrix(list(options.camera_offset))
+        except InvalidInput as exc:
+            raise InvalidInput("--camera-offset", exc.reason) from exc
+        tf.add(odom_child, camera, 0.0, T_base_cam, static=True)
+        note += f"; camera offset {odom_child} -> {camera}"
+    index["pose_problems"] = dict(problems)
+    return tf, note
+
+
+def _intrinsics(index: dict, options: SourceOptions) -> Intrinsics:
+    """Intrinsics of the colour images: ``--intrinsics``, else the first valid CameraInfo."""
+    height, width = index["color"].shape
+    depth_shape = index["depth"].shape
+    if depth_shape != (height, width) and depth_shape[0] * width != depth_shape[1] * height:
+        raise InvalidInput("--depth-topic", f"depth images are {depth_shape[1]}x{depth_shape[0]}, colour "
+                           f"{width}x{height}: not registered (use an aligned_depth_to_color topic)")
+    if options.intrinsics is not None:
+        return intrinsics_from_option(options.intrinsics, width, height)
+    K = index["info"]
+    if K is None:
+        raise InvalidInput("--intrinsics", "the bag has no valid sensor_msgs/CameraInfo: give --intrinsics fx fy cx cy")
+    if K.shape != (height, width):
+        raise InvalidInput("--info-topic", f"CameraInfo is {K.width}x{K.height} but colour images are {width}x{height}")
+    return K
