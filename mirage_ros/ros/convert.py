@@ -67,34 +67,35 @@ def sec_to_time(seconds: float):
     return Time(sec=total // 1_000_000_000, nanosec=total % 1_000_000_000)
 
 
-def image_to_array(msg, allowed: tuple[str, ...] | None = None) -> np.ndarray:
+def image_to_array(msg, allowed: tuple[str, ...] | None = None, name: str = "image") -> np.ndarray:
     """Raw pixel array of an Image, in its own encoding.
 
     Args:
         msg: ``sensor_msgs/Image``.
         allowed: encodings accepted here (default: every one in :data:`ENCODINGS`).
+        name: what the image is, for error messages (``"image"``, ``"depth"``).
 
     Returns:
         ``(H, W, C)`` (or ``(H, W)`` for one channel) array of the encoding's dtype, native byte
         order, C-contiguous, owning its memory.
 
     Raises:
-        InvalidInput: ``"<topic>.encoding"`` unsupported, or ``step``/``data`` too short.
+        InvalidInput: ``"<name>.encoding"`` unsupported, or ``<name>.step`` / ``.data`` too short.
     """
     encoding = msg.encoding
     allowed = allowed or tuple(ENCODINGS)
     if encoding not in allowed:
-        raise InvalidInput("image.encoding", f"unsupported encoding {encoding!r} (supported: {', '.join(allowed)})")
+        raise InvalidInput(f"{name}.encoding", f"unsupported encoding {encoding!r} (supported: {', '.join(allowed)})")
     dtype, channels = ENCODINGS[encoding]
     height, width = int(msg.height), int(msg.width)
     if height <= 0 or width <= 0:
-        raise InvalidInput("image.size", f"empty image {width}x{height}")
+        raise InvalidInput(f"{name}.size", f"empty image {width}x{height}")
     row_bytes = width * channels * dtype.itemsize
     if msg.step < row_bytes:
-        raise InvalidInput("image.step", f"step {msg.step} < width * pixel size = {row_bytes}")
+        raise InvalidInput(f"{name}.step", f"step {msg.step} < width * pixel size = {row_bytes}")
     buf = np.frombuffer(msg.data, dtype=np.uint8)
     if buf.size < (height - 1) * msg.step + row_bytes:
-        raise InvalidInput("image.data", f"{buf.size} bytes, need {height} rows of step {msg.step}")
+        raise InvalidInput(f"{name}.data", f"{buf.size} bytes, need {height} rows of step {msg.step}")
     if _BRIDGE is not None and not msg.is_bigendian:
         out = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
         return np.ascontiguousarray(out).copy()
@@ -106,7 +107,7 @@ def image_to_array(msg, allowed: tuple[str, ...] | None = None) -> np.ndarray:
 
 def rgb_from_image(msg) -> np.ndarray:
     """``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8) -> ``(H, W, 3) uint8`` RGB."""
-    pixels = image_to_array(msg, COLOR_ENCODINGS)
+    pixels = image_to_array(msg, COLOR_ENCODINGS, "image")
     encoding = msg.encoding
     if encoding == "mono8":
         return np.repeat(pixels[:, :, None], 3, axis=2)
@@ -121,7 +122,7 @@ def depth_from_image(msg) -> np.ndarray:
     ``32FC1`` is metres (REP-118); NaN, +inf (beyond range, Gazebo), -inf (too close) and values
     <= 0 become 0. ``16UC1`` is millimetres; 0 means no reading.
     """
-    pixels = image_to_array(msg, DEPTH_ENCODINGS)
+    pixels = image_to_array(msg, DEPTH_ENCODINGS, "depth")
     if msg.encoding == "16UC1":
         return pixels.astype(np.float32) * np.float32(1e-3)
     with np.errstate(invalid="ignore"):
@@ -131,7 +132,7 @@ def depth_from_image(msg) -> np.ndarray:
 
 def mask_from_image(msg) -> np.ndarray:
     """``mono8`` mask Image -> ``(H, W) bool`` (non-zero = flagged)."""
-    return image_to_array(msg, ("mono8",)) != 0
+    return image_to_array(msg, ("mono8",), "mask") != 0
 
 
 def array_to_image(pixels: np.ndarray, encoding: str, stamp=None, frame_id: str = ""):
@@ -164,10 +165,16 @@ def array_to_image(pixels: np.ndarray, encoding: str, stamp=None, frame_id: str 
     msg.encoding = encoding
     msg.is_bigendian = 0
     msg.step = int(msg.width * channels * dtype.itemsize)
-    data = array.array("B")
-    data.frombytes(pixels.tobytes())
-    msg.data = data
+    msg.data = byte_array(pixels.tobytes())
     return msg
+
+
+def byte_array(data: bytes) -> array.array:
+    """``array('B')`` for a ``uint8[]`` message field: assigning ``bytes`` makes rclpy check
+    every element in Python, which takes seconds for a large image."""
+    out = array.array("B")
+    out.frombytes(data)
+    return out
 
 
 def intrinsics_from_camera_info(msg, use_projection: bool = False) -> Intrinsics:
