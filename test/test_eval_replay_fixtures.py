@@ -149,3 +149,23 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
             write("/camera/depth/image_raw",
                   _image(ts, stamp + depth_dt, "camera_optical_frame", depth_pixels, depth_encoding), stamp + depth_dt)
     return path
+
+
+def write_tum(folder: Path, frames, depth_scale: float = 5000.0, depth_dt: float = 0.004) -> Path:
+    """Write ``frames`` as a TUM RGB-D folder (PNG images, rgb/depth/groundtruth lists)."""
+    from PIL import Image
+
+    (folder / "rgb").mkdir(parents=True)
+    (folder / "depth").mkdir()
+    lists = {name: [f"# {name}"] for name in ("rgb", "depth", "groundtruth")}
+    for stamp, rgb, depth, T_world_cam in frames:
+        Image.fromarray(rgb).save(folder / "rgb" / f"{stamp:.6f}.png")
+        scaled = np.round(np.nan_to_num(depth) * depth_scale).astype(np.uint16)
+        Image.fromarray(scaled).save(folder / "depth" / f"{stamp + depth_dt:.6f}.png")
+        lists["rgb"].append(f"{stamp:.6f} rgb/{stamp:.6f}.png")
+        lists["depth"].append(f"{stamp + depth_dt:.6f} depth/{stamp + depth_dt:.6f}.png")
+        q = Rotation.from_matrix(T_world_cam[:3, :3]).as_quat()
+        lists["groundtruth"].append(f"{stamp:.6f} " + " ".join(f"{v:.9f}" for v in (*T_world_cam[:3, 3], *q)))
+    for name, lines in lists.items():
+        (folder / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    return folder

@@ -73,7 +73,16 @@ def _reading(path: Path):
             EOFError, KeyError, ValueError, OSError, AssertionError) as exc:
         if isinstance(exc, InvalidInput):
             raise
-        raise InvalidInput("INPUT", f"{path}: unreadable rosbag ({type(exc).__name__}: {exc})") from exc
+        hint = next((h for key, h in _HINTS.items() if key in str(exc)), "")
+        raise InvalidInput("INPUT", f"{path}: unreadable rosbag ({type(exc).__name__}: {exc}){hint}") from exc
+
+
+#: What a damaged bag's error means, for a person (keyed on rosbags' message).
+_HINTS = {
+    "end magic": "; the MCAP file has no footer (recording interrupted?): `mcap recover IN -o OUT` repairs it",
+    "malformed": "; the sqlite3 file is damaged: `ros2 bag reindex` or sqlite3 `.recover` may save it",
+    "metadata": "; a rosbag2 folder needs its metadata.yaml (`ros2 bag reindex DIR` rebuilds it)",
+}
 
 
 def _reader(path: Path):

@@ -165,7 +165,7 @@ def associate(query: np.ndarray, reference: np.ndarray, max_dt: float) -> np.nda
 
     Args:
         query: ``(N,)`` seconds.
-        reference: ``(M,)`` seconds, any order.
+        reference: ``(M,)`` seconds, any order; NaN entries are never chosen.
         max_dt: largest accepted ``|query - reference|`` in seconds.
 
     Returns:
@@ -173,9 +173,10 @@ def associate(query: np.ndarray, reference: np.ndarray, max_dt: float) -> np.nda
     """
     query = np.asarray(query, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
-    if reference.size == 0:
+    usable = np.flatnonzero(np.isfinite(reference))
+    if usable.size == 0:
         return np.full(query.shape, -1, dtype=np.int64)
-    order = np.argsort(reference, kind="stable")
+    order = usable[np.argsort(reference[usable], kind="stable")]
     ordered = reference[order]
     right = np.clip(np.searchsorted(ordered, query), 0, len(ordered) - 1)
     left = np.clip(right - 1, 0, len(ordered) - 1)

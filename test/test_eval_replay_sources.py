@@ -1,0 +1,161 @@
+"""Reading recordings for `mirage-ros eval`: real bags written with rosbags, TUM folders, bad input."""
+
+import shutil
+
+import numpy as np
+import pytest
+from test_eval_replay_fixtures import K_SMALL, T_BASE_LINK, synthetic_frames, write_bag, write_tum
+
+from mirage_ros.errors import InvalidInput
+from mirage_ros.evaluation.sources import SourceOptions, associate, open_recording
+from mirage_ros.evaluation.tum_source import tum_preset
+
+FRAMES = synthetic_frames(n=12)
+
+
+def check_frames(recording, frames=FRAMES, exact_rgb=True):
+    observed = list(recording.frames())
+    assert len(observed) == len(frames) == len(recording.stamps)
+    for obs, (stamp, rgb, depth, T) in zip(observed, frames):
+        assert obs.stamp == pytest.approx(stamp, abs=1e-6)
+        np.testing.assert_allclose(obs.T_world_cam, T, atol=1e-6)
+        if exact_rgb:
+            np.testing.assert_array_equal(obs.rgb, rgb)
+        np.testing.assert_allclose(obs.depth, np.nan_to_num(depth), atol=1e-3)
+        assert obs.K == recording.K and obs.depth.dtype == np.float32
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3", "ros1"])
+def test_every_bag_format_gives_the_recorded_frames_and_poses(tmp_path, storage):
+    path = write_bag(tmp_path / ("rec.bag" if storage == "ros1" else "rec"), FRAMES, storage=storage)
+    recording = open_recording(path)
+    assert recording.kind == ("rosbag1" if storage == "ros1" else "rosbag2")
+    assert recording.K == K_SMALL
+    assert recording.details["world_frame"] == "map"
+    assert recording.details["topics"]["color"] == "/camera/color/image_raw"
+    assert recording.skipped == []
+    check_frames(recording)
+
+
+def test_bgr8_and_16uc1_are_decoded_to_rgb_and_metres(tmp_path):
+    path = write_bag(tmp_path / "rec", FRAMES, color_encoding="bgr8", depth_encoding="16UC1")
+    recording = open_recording(path)
+    assert recording.details["encodings"] == {"color": "bgr8", "depth": "16UC1"}
+    check_frames(recording)
+
+
+def test_odometry_poses_need_the_camera_offset_and_then_match(tmp_path):
+    path = write_bag(tmp_path / "rec", FRAMES, poses="odom")
+    with pytest.raises(InvalidInput) as info:
+        open_recording(path)
+    assert info.value.parameter == "--camera-frame" and "--camera-offset" in info.value.reason
+    offset = (*T_BASE_LINK[:3, 3], 0.0, 0.0, 0.0)
+    recording = open_recording(path, SourceOptions(camera_offset=offset, camera_frame_convention="body"))
+    assert recording.details["world_frame"] == "odom" and "base_link" in recording.details["odometry"]
+    check_frames(recording)
+
+
+def test_frames_without_depth_or_pose_are_skipped_with_reasons(tmp_path):
+    path = write_bag(tmp_path / "rec", FRAMES, depth_dt=0.05)
+    with pytest.raises(InvalidInput, match="no depth image within 0.02 s"):
+        open_recording(path)
+    recording = open_recording(path, SourceOptions(max_depth_dt=0.06, max_frames=5))
+    assert len(recording.stamps) == 5
+    recording = open_recording(path, SourceOptions(max_depth_dt=0.06, max_pose_extrapolation=0.0))
+    assert len(recording.stamps) == len(FRAMES)  # TF at the colour stamps: no extrapolation needed
+
+
+def test_intrinsics_option_overrides_and_is_required_without_camera_info(tmp_path):
+    path = write_bag(tmp_path / "rec", FRAMES, camera_info=False)
+    with pytest.raises(InvalidInput) as info:
+        open_recording(path)
+    assert info.value.parameter == "--intrinsics"
+    recording = open_recording(path, SourceOptions(intrinsics=(40.0, 40.0, 23.5, 17.5)))
+    assert recording.K == K_SMALL
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter", "words"),
+    [
+        ({"images": False}, "--color-topic", "no sensor_msgs/Image"),
+        ({"color_encoding": "yuv422"}, "--color-topic", "yuv422"),
+        ({"poses": "none"}, "--camera-frame", "no pose"),
+    ],
+)
+def test_bags_missing_what_eval_needs_fail_naming_the_option(tmp_path, kwargs, parameter, words):
+    path = write_bag(tmp_path / "rec", FRAMES, **kwargs)
+    with pytest.raises(InvalidInput) as info:
+        open_recording(path)
+    assert info.value.parameter == parameter and words in str(info.value)
+
+
+def test_wrong_topic_options_name_the_option(tmp_path):
+    path = write_bag(tmp_path / "rec", FRAMES)
+    with pytest.raises(InvalidInput) as info:
+        open_recording(path, SourceOptions(depth_topic="/camera/color/camera_info"))
+    assert info.value.parameter == "--depth-topic" and "CameraInfo" in info.value.reason
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_truncated_or_garbage_bags_fail_clearly(tmp_path, storage):
+    path = write_bag(tmp_path / "rec", FRAMES, storage=storage)
+    data_file = next(p for p in path.iterdir() if p.suffix in (".mcap", ".db3"))
+    data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])
+    with pytest.raises(InvalidInput) as info:
+        open_recording(path)
+    assert info.value.parameter == "INPUT" and "unreadable rosbag" in info.value.reason
+    garbage = tmp_path / f"garbage.{'mcap' if storage == 'mcap' else 'db3'}"
+    garbage.write_bytes(b"not a bag at all" * 100)
+    with pytest.raises(InvalidInput, match="unreadable rosbag"):
+        open_recording(garbage)
+
+
+def test_missing_metadata_and_unknown_inputs_fail_clearly(tmp_path):
+    path = write_bag(tmp_path / "rec", FRAMES)
+    (path / "metadata.yaml").unlink()
+    with pytest.raises(InvalidInput, match="neither a rosbag"):
+        open_recording(path)
+    with pytest.raises(InvalidInput, match="does not exist"):
+        open_recording(tmp_path / "nothing")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(InvalidInput, match="neither a rosbag"):
+        open_recording(tmp_path / "notes.txt")
+
+
+def test_tum_folder_round_trip(tmp_path):
+    folder = write_tum(tmp_path / "rgbd_dataset_freiburg1_xyz", FRAMES)
+    with pytest.raises(InvalidInput) as info:  # TUM presets are 640x480; these images are not
+        open_recording(folder)
+    assert info.value.parameter == "--intrinsics"
+    recording = open_recording(folder, SourceOptions(intrinsics=(40.0, 40.0, 23.5, 17.5)))
+    assert recording.kind == "tum" and recording.K == K_SMALL
+    check_frames(recording)
+    assert tum_preset(folder, "auto") == "fr1"
+
+
+def test_tum_folder_with_broken_parts(tmp_path):
+    folder = write_tum(tmp_path / "tum", FRAMES)
+    options = SourceOptions(intrinsics=(40.0, 40.0, 23.5, 17.5))
+    first_depth = sorted((folder / "depth").iterdir())[0]
+    first_depth.unlink()
+    recording = open_recording(folder, options)
+    assert len(recording.stamps) == len(FRAMES) - 1
+    assert any("missing file" in s.reason for s in recording.skipped)
+    sorted((folder / "rgb").iterdir())[3].write_bytes(b"truncated png")
+    with pytest.raises(InvalidInput, match="unreadable image"):
+        list(recording.frames())
+    (folder / "groundtruth.txt").write_text("# nothing\n")
+    with pytest.raises(InvalidInput, match="must each list entries"):
+        open_recording(folder, options)
+    shutil.rmtree(folder / "rgb")
+    (folder / "depth.txt").unlink()
+    with pytest.raises(InvalidInput, match="lacks depth.txt"):
+        open_recording(folder, options)
+
+
+def test_associate_takes_the_nearest_stamp_within_the_limit():
+    reference = np.array([0.30, 0.00, 0.10, 0.21])
+    found = associate(np.array([0.0, 0.09, 0.16, 0.5, 0.26]), reference, 0.05)
+    np.testing.assert_array_equal(found, [1, 2, 3, -1, 0])
+    assert associate(np.array([1.0]), np.array([]), 1.0).tolist() == [-1]
+    assert associate(np.array([0.4, 0.0]), np.array([0.0, np.nan]), 1.0).tolist() == [0, 0]
