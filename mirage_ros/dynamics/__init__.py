@@ -12,19 +12,17 @@ Entry point for the consistency monitor node::
 from mirage_ros.dynamics.baseline import FrameDifferencing
 from mirage_ros.dynamics.detector import Detection, DetectorConfig, MovingObjectDetector, Region
 from mirage_ros.dynamics.tracking import (
-    STATE_CANDIDATE,
     STATE_MOVING,
     STATE_NAMES,
-    STATE_STATIC,
+    STATE_NEW_STATIC,
     STATE_UNKNOWN,
     TrackingConfig,
 )
 
 __all__ = [
-    "STATE_CANDIDATE",
     "STATE_MOVING",
     "STATE_NAMES",
-    "STATE_STATIC",
+    "STATE_NEW_STATIC",
     "STATE_UNKNOWN",
     "Detection",
     "DetectorConfig",

@@ -24,7 +24,7 @@ class FrameDifferencing:
         opening: iterations of a 3x3 binary opening removing speckle (0 = none).
     """
 
-    def __init__(self, threshold: float = 0.1, opening: int = 1):
+    def __init__(self, threshold: float = 0.1, opening: int = 0):
         if not 0 < threshold < 1:
             raise InvalidInput("threshold", f"must be in (0, 1), got {threshold}")
         self.threshold = threshold

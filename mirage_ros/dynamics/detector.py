@@ -24,9 +24,9 @@ from scipy import ndimage
 from mirage_ros.dynamics.cues import depth_cue, fuse_cues, latent_cue, photometric_cue, ramp
 from mirage_ros.dynamics.regions import extract_blobs, hysteresis_labels
 from mirage_ros.dynamics.tracking import (
-    STATE_CANDIDATE,
     STATE_MOVING,
-    STATE_STATIC,
+    STATE_NEW_STATIC,
+    STATE_UNKNOWN,
     Tracker,
     TrackingConfig,
 )
@@ -57,6 +57,8 @@ class DetectorConfig:
         frame_change_levels: ``(lo, hi)`` share of a region's pixels that were farther in the
             warped previous frame, mapped to motion evidence 0..1.
         min_memory_coverage: below this share of valid rendered pixels the frame is "unknown".
+        max_disagreement: above this share of the covered view disagreeing, the frame is
+            "unknown" (the pose or the memory is wrong: a flood, not moving objects).
         pose_jump_m, pose_jump_deg: slack of the pose-jump test, on top of
             ``max_camera_speed`` (m/s) and ``max_camera_turn`` (deg/s) times the frame gap.
         max_frame_gap_s: no frame-to-frame cue across a longer gap.
@@ -80,12 +82,13 @@ class DetectorConfig:
     max_regions: int = 16
     frame_change_levels: tuple[float, float] = (0.05, 0.2)
     min_memory_coverage: float = 0.15
+    max_disagreement: float = 0.5
     pose_jump_m: float = 0.3
     pose_jump_deg: float = 15.0
     max_camera_speed: float = 2.0
     max_camera_turn: float = 120.0
     max_frame_gap_s: float = 1.0
-    feedback_dilation: int = 2
+    feedback_dilation: int = 3
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:
@@ -111,7 +114,7 @@ class Region:
 
     Attributes:
         id: track id, stable across frames (0 = untracked: no depth reading inside).
-        state: ``STATE_MOVING`` / ``STATE_CANDIDATE`` / ``STATE_STATIC`` (``tracking.py``).
+        state: ``STATE_MOVING`` / ``STATE_UNKNOWN`` / ``STATE_NEW_STATIC`` (``tracking.py``).
         score: mean disagreement score in ``[0, 1]``.
         motion: motion evidence (temporal average) in ``[0, 1]``.
         box: ``(x_offset, y_offset, width, height)`` pixels, as ``sensor_msgs/RegionOfInterest``.
@@ -268,6 +271,11 @@ class MovingObjectDetector:
 
         min_pixels = max(4, int(cfg.min_region_fraction * depth.size))
         labels, n = hysteresis_labels(score, cfg.score_low, cfg.score_high, min_pixels)
+        disagreement = np.count_nonzero(labels) / max(np.count_nonzero(valid), 1)
+        if disagreement > cfg.max_disagreement:
+            self.tracker.reset()
+            reason = f"{disagreement:.0%} of the covered view disagrees with memory (pose error?)"
+            return _unknown(stamp, shape, reason, coverage)
         blobs = extract_blobs(labels, n, score, depth, Kw, T_world_cam)
         blobs.sort(key=lambda b: b.pixel_count * b.score, reverse=True)
         kept, overflow = blobs[: cfg.max_regions], blobs[cfg.max_regions :]
@@ -286,14 +294,14 @@ class MovingObjectDetector:
         described = []
         for index, blob in enumerate(kept, start=1):
             track = track_of.get(blob.label)
-            state = track.state(persistence) if track else STATE_CANDIDATE
+            state = track.state(persistence) if track else STATE_UNKNOWN
             pixels = labels == blob.label
             out_labels[pixels] = index
-            if state != STATE_STATIC:
+            if state != STATE_NEW_STATIC:
                 keep_out |= pixels
             described.append((index, blob, track, state))
         if cfg.feedback_dilation > 0 and keep_out.any():
-            keep_out = ndimage.binary_dilation(keep_out, iterations=cfg.feedback_dilation)
+            keep_out = ndimage.binary_dilation(keep_out, np.ones((3, 3), bool), cfg.feedback_dilation)
 
         full_labels = _upsample(out_labels, step, shape)
         counts = np.bincount(full_labels.ravel(), minlength=len(kept) + 1)

@@ -2,8 +2,8 @@
 
 A disagreement region is either *moving* (its 3D position changes, or it keeps covering pixels
 that held something farther in the previous frame) or *new static structure* (it stays put: after
-``persistence_s`` without motion evidence it is let into memory). Until decided it is a
-*candidate* and is kept out of memory.
+``persistence_s`` without motion evidence it is let into memory). Until decided its state is
+*unknown* and it is kept out of memory.
 """
 
 from __future__ import annotations
@@ -16,18 +16,12 @@ from scipy.optimize import linear_sum_assignment
 
 from mirage_ros.dynamics.cues import ramp
 
-#: Region states; the values match ``mirage_ros_msgs/MovingRegion`` ``STATE_*``.
-STATE_UNKNOWN = 0  # the memory cannot judge this frame (empty memory, pose jump)
-STATE_MOVING = 1  # dynamic: published in the moving mask, kept out of memory
-STATE_CANDIDATE = 2  # disagrees, motion undecided: kept out of memory, not published as moving
-STATE_STATIC = 3  # new static structure: let into memory (absorbed)
+#: Region states; the values are ``mirage_ros_msgs/MovingRegion`` ``STATE_*``.
+STATE_UNKNOWN = 0  # disagrees, motion not decided yet: kept out of memory, not in the moving mask
+STATE_MOVING = 1  # dynamic: in the moving mask, kept out of memory
+STATE_NEW_STATIC = 2  # new static structure (stayed put for the persistence window): into memory
 
-STATE_NAMES = {
-    STATE_UNKNOWN: "unknown",
-    STATE_MOVING: "moving",
-    STATE_CANDIDATE: "candidate",
-    STATE_STATIC: "static",
-}
+STATE_NAMES = {STATE_UNKNOWN: "unknown", STATE_MOVING: "moving", STATE_NEW_STATIC: "new_static"}
 
 
 @dataclass(frozen=True)
@@ -70,12 +64,12 @@ class Track:
     last_seen: float = 0.0
 
     def state(self, persistence_s: float) -> int:
-        """``STATE_MOVING``, else ``STATE_STATIC`` once still for ``persistence_s``, else candidate."""
+        """``STATE_MOVING``; else ``STATE_NEW_STATIC`` once still for ``persistence_s``; else unknown."""
         if self.moving:
             return STATE_MOVING
         if self.last_seen - self.last_motion >= persistence_s:
-            return STATE_STATIC
-        return STATE_CANDIDATE
+            return STATE_NEW_STATIC
+        return STATE_UNKNOWN
 
     def velocity(self, window_s: float) -> tuple[np.ndarray, bool]:
         """Least-squares world velocity ``(3,)`` m/s over the last ``window_s``, and its validity."""
