@@ -120,3 +120,71 @@ def ssim(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -
             return float("nan")
         return float(smap[mask].mean())
     return float(smap.mean())
+
+
+# --- Binary masks (moving-object flags vs ground-truth motion masks) ---------------------------
+
+
+def _check_masks(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred, dtype=bool)
+    truth = np.asarray(truth, dtype=bool)
+    if pred.shape != truth.shape:
+        raise InvalidInput("pred", f"shape {pred.shape} differs from truth {truth.shape}")
+    return pred, truth
+
+
+def mask_counts(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
+    """True positives, false positives and false negatives of two ``(H, W) bool`` masks.
+
+    Sum them over a sequence and score with :func:`iou_from_counts` / :func:`f1_from_counts`
+    (pixel-level micro average: frames with large objects weigh more, empty frames still count
+    their false positives).
+    """
+    pred, truth = _check_masks(pred, truth)
+    tp = int(np.count_nonzero(pred & truth))
+    return tp, int(np.count_nonzero(pred)) - tp, int(np.count_nonzero(truth)) - tp
+
+
+def iou_from_counts(tp: int, fp: int, fn: int) -> float:
+    """Intersection over union ``tp / (tp + fp + fn)``; NaN when both masks are empty."""
+    total = tp + fp + fn
+    return float("nan") if total == 0 else tp / total
+
+
+def f1_from_counts(tp: int, fp: int, fn: int) -> float:
+    """F1 (Dice) ``2 tp / (2 tp + fp + fn)``; NaN when both masks are empty."""
+    total = 2 * tp + fp + fn
+    return float("nan") if total == 0 else 2 * tp / total
+
+
+def mask_iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Per-pixel IoU of ``(H, W) bool`` masks; NaN when both are empty."""
+    return iou_from_counts(*mask_counts(pred, truth))
+
+
+def mask_f1(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Per-pixel F1 of ``(H, W) bool`` masks; NaN when both are empty."""
+    return f1_from_counts(*mask_counts(pred, truth))
+
+
+def region_recall_counts(
+    pred: np.ndarray, instance_ids: np.ndarray, min_coverage: float = 0.5, min_pixels: int = 1
+) -> tuple[int, int]:
+    """How many ground-truth regions the predicted mask finds.
+
+    Args:
+        pred: ``(H, W) bool`` predicted mask.
+        instance_ids: ``(H, W)`` integer ground-truth region ids, 0 = none.
+        min_coverage: a region counts as found when at least this share of its pixels is flagged.
+        min_pixels: regions smaller than this (barely visible) are not counted.
+
+    Returns:
+        ``(found, total)``; recall is ``found / total``.
+    """
+    pred, _ = _check_masks(pred, np.asarray(instance_ids) != 0)
+    ids = np.asarray(instance_ids).ravel()
+    size = np.bincount(ids)
+    hit = np.bincount(ids, weights=pred.ravel(), minlength=size.size)
+    counted = size[1:] >= max(min_pixels, 1)
+    found = counted & (hit[1:] >= min_coverage * size[1:])
+    return int(found.sum()), int(counted.sum())
