@@ -1,0 +1,165 @@
+"""ONNX Runtime sessions: provider choice, device buffers and IOBinding runs.
+
+``provider`` is ``"auto"`` (CUDA when this onnxruntime build has it, else CPU), ``"cuda"``
+(error if unavailable) or ``"cpu"``. The choice is logged once per process and provider as one
+line on the ``mirage_ros.runtime`` logger, e.g.
+``onnxruntime 1.31.1: provider cuda (CUDAExecutionProvider, device 0; asked: auto)``.
+
+:class:`BoundSession` keeps its inputs and outputs as :class:`onnxruntime.OrtValue` buffers on the
+session's device and runs through IOBinding, so state that lives between runs (the latent memory)
+never goes through the host. With ``cuda_graph=True`` every distinct binding is captured once as a
+CUDA graph (``gpu_graph_id``) and replayed after that; it needs buffers at fixed addresses, so
+callers refill inputs in place (:meth:`BoundSession.write`) rather than binding new arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from mirage_ros.errors import InvalidInput, MirageError
+
+LOG = logging.getLogger("mirage_ros.runtime")
+PROVIDERS = ("auto", "cuda", "cpu")
+_ORT_NAMES = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+_logged: set[tuple[str, str]] = set()
+
+
+class ProviderUnavailable(MirageError):
+    """The requested execution provider is not in this onnxruntime build."""
+
+
+def resolve_provider(provider: str = "auto") -> str:
+    """``"auto" | "cuda" | "cpu"`` -> the device actually used, ``"cuda"`` or ``"cpu"``.
+
+    Raises:
+        InvalidInput: ``provider`` is not one of :data:`PROVIDERS`.
+        ProviderUnavailable: ``"cuda"`` asked but this onnxruntime has no CUDA provider.
+    """
+    if provider not in PROVIDERS:
+        raise InvalidInput("provider", f"must be one of {PROVIDERS}, got {provider!r}")
+    has_cuda = _ORT_NAMES["cuda"] in ort.get_available_providers()
+    if provider == "cuda" and not has_cuda:
+        raise ProviderUnavailable(
+            f"provider 'cuda' asked but onnxruntime {ort.__version__} offers only "
+            f"{ort.get_available_providers()} (install onnxruntime-gpu, see docs)"
+        )
+    device = "cuda" if provider == "cuda" or (provider == "auto" and has_cuda) else "cpu"
+    if (provider, device) not in _logged:
+        _logged.add((provider, device))
+        detail = f"{_ORT_NAMES[device]}, device 0" if device == "cuda" else _ORT_NAMES[device]
+        LOG.info("onnxruntime %s: provider %s (%s; asked: %s)", ort.__version__, device, detail, provider)
+    return device
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Quiet options; ``threads`` intra-op threads (default ``MIRAGE_ORT_THREADS`` or 1: the
+    memory graphs are chains of small ops that extra threads only slow down on a busy CPU)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = int(threads or os.environ.get("MIRAGE_ORT_THREADS", 1))
+    options.inter_op_num_threads = 1
+    return options
+
+
+def create_session(
+    model: str | Path | bytes,
+    provider: str = "auto",
+    *,
+    cuda_graph: bool = False,
+    threads: int | None = None,
+) -> ort.InferenceSession:
+    """Open an ONNX model on the chosen provider (see :func:`resolve_provider`).
+
+    Args:
+        model: path to a ``.onnx`` file, or its bytes.
+        provider: ``"auto"``, ``"cuda"`` or ``"cpu"``.
+        cuda_graph: with CUDA, capture runs as CUDA graphs (IOBinding with fixed buffers only).
+        threads: CPU intra-op threads (see :func:`session_options`).
+
+    Raises:
+        InvalidInput / ProviderUnavailable: see :func:`resolve_provider`.
+        MirageError: the file is missing or not a loadable model.
+    """
+    device = resolve_provider(provider)
+    options = session_options(threads)
+    if device == "cuda":
+        cuda_options = {"device_id": "0"}
+        if cuda_graph:
+            cuda_options["enable_cuda_graph"] = "1"
+        providers = [(_ORT_NAMES["cuda"], cuda_options), _ORT_NAMES["cpu"]]
+    else:
+        providers = [_ORT_NAMES["cpu"]]
+    source = model if isinstance(model, bytes) else str(model)
+    try:
+        return ort.InferenceSession(source, options, providers=providers)
+    except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.NoSuchFile,
+            ort.capi.onnxruntime_pybind11_state.InvalidProtobuf, ort.capi.onnxruntime_pybind11_state.InvalidGraph) as exc:
+        name = "<bytes>" if isinstance(model, bytes) else model
+        raise MirageError(f"cannot open ONNX model {name}: {exc}") from None
+
+
+class BoundSession:
+    """A session whose inputs and outputs are device-resident OrtValues, run through IOBinding.
+
+    Args:
+        model, provider, threads: as :func:`create_session`.
+        cuda_graph: capture each distinct binding as a CUDA graph (CUDA only; ignored on CPU).
+    """
+
+    def __init__(self, model, provider: str = "auto", *, cuda_graph: bool = False, threads=None):
+        self.device = resolve_provider(provider)
+        self.cuda_graph = bool(cuda_graph) and self.device == "cuda"
+        self.session = create_session(model, self.device, cuda_graph=self.cuda_graph, threads=threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._bindings: dict[tuple, tuple] = {}
+
+    def alloc(self, shape, dtype) -> ort.OrtValue:
+        """A zero-filled ``shape``/``dtype`` buffer on this session's device."""
+        return self.upload(np.zeros(shape, dtype))
+
+    def upload(self, array: np.ndarray) -> ort.OrtValue:
+        """A new device buffer holding a copy of ``array``."""
+        array = np.ascontiguousarray(array)
+        if self.device == "cuda":
+            return ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0)
+        return ort.OrtValue.ortvalue_from_numpy(array.copy())
+
+    @staticmethod
+    def write(buffer: ort.OrtValue, array: np.ndarray) -> None:
+        """Copy ``array`` into ``buffer`` in place (same shape and dtype; address unchanged)."""
+        buffer.update_inplace(np.ascontiguousarray(array))
+
+    def run(self, inputs: Mapping[str, ort.OrtValue], outputs: Mapping[str, ort.OrtValue]) -> None:
+        """Run with every input and output bound to the given buffers (outputs are overwritten).
+
+        A binding (the same buffers for the same names) is built once and reused; with CUDA graphs
+        each distinct binding gets its own graph id, captured on its first run.
+        """
+        key = tuple((n, id(v)) for n, v in inputs.items()) + tuple((n, id(v)) for n, v in outputs.items())
+        if key not in self._bindings:
+            missing = set(self.input_names) - set(inputs)
+            if missing:
+                raise InvalidInput("inputs", f"no buffer for {sorted(missing)}")
+            binding = self.session.io_binding()
+            for name, value in inputs.items():
+                binding.bind_ortvalue_input(name, value)
+            for name, value in outputs.items():
+                binding.bind_ortvalue_output(name, value)
+            run_options = ort.RunOptions()
+            if self.cuda_graph:
+                run_options.add_run_config_entry("gpu_graph_id", str(len(self._bindings) + 1))
+            # keep the buffers alive as long as the binding that points at them
+            self._bindings[key] = (binding, run_options, dict(inputs), dict(outputs))
+        binding, run_options = self._bindings[key][:2]
+        self.session.run_with_iobinding(binding, run_options)
+
+    def forget_bindings(self) -> None:
+        """Drop cached bindings (call after reallocating buffers, e.g. on a new image size)."""
+        self._bindings.clear()
