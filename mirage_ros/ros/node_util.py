@@ -1,0 +1,56 @@
+"""What every node of the package shares: throttled warnings per cause, and its ``main``."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from mirage_ros.errors import MirageError
+
+
+class WarningThrottle:
+    """At most one warning per cause every ``period`` seconds, with a count of the ones held back.
+
+    rclpy's ``throttle_duration_sec`` throttles per call site, so one ``_skip`` helper would let
+    a frequent cause (say, out-of-order stamps) hide a rare one (a zero camera matrix).
+    """
+
+    def __init__(self, logger, period: float = 2.0):
+        self._logger = logger
+        self._period = period
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warn(self, cause: str, text: str, period: float | None = None) -> bool:
+        """Log ``text`` unless ``cause`` was logged less than ``period`` s ago; True if logged."""
+        now = time.monotonic()
+        period = self._period if period is None else period
+        if now - self._last.get(cause, -float("inf")) < period:
+            self._held[cause] = self._held.get(cause, 0) + 1
+            return False
+        held = self._held.pop(cause, 0)
+        self._last[cause] = now
+        self._logger.warning(text + (f" ({held} more like this since the last warning)" if held else ""))
+        return True
+
+
+def run_node(node_class, args=None) -> None:
+    """Init rclpy, spin ``node_class()`` until Ctrl-C / shutdown, exit 2 on a bad parameter."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except MirageError as exc:
+        print(f"[{node_class.__name__}] error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()

@@ -1,0 +1,359 @@
+"""``world_model`` node: RGB-D frames + camera poses in, predicted views out.
+
+Thin ROS shell around :class:`mirage_ros.pipeline.WorldModel`; topics, parameters and frames are
+documented in ``docs/nodes.md``. Per frame: synchronise image / depth / camera_info, decode
+(:mod:`convert`), find the camera pose at the image stamp (:mod:`pose_source`), render the memory
+there for the consistency monitor (``rendered/*``), wait briefly for the monitor's mask
+(:mod:`frame_gate`), integrate the frame minus the flagged pixels, then publish predicted views at
+the configured horizons (:mod:`prediction_poses`). Bad frames are skipped with a throttled
+warning naming the cause; the node keeps running.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray
+from mirage_ros_msgs.msg import PredictedView
+from nav_msgs.msg import Path as PathMsg
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_srvs.srv import Trigger
+
+from mirage_ros.errors import InvalidInput, MirageError
+from mirage_ros.geometry import Intrinsics, valid_depth
+from mirage_ros.ros import convert, outputs
+from mirage_ros.ros.frame_gate import FrameGate, PendingFrame
+from mirage_ros.ros.frames import resolve_convention, to_optical
+from mirage_ros.ros.node_util import WarningThrottle, run_node
+from mirage_ros.ros.params import Param, declare
+from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource, TopicPoseSource, offset_matrix
+from mirage_ros.ros.prediction_poses import extrapolate, path_poses, sample_path
+from mirage_ros.ros.sync import SynchronizedSubscription
+
+PARAMS = [
+    Param("provider", "auto", "ONNX Runtime execution provider", choices=("auto", "cuda", "cpu")),
+    Param("world_frame", "map", "fixed frame of the memory and of predicted poses (REP-105)"),
+    Param("base_frame", "base_link", "robot base frame; planned path poses are poses of this frame"),
+    Param("camera_frame_convention", "auto",
+          "frame convention of the image frame_id: auto = optical if the name contains 'optical'",
+          choices=("auto", "optical", "body")),
+    Param("pose_source", "tf", "where camera poses come from", choices=("tf", "pose", "odometry")),
+    Param("camera_offset", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+          "T_base_camera [x y z roll pitch yaw] (m, rad): pose topics, and paths when TF lacks it"),
+    Param("tf_timeout", 0.3, "seconds a frame waits for its camera pose before it is skipped", (0.0, 10.0)),
+    Param("tf_cache_time", 10.0, "seconds of pose history kept", (1.0, 300.0)),
+    Param("tf_max_extrapolation", 0.05, "seconds a fallback TF / pose lookup may hold the last sample",
+          (0.0, 1.0)),
+    Param("use_rectified_projection", False, "take intrinsics from CameraInfo.p instead of .k"),
+    Param("sync_queue_size", 10, "messages queued per input by the time synchroniser", (1, 100)),
+    Param("sync_slop", 0.02, "largest stamp difference of image, depth and camera_info (s)", (0.0, 1.0)),
+    Param("use_moving_mask", True, "keep pixels flagged by the consistency monitor out of memory"),
+    Param("mask_hold", 0.15, "seconds a frame waits for its moving mask before integrating anyway",
+          (0.0, 2.0)),
+    Param("max_pending_frames", 4, "frames waiting for pose or mask; older ones are dropped", (1, 64)),
+    Param("horizons", [0.5, 1.0, 2.0], "seconds ahead to predict views for", (0.0, 30.0)),
+    Param("motion_window", 0.5, "seconds of pose history the motion is extrapolated from", (0.05, 10.0)),
+    Param("path_spacing", 0.5, "metres between predicted views along a planned path", (0.0, 100.0)),
+    Param("path_max_views", 8, "most views predicted along one path", (1, 64)),
+    Param("pointcloud_period", 2.0, "seconds between memory point clouds (0 = off)", (0.0, 3600.0)),
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", (0.1, 60.0)),
+    Param("max_image_pixels", 2_500_000, "larger frames are skipped (width * height)", (1, 100_000_000)),
+    Param("time_jump_threshold", 1.0,
+          "a stamp this far (s) behind the last one resets the memory (bag loop); less is skipped",
+          (0.0, 3600.0)),
+    Param("memory_file", "~/.ros/mirage_memory.npz", "file of the ~/save and ~/load services"),
+    Param("process_period", 0.01, "seconds between polls of frames waiting for pose or mask",
+          (0.001, 1.0)),
+]
+LIVE, HORIZON, PATH = PredictedView.SOURCE_LIVE, PredictedView.SOURCE_HORIZON, PredictedView.SOURCE_PATH
+
+
+def horizon_topic(horizon: float) -> str:
+    """``predicted/h0_5`` for 0.5 s: topic prefix of a horizon's plain Image / CameraInfo."""
+    return "predicted/h" + f"{horizon:g}".replace(".", "_").replace("-", "m")
+
+
+class WorldModelNode(Node):
+    """The ``world_model`` node (see module docstring and docs/nodes.md)."""
+
+    def __init__(self, **kwargs):
+        super().__init__("world_model", **kwargs)
+        self.p = p = declare(self, PARAMS)
+        self.warn = WarningThrottle(self.get_logger())
+        self.model = build_model(p.provider)
+        self.get_logger().info(f"world model on provider {self.model.provider}")
+        self.pose = self._pose_source()
+        self.gate = FrameGate(p.mask_hold if p.use_moving_mask else 0.0, p.tf_timeout, p.max_pending_frames)
+        self.history: deque[tuple[float, np.ndarray]] = deque(maxlen=64)  # (stamp, T_world_cam)
+        self.last_frame: PendingFrame | None = None
+        self.last_stamp: float | None = None
+        self.counts = {"frames_in": 0, "integrated": 0, "skipped": 0, "dropped_pose": 0, "dropped_queue": 0}
+        self.latency = deque(maxlen=200)  # (seconds image-in -> predictions out)
+        self.timing = {"observe": deque(maxlen=200), "predict": deque(maxlen=200)}
+
+        self.sync = SynchronizedSubscription(
+            self, [(Image, "image"), (Image, "depth"), (CameraInfo, "camera_info")],
+            qos_profile_sensor_data, p.sync_queue_size, p.sync_slop, self._on_frame)
+        if p.use_moving_mask:
+            self.create_subscription(Image, "moving/memory_mask", self._on_mask, 10)
+        self.create_subscription(PathMsg, "path", self._on_path, 1)
+        self.pub_live = self.create_publisher(PredictedView, "rendered/view", 5)
+        self.pub_rendered = {k: self.create_publisher(t, f"rendered/{k}", 5)
+                             for k, t in (("image", Image), ("depth", Image), ("camera_info", CameraInfo))}
+        self.pub_views = self.create_publisher(PredictedView, "predicted/views", 10)
+        self.pub_horizon = {
+            h: {k: self.create_publisher(t, f"{horizon_topic(h)}/{k}", 5)
+                for k, t in (("image", Image), ("depth", Image), ("camera_info", CameraInfo))}
+            for h in p.horizons}
+        self.pub_path_views = self.create_publisher(PredictedView, "predicted/path_views", 10)
+        self.pub_path_poses = self.create_publisher(PoseArray, "predicted/path_poses", 5)
+        self.pub_cloud = self.create_publisher(PointCloud2, "memory/points", 1)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        for name, handler in (("reset", self._srv_reset), ("save", self._srv_save), ("load", self._srv_load)):
+            self.create_service(Trigger, f"~/{name}", handler)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)  # keeps running while a bag is paused
+        self.create_timer(p.process_period, self._step, clock=steady)
+        self.create_timer(p.diagnostics_period, self._publish_diagnostics, clock=steady)
+        if p.pointcloud_period > 0:
+            self.create_timer(p.pointcloud_period, self._publish_cloud, clock=steady)
+
+    # ---------------------------------------------------------------- inputs
+    def _pose_source(self):
+        p = self.p
+        if p.pose_source == "tf":
+            return TfPoseSource(self, p.world_frame, p.base_frame, p.tf_cache_time, p.tf_max_extrapolation)
+        return TopicPoseSource(self, "pose", p.pose_source, p.world_frame, offset_matrix(p.camera_offset),
+                               p.tf_cache_time, p.tf_max_extrapolation)
+
+    def _on_frame(self, image: Image, depth_msg: Image, info: CameraInfo) -> None:
+        self.counts["frames_in"] += 1
+        stamp = convert.time_to_sec(image.header.stamp)
+        try:
+            frame = self._decode(image, depth_msg, info, stamp)
+        except InvalidInput as exc:
+            self._skip(exc.parameter.split(".")[0], f"frame {stamp:.3f} skipped: {exc}")
+            return
+        if self.last_stamp is not None and stamp <= self.last_stamp:
+            if self.last_stamp - stamp > self.p.time_jump_threshold:
+                self.warn.warn("time_jump", f"time jumped back {self.last_stamp - stamp:.2f} s "
+                               "(bag loop?): resetting the memory", 0.0)
+                self._reset()
+            else:
+                self._skip("order", f"frame {stamp:.3f} skipped: out-of-order stamp "
+                           f"(not after the last frame {self.last_stamp:.3f})")
+                return
+        self.last_stamp = stamp
+        for dropped, cause in self.gate.push(frame):
+            self.counts["dropped_queue"] += 1
+            self.warn.warn("queue", f"frame {dropped.stamp:.3f} dropped: {cause}")
+        self._step()
+
+    def _decode(self, image: Image, depth_msg: Image, info: CameraInfo, stamp: float) -> PendingFrame:
+        p = self.p
+        if image.width * image.height > p.max_image_pixels:
+            raise InvalidInput("image.size", f"{image.width}x{image.height} exceeds max_image_pixels={p.max_image_pixels}")
+        K = convert.intrinsics_from_camera_info(info, p.use_rectified_projection)
+        sizes = {"image": (image.width, image.height), "depth": (depth_msg.width, depth_msg.height),
+                 "camera_info": (K.width, K.height)}
+        if len(set(sizes.values())) > 1:
+            raise InvalidInput("size", "image/depth/camera_info sizes differ: "
+                               + ", ".join(f"{k} {w}x{h}" for k, (w, h) in sizes.items()))
+        rgb = convert.rgb_from_image(image)
+        depth = convert.depth_from_image(depth_msg)
+        if not valid_depth(depth).any():
+            raise InvalidInput("depth", "no valid reading (all 0 / NaN / inf)")
+        return PendingFrame(stamp, image.header.frame_id, rgb, depth, K, time.monotonic())
+
+    def _on_mask(self, msg: Image) -> None:
+        try:
+            self.gate.add_mask(convert.time_to_sec(msg.header.stamp), convert.mask_from_image(msg))
+        except InvalidInput as exc:
+            self.warn.warn("mask", f"moving mask ignored: {exc}")
+        self._step()
+
+    def _on_path(self, msg: PathMsg) -> None:
+        if self.last_frame is None or self.model.is_empty():
+            self.warn.warn("path", "path received before any frame was integrated: no views predicted")
+            return
+        if msg.header.frame_id and msg.header.frame_id != self.p.world_frame:
+            self.warn.warn("path_frame", f"path is in {msg.header.frame_id!r}, not world_frame "
+                           f"{self.p.world_frame!r}: using it as is")
+        try:
+            positions = np.array([[q.pose.position.x, q.pose.position.y, q.pose.position.z] for q in msg.poses])
+            quats = np.array([[q.pose.orientation.w, q.pose.orientation.x, q.pose.orientation.y,
+                               q.pose.orientation.z] for q in msg.poses]).reshape(-1, 4)
+            picks = sample_path(positions.reshape(-1, 3), self.p.path_spacing, self.p.path_max_views)
+            T_world_base = path_poses(positions.reshape(-1, 3), quats)
+        except InvalidInput as exc:
+            self.warn.warn("path", f"path ignored: {exc}")
+            return
+        frame = self.last_frame
+        T_base_cam = to_optical(self._base_T_frame(frame), self._convention(frame.frame_id))
+        poses = PoseArray()
+        poses.header.stamp, poses.header.frame_id = msg.header.stamp, self.p.world_frame
+        for i in picks:
+            stamp = msg.poses[i].header.stamp
+            if stamp.sec == 0 and stamp.nanosec == 0:
+                stamp = msg.header.stamp
+            request = outputs.ViewRequest(T_world_base[i] @ T_base_cam, stamp,
+                                          convert.time_to_sec(stamp) - frame.stamp, PATH, int(i))
+            poses.poses.append(convert.matrix_to_pose(request.T_world_cam))
+            self.pub_path_views.publish(self._view(request, frame))
+        self.pub_path_poses.publish(poses)
+
+    def _base_T_frame(self, frame: PendingFrame) -> np.ndarray:
+        try:
+            return self.pose.base_T_frame(frame.frame_id, frame.stamp)
+        except PoseUnavailable as exc:
+            self.warn.warn("path_offset", f"camera offset on the robot unknown ({exc.cause}): "
+                           "using the camera_offset parameter")
+            return offset_matrix(self.p.camera_offset)
+
+    # ---------------------------------------------------------------- processing
+    def _convention(self, frame_id: str) -> str:
+        return resolve_convention(self.p.camera_frame_convention, frame_id)
+
+    def _pose_of(self, frame: PendingFrame) -> np.ndarray:
+        return to_optical(self.pose.world_T_frame(frame.frame_id, frame.stamp), self._convention(frame.frame_id))
+
+    def _step(self) -> None:
+        posed, ready, dropped = self.gate.poll(time.monotonic(), self._pose_of)
+        for frame, cause in dropped:
+            self.counts["dropped_pose"] += 1
+            self.warn.warn("pose", f"frame {frame.stamp:.3f} skipped: {cause}")
+        for frame in posed:
+            self._publish_live(frame)
+        for frame, mask in ready:
+            self._integrate(frame, mask)
+
+    def _publish_live(self, frame: PendingFrame) -> None:
+        request = outputs.ViewRequest(frame.T_world_cam, convert.sec_to_time(frame.stamp), 0.0, LIVE)
+        view = self._view(request, frame)
+        self.pub_live.publish(view)
+        self.pub_rendered["image"].publish(view.image)
+        self.pub_rendered["depth"].publish(view.depth)
+        self.pub_rendered["camera_info"].publish(view.camera_info)
+
+    def _integrate(self, frame: PendingFrame, mask: np.ndarray | None) -> None:
+        if mask is not None and mask.shape != frame.depth.shape:
+            self.warn.warn("mask", f"moving mask {mask.shape} does not match the frame {frame.depth.shape}: ignored")
+            mask = None
+        t0 = time.perf_counter()
+        try:
+            self.model.observe(frame.rgb, frame.depth, frame.K, frame.T_world_cam, frame.stamp, dynamic_mask=mask)
+        except InvalidInput as exc:
+            self._skip("observe", f"frame {frame.stamp:.3f} not integrated: {exc}")
+            return
+        self.timing["observe"].append(time.perf_counter() - t0)
+        self.counts["integrated"] += 1
+        self.last_frame = frame
+        self.history.append((frame.stamp, frame.T_world_cam))
+        stamps = np.array([s for s, _ in self.history])
+        poses = np.stack([T for _, T in self.history])
+        for h in self.p.horizons:
+            T = extrapolate(stamps, poses, h, self.p.motion_window)
+            request = outputs.ViewRequest(T, convert.sec_to_time(frame.stamp + h), h, HORIZON)
+            view = self._view(request, frame)
+            self.pub_views.publish(view)
+            for key in ("image", "depth", "camera_info"):
+                self.pub_horizon[h][key].publish(getattr(view, key))
+        self.latency.append(time.monotonic() - frame.arrived)
+
+    def _view(self, request: outputs.ViewRequest, frame: PendingFrame):
+        t0 = time.perf_counter()
+        prediction = self.model.predict(request.T_world_cam, frame.K)
+        self.timing["predict"].append(time.perf_counter() - t0)
+        h, w = prediction.depth.shape
+        K = frame.K if (h, w) == frame.K.shape else Intrinsics(frame.K.fx, frame.K.fy, frame.K.cx, frame.K.cy, w, h)
+        return outputs.predicted_view(request, prediction.rgb, prediction.depth, prediction.valid, K,
+                                      self._optical_frame(frame.frame_id), self.p.world_frame)
+
+    def _optical_frame(self, frame_id: str) -> str:
+        return frame_id if self._convention(frame_id) == "optical" else f"{frame_id}_optical"
+
+    def _skip(self, cause: str, text: str) -> None:
+        self.counts["skipped"] += 1
+        self.warn.warn(cause, text)
+
+    # ---------------------------------------------------------------- outputs
+    def _publish_cloud(self) -> None:
+        if self.model.is_empty() or self.pub_cloud.get_subscription_count() == 0:
+            return
+        points, colors = self.model.points()
+        self.pub_cloud.publish(outputs.point_cloud(points, colors, self.get_clock().now().to_msg(), self.p.world_frame))
+
+    def _publish_diagnostics(self) -> None:
+        values = dict(self.counts)
+        values["dropped_sync"] = self.sync.dropped
+        values["received_image_depth_info"] = "/".join(map(str, self.sync.received))
+        level, message = 0, "ok"
+        received = self.sync.received
+        if received[0] > 0 and received[2] == 0:
+            level, message = 1, "no camera_info received: frames cannot be used"
+            self.warn.warn("camera_info", f"images arrive but no camera_info on "
+                           f"{self.resolve_topic_name('camera_info')}: frames skipped")
+        for name, series in (("latency_ms", self.latency), ("observe_ms", self.timing["observe"]),
+                             ("predict_ms", self.timing["predict"])):
+            if series:
+                values[f"{name}_mean"] = 1e3 * float(np.mean(series))
+                values[f"{name}_max"] = 1e3 * float(np.max(series))
+        values.update({f"memory_{k}": v for k, v in self.model.stats().items()})
+        values.update(provider=self.model.provider, pose_source=self.pose.backend, sync=self.sync.backend)
+        self.pub_diag.publish(outputs.diagnostic_array(self.get_clock().now().to_msg(), "mirage_ros: world_model",
+                                                       self.get_fully_qualified_name(), level, message, values))
+
+    # ---------------------------------------------------------------- services
+    def _reset(self) -> None:
+        self.model.reset()
+        self.gate.clear()
+        self.sync.clear()
+        self.history.clear()
+        self.last_frame = None
+        self.last_stamp = None
+
+    def _srv_reset(self, request, response):
+        self._reset()
+        response.success, response.message = True, "memory cleared"
+        return response
+
+    def _srv_save(self, request, response):
+        return self._file_op(response, "save")
+
+    def _srv_load(self, request, response):
+        response = self._file_op(response, "load")
+        if response.success:
+            self.gate.clear()
+            self.history.clear()
+        return response
+
+    def _file_op(self, response, op: str):
+        path = Path(self.p.memory_file).expanduser()
+        try:
+            if op == "save":
+                path.parent.mkdir(parents=True, exist_ok=True)
+            getattr(self.model, op)(path)
+        except (MirageError, OSError) as exc:
+            response.success, response.message = False, f"{op} {path} failed: {exc}"
+            self.get_logger().error(response.message)
+            return response
+        response.success, response.message = True, f"{op}d {path} ({self.model.stats()})"
+        return response
+
+
+def build_model(provider: str):
+    """The engine behind the node: :class:`mirage_ros.pipeline.WorldModel` on ``provider``."""
+    from mirage_ros.pipeline import WorldModel
+
+    return WorldModel.load(provider=provider)
+
+
+def main(args=None) -> None:
+    run_node(WorldModelNode, args)
