@@ -251,3 +251,16 @@ def test_bad_input_names_the_parameter():
         detector.update(rgb, depth, K, np.eye(3), 0.0, rgb, depth, depth > 0)
     with pytest.raises(InvalidInput, match="depth_window"):
         DetectorConfig(depth_window=4)
+
+
+def test_person_who_stops_is_not_moving_but_stays_out_of_memory_then_moves_again():
+    def x_at(i):  # walk 1 s, stand 3 s, walk on
+        return -1.0 + 0.1 * min(i, 10) + 0.1 * max(i - 40, 0)
+
+    poses = [pose(z=0.01 * i) for i in range(50)]
+    frames = run(MovingObjectDetector(), poses, lambda i: [person(x_at(i))])
+    standing = frames[20:40]  # stopped for >= 1 s
+    assert all(not det.mask.any() for det, _ in standing)
+    assert all(det.memory_mask[ids == 1].mean() > 0.95 for det, ids in standing)
+    assert all(r.state == STATE_UNKNOWN for det, _ in standing for r in det.regions)
+    assert all(f1(det.mask, ids == 1) > 0.85 for det, ids in frames[44:])

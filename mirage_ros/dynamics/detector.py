@@ -288,13 +288,12 @@ class MovingObjectDetector:
         )
         track_of = {b.label: t for b, t in zip(tracked, tracks)}
 
-        persistence = cfg.tracking.persistence_s
         out_labels = np.zeros(depth.shape, np.uint8)
         keep_out = np.isin(labels, [b.label for b in overflow])
         described = []
         for index, blob in enumerate(kept, start=1):
             track = track_of.get(blob.label)
-            state = track.state(persistence) if track else STATE_UNKNOWN
+            state = track.state(cfg.tracking) if track else STATE_UNKNOWN
             pixels = labels == blob.label
             out_labels[pixels] = index
             if state != STATE_NEW_STATIC:

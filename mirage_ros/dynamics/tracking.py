@@ -37,6 +37,8 @@ class TrackingConfig:
         motion_alpha: weight of the newest evidence in the motion average (EMA).
         enter_moving, leave_moving: hysteresis thresholds on that average.
         persistence_s: a region without motion evidence for this long is new static structure.
+        stopped_persistence_s: the same for a region that has moved before (a person who stops
+            to chat walks on: keep them out of memory longer).
         max_missed_s: a track not observed for this long is dropped.
     """
 
@@ -48,6 +50,7 @@ class TrackingConfig:
     enter_moving: float = 0.5
     leave_moving: float = 0.25
     persistence_s: float = 1.5
+    stopped_persistence_s: float = 5.0
     max_missed_s: float = 0.5
 
 
@@ -60,14 +63,16 @@ class Track:
     history: deque = field(default_factory=lambda: deque(maxlen=32))  # (stamp, (3,) centroid)
     motion: float = 0.0
     moving: bool = False
+    ever_moved: bool = False
     last_motion: float = 0.0
     last_seen: float = 0.0
 
-    def state(self, persistence_s: float) -> int:
-        """``STATE_MOVING``; else ``STATE_NEW_STATIC`` once still for ``persistence_s``; else unknown."""
+    def state(self, config: TrackingConfig) -> int:
+        """``STATE_MOVING``; else ``STATE_NEW_STATIC`` once still long enough; else unknown."""
         if self.moving:
             return STATE_MOVING
-        if self.last_seen - self.last_motion >= persistence_s:
+        window = config.stopped_persistence_s if self.ever_moved else config.persistence_s
+        if self.last_seen - self.last_motion >= window:
             return STATE_NEW_STATIC
         return STATE_UNKNOWN
 
@@ -139,7 +144,7 @@ class Tracker:
                 if strongest >= 0.5:
                     track.last_motion = stamp
             if track.motion >= cfg.enter_moving:
-                track.moving = True
+                track.moving = track.ever_moved = True
             elif track.motion < cfg.leave_moving:
                 track.moving = False
             out.append(track)
