@@ -1,0 +1,122 @@
+"""The package as ROS tools see it: manifests, the installed layout, the ament index, test isolation."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFESTS = [REPO / "package.xml", REPO / "msg" / "package.xml",
+             REPO / "scripts" / "interfaces" / "tf2_msgs" / "package.xml"]
+CONSOLE_SCRIPTS = {"mirage-ros", "sim_camera", "world_model", "consistency_monitor"}
+
+
+def _parse(manifest: Path):
+    from catkin_pkg.package import parse_package
+    warnings: list[str] = []
+    package = parse_package(str(manifest), warnings=warnings)
+    return package, warnings
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: str(p.relative_to(REPO)))
+def test_manifest_parses_without_warnings(manifest):
+    package, warnings = _parse(manifest)
+    assert warnings == []
+    assert package.package_format == 3
+    package.validate()  # raises InvalidPackage on anything rosdep/bloom would reject
+
+
+def test_python_package_manifest_declares_what_the_nodes_use():
+    package, _ = _parse(REPO / "package.xml")
+    assert package.name == "mirage_ros"
+    assert package.get_build_type() == "ament_python"
+    exec_depends = {d.name for d in package.exec_depends}
+    assert {"rclpy", "sensor_msgs", "geometry_msgs", "nav_msgs", "std_msgs", "std_srvs",
+            "visualization_msgs", "diagnostic_msgs", "tf2_ros", "tf2_msgs", "message_filters",
+            "cv_bridge", "launch", "launch_ros", "mirage_ros_msgs"} <= exec_depends
+    assert {"python3-numpy", "python3-scipy", "python3-transforms3d"} <= exec_depends
+    assert "python3-pytest" in {d.name for d in package.test_depends}
+
+
+def test_versions_agree():
+    import mirage_ros
+    setup_version = re.search(r'version="([^"]+)"', (REPO / "setup.py").read_text()).group(1)
+    manifest_version = _parse(REPO / "package.xml")[0].version
+    assert setup_version == manifest_version == mirage_ros.__version__
+
+
+def test_every_message_file_is_generated():
+    """A .msg added to msg/msg/ but not to CMakeLists.txt would silently not exist."""
+    listed = set(re.findall(r'"msg/(\w+\.msg)"', (REPO / "msg" / "CMakeLists.txt").read_text()))
+    assert listed == {p.name for p in (REPO / "msg" / "msg").glob("*.msg")}
+
+
+def _install_copy(tmp_path: Path) -> Path:
+    """pip-install (not editable) a copy of the repo's sources into a fresh prefix; return it."""
+    source, prefix = tmp_path / "src", tmp_path / "prefix"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    source.mkdir()
+    for name in ["setup.py", "setup.cfg", "package.xml"]:
+        shutil.copy2(REPO / name, source / name)
+    for name in ["resource", "requirements", "mirage_ros", "launch", "config"]:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, source / name, ignore=ignore)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--use-pep517", "--no-warn-script-location", "--ignore-installed", "--prefix", str(prefix), str(source)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    return prefix
+
+
+def test_install_layout_is_found_through_the_ament_index(tmp_path):
+    """A plain pip install + scripts/link_dev_install.sh gives the layout of a colcon install."""
+    prefix = _install_copy(tmp_path)
+    subprocess.run([str(REPO / "scripts" / "link_dev_install.sh"), str(prefix)], check=True,
+                   capture_output=True, env={**os.environ, "PATH": f"{prefix}/bin:{os.environ['PATH']}"})
+    script = ("from ament_index_python.packages import get_package_share_directory, get_package_prefix\n"
+              "print(get_package_share_directory('mirage_ros')); print(get_package_prefix('mirage_ros'))")
+    found = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
+                           env={**os.environ, "AMENT_PREFIX_PATH": str(prefix)}).stdout.split()
+    share = prefix / "share" / "mirage_ros"
+    assert found == [str(share), str(prefix)]
+    assert (share / "package.xml").read_text() == (REPO / "package.xml").read_text()
+    for pattern in ["launch/*.launch.py", "config/*.yaml", "config/*.rviz"]:
+        for source in REPO.glob(pattern):
+            installed = share / source.relative_to(REPO)
+            assert installed.read_bytes() == source.read_bytes(), f"{installed} not installed"
+    for name in CONSOLE_SCRIPTS:  # where ros2 run / ros2 launch look for executables
+        executable = prefix / "lib" / "mirage_ros" / name
+        assert executable.resolve() == (prefix / "bin" / name).resolve() and os.access(executable, os.X_OK)
+    weights = list((REPO / "mirage_ros" / "weights").glob("*.onnx"))
+    site = next(prefix.glob("lib/python3*/site-packages"))
+    for onnx in weights:  # the networks travel as package data
+        assert (site / "mirage_ros" / "weights" / onnx.name).is_file()
+
+
+def test_dev_install_is_in_the_ament_index():
+    """``make setup`` made this venv an ament prefix whose share/mirage_ros is the working tree."""
+    from ament_index_python.packages import get_package_share_directory
+    share = Path(get_package_share_directory("mirage_ros"))
+    assert (share / "package.xml").resolve() == (REPO / "package.xml").resolve()
+    for folder in ["launch", "config"]:
+        assert (share / folder).resolve() == (REPO / folder).resolve()
+    lib = Path(sys.prefix) / "lib" / "mirage_ros"
+    assert {p.name for p in lib.iterdir() if os.access(p, os.X_OK)} >= CONSOLE_SCRIPTS
+
+
+def test_session_is_isolated_from_other_ros_graphs():
+    domain = int(os.environ["ROS_DOMAIN_ID"])
+    assert 1 <= domain <= 101
+    assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+
+
+def test_child_processes_join_the_session_graph(ros_process):
+    child = ros_process(code="import os; print('DOMAIN', os.environ['ROS_DOMAIN_ID'], "
+                             "os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'])")
+    match = child.wait_for_output(r"DOMAIN (\d+) (\w+)", timeout=30)
+    assert match.groups() == (os.environ["ROS_DOMAIN_ID"], "LOCALHOST")
