@@ -173,3 +173,7 @@ def _region_msg(region) -> MovingRegion:
 
 def main(args=None) -> None:
     run_node(ConsistencyMonitorNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -357,3 +357,7 @@ def build_model(provider: str):
 
 def main(args=None) -> None:
     run_node(WorldModelNode, args)
+
+
+if __name__ == "__main__":
+    main()
