@@ -108,11 +108,28 @@ def _build(cls, data: dict, prefix: str):
         if sub is not None and dataclasses.is_dataclass(sub):
             kwargs[key] = _build(sub, value, f"{prefix}{key}.")
         else:
-            kwargs[key] = value
+            kwargs[key] = _coerce(value, known[key].type, f"{prefix}{key}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(prefix.rstrip(".") or "config", str(exc)) from exc
+
+
+def _coerce(value, annotation, name: str):
+    """YAML reads ``3e-3`` as a string and ``1`` as an int: give scalars their field's type."""
+    kinds = {"float": float, "int": int, "bool": bool, "str": str}
+    kind = kinds.get(annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""))
+    if kind is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    try:
+        if kind is bool:
+            raise ValueError
+        converted = kind(value)
+        if kind is int and converted != float(value):
+            raise ValueError
+        return converted
+    except (TypeError, ValueError):
+        raise InvalidInput(name, f"must be {kind.__name__}, got {value!r}") from None
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

@@ -81,6 +81,7 @@ class Encoder(nn.Module):
             c_in = w
         layers += [ResBlock(c_in), nn.Conv2d(c_in, cfg.channels, 1)]
         self.body = nn.Sequential(*layers)
+        init_weights(self)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.body(rgb * 2.0 - 1.0)
@@ -117,6 +118,7 @@ class Renderer(nn.Module):
             c = w
         ups += [_conv(c, 12), nn.PixelShuffle(2)]
         self.to_rgb = nn.Sequential(*ups)
+        init_weights(self)
 
     def forward(self, latent: torch.Tensor, valid: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         inv_depth = torch.clamp(DEPTH_SCALE_M / torch.clamp(depth, min=1e-3), max=1.0) * valid
@@ -130,6 +132,19 @@ class Renderer(nn.Module):
             x = F.relu(up(torch.cat([x, skip], dim=1)))
         x = self.mid(x)
         return torch.sigmoid(self.to_rgb(x))
+
+
+def init_weights(module: nn.Module) -> None:
+    """He (fan-in, ReLU) init for every conv, zero biases, and the second conv of each residual
+    block zeroed so blocks start as identities: without normalisation layers PyTorch's default
+    init shrinks activations layer by layer and training starts slowly."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if isinstance(m, ResBlock):
+            nn.init.zeros_(m.b.weight)
 
 
 def count_parameters(module: nn.Module) -> int:

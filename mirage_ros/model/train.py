@@ -173,8 +173,10 @@ class Trainer:
         return out
 
     # ------------------------------------------------------------ main loop
-    def train(self) -> dict:
+    def train(self, until_step: int | None = None) -> dict:
+        """Run steps until ``optim.max_steps`` (or ``until_step``, or the time budget)."""
         cfg = self.cfg
+        last = cfg.optim.max_steps if until_step is None else min(until_step, cfg.optim.max_steps)
         budget = cfg.schedule.time_budget_s
         start = time.monotonic()
         seconds_at_start = self.train_seconds
@@ -185,7 +187,7 @@ class Trainer:
         log = (self.out / "log.jsonl").open("a") if self.rank == 0 else None
         self.nets.train()
         stopped_by_time = False
-        while self.step < cfg.optim.max_steps:
+        while self.step < last:
             natural, sim = self.batch(self.step)
             loss, parts = self.model(natural, sim)
             self.opt.zero_grad(set_to_none=True)

@@ -1,0 +1,156 @@
+"""The shipped encoder and renderer, run through ONNX Runtime (no torch).
+
+``Networks.load()`` reads ``mirage_ros/weights/manifest.json``, checks every ONNX file's sha256
+against it (a mismatch or a missing file raises :class:`WeightsError` naming the file) and opens
+one session per network on the chosen provider (``mirage_ros.runtime.session``).
+
+Shapes: images ``(H, W, 3) uint8``; latents ``(C, h, w) float32`` with ``h = H // s``,
+``w = W // s`` (``s`` = the manifest's stride; pixels past the last whole block are cropped, as in
+``geometry.Intrinsics.scaled``); the renderer returns ``(s*h, s*w, 3) uint8``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mirage_ros.errors import InvalidInput, MirageError
+from mirage_ros.runtime.session import create_session
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+MANIFEST_NAME = "manifest.json"
+
+
+class WeightsError(MirageError):
+    """The shipped weights are missing, unreadable or do not match their manifest."""
+
+
+def verified_manifest(weights_dir: Path) -> dict:
+    """Read ``weights_dir/manifest.json`` and check the sha256 of every file it lists.
+
+    Returns:
+        The manifest as a dict.
+
+    Raises:
+        WeightsError: manifest or a listed file missing, malformed, or a sha256 mismatch.
+    """
+    path = Path(weights_dir) / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text())
+        files = manifest["files"]
+        network = manifest["network"]
+        int(network["stride"]), int(network["channels"])
+    except FileNotFoundError:
+        raise WeightsError(f"no weights manifest at {path}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"malformed weights manifest {path}: {exc!r}") from None
+    for name in ("encoder", "renderer"):
+        if name not in files:
+            raise WeightsError(f"{path} lists no '{name}' file")
+        onnx_path = Path(weights_dir) / files[name]["file"]
+        if not onnx_path.is_file():
+            raise WeightsError(f"{name} weights file missing: {onnx_path}")
+        digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+        if digest != files[name]["sha256"]:
+            raise WeightsError(f"sha256 mismatch for {onnx_path}: file {digest}, "
+                               f"manifest {files[name]['sha256']} (corrupted or replaced weights)")
+    return manifest
+
+
+@dataclass
+class Networks:
+    """Encoder + renderer ONNX sessions.
+
+    Attributes:
+        stride: latent stride ``s``.
+        channels: latent channels ``C``.
+        manifest: the verified manifest (training command, metrics, parity).
+        provider: execution provider actually in use.
+    """
+
+    stride: int
+    channels: int
+    manifest: dict
+    provider: str
+    _encoder: object
+    _renderer: object
+
+    @classmethod
+    def load(cls, weights_dir: str | Path | None = None, provider: str = "auto",
+             threads: int | None = None) -> Networks:
+        """Open the shipped networks (or those in ``weights_dir``) after verifying their sha256.
+
+        Args:
+            weights_dir: folder holding ``manifest.json`` and the ONNX files; default: the
+                package's ``mirage_ros/weights``.
+            provider: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``.
+            threads: CPU intra-op threads (default: ``runtime.session``'s).
+
+        Raises:
+            WeightsError: missing files or sha256 mismatch.
+            InvalidInput: unknown ``provider``.
+        """
+        weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+        manifest = verified_manifest(weights_dir)
+        files = manifest["files"]
+        encoder = create_session(weights_dir / files["encoder"]["file"], provider, threads=threads)
+        renderer = create_session(weights_dir / files["renderer"]["file"], provider, threads=threads)
+        net = manifest["network"]
+        return cls(int(net["stride"]), int(net["channels"]), manifest,
+                   encoder.get_providers()[0], encoder, renderer)
+
+    def latent_shape(self, height: int, width: int) -> tuple[int, int]:
+        """``(h, w)`` latent grid of an ``height x width`` image."""
+        return height // self.stride, width // self.stride
+
+    def encode(self, rgb: np.ndarray) -> np.ndarray:
+        """``(H, W, 3) uint8`` image -> ``(C, H // s, W // s) float32`` latent.
+
+        Raises:
+            InvalidInput: ``rgb`` not ``(H, W, 3) uint8`` or smaller than one latent cell.
+        """
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise InvalidInput("rgb", f"must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        h, w = self.latent_shape(*rgb.shape[:2])
+        if h == 0 or w == 0:
+            raise InvalidInput("rgb", f"image {rgb.shape[:2]} smaller than stride {self.stride}")
+        s = self.stride
+        x = rgb[: h * s, : w * s].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+        return self._encoder.run(None, {"rgb": x})[0][0]
+
+    def render(self, readout) -> np.ndarray:
+        """Render a memory read-out (``.latent``, ``.valid``, ``.depth``): see :meth:`render_arrays`."""
+        return self.render_arrays(readout.latent, readout.valid, readout.depth)
+
+    def render_arrays(self, latent: np.ndarray, valid: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Warped latent -> image, filling cells where ``valid`` is False.
+
+        Args:
+            latent: ``(C, h, w)`` float latent (values in invalid cells are ignored).
+            valid: ``(h, w)`` bool or float in ``[0, 1]``.
+            depth: ``(h, w)`` metres at each cell (0 or NaN where invalid).
+
+        Returns:
+            ``(s*h, s*w, 3) uint8`` image.
+
+        Raises:
+            InvalidInput: naming the argument whose shape does not fit.
+        """
+        latent = np.asarray(latent, dtype=np.float32)
+        if latent.ndim != 3 or latent.shape[0] != self.channels:
+            raise InvalidInput("latent", f"must be ({self.channels}, h, w), got {latent.shape}")
+        grid = latent.shape[1:]
+        valid = np.asarray(valid, dtype=np.float32)
+        depth = np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0, posinf=0.0)
+        for name, arr in (("valid", valid), ("depth", depth)):
+            if arr.shape != grid:
+                raise InvalidInput(name, f"must be {grid} like the latent grid, got {arr.shape}")
+        valid = valid * (depth > 0)
+        out = self._renderer.run(None, {"latent": latent[None], "valid": valid[None, None],
+                                        "depth": (depth * valid)[None, None]})[0][0]
+        return (np.clip(out, 0.0, 1.0).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)

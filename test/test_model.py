@@ -1,0 +1,110 @@
+"""Training loop, losses and export of the torch networks (CPU, tiny sizes, seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mirage_ros.errors import InvalidInput
+from mirage_ros.evaluation import metrics
+from mirage_ros.model.config import load_config
+from mirage_ros.model.export import export_checkpoint, sha256_file
+from mirage_ros.model.losses import GaussianBlur
+from mirage_ros.model.networks import Encoder, NetworkConfig, Renderer
+from mirage_ros.model.train import Trainer
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = [
+    "device=cpu", "network.width=8", "network.channels=8", "network.renderer_levels=1",
+    "natural.batch_size=4", "natural.crop=32", "natural.val_max_side=64", "sim.enabled=false",
+    "optim.warmup_steps=2", "optim.lr=3e-3", "schedule.log_every=1", "schedule.val_every=1000",
+    "schedule.checkpoint_every=1000",
+]
+
+
+def tiny_trainer(tmp_path: Path, steps: int, extra: tuple = ()) -> Trainer:
+    cfg = load_config(REPO / "config/train.yaml", TINY + [f"optim.max_steps={steps}", *extra])
+    return Trainer(cfg, tmp_path, "test")
+
+
+def test_shipped_config_loads_and_rejects_unknown_keys():
+    cfg = load_config(REPO / "config/train.yaml")
+    assert cfg.network.stride in (4, 8)
+    with pytest.raises(InvalidInput, match="optim.nonsense"):
+        load_config(REPO / "config/train.yaml", ["optim.nonsense=1"])
+
+
+def test_network_shapes_follow_stride():
+    for stride in (4, 8):
+        cfg = NetworkConfig(stride=stride, channels=6, width=8, renderer_levels=2)
+        latent = Encoder(cfg)(torch.rand(2, 3, 48, 64))
+        assert latent.shape == (2, 6, 48 // stride, 64 // stride)
+        ones = torch.ones_like(latent[:, :1])
+        rgb = Renderer(cfg)(latent, ones, ones)
+        assert rgb.shape == (2, 3, 48, 64) and 0 <= float(rgb.detach().min()) <= float(rgb.detach().max()) <= 1
+
+
+def test_torch_ssim_matches_numpy_metric():
+    rng = np.random.default_rng(0)
+    a = rng.random((24, 32, 3))
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
+    ta, tb = (torch.from_numpy(x.transpose(2, 0, 1)[None]) for x in (a, b))
+    blur = GaussianBlur().double()
+    torch_map = metrics.ssim_map(ta, tb, blur).mean().item()
+    assert torch_map == pytest.approx(metrics.ssim(a, b), abs=1e-6)
+
+
+def test_tiny_training_lowers_the_loss(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=40, extra=("natural.hole_fraction=0",))
+    # One image: 40 steps are enough to fit it, so a working loop must lower the loss a lot.
+    trainer.natural_train = trainer.natural_train[:1]
+    natural, _ = trainer.batch(0)
+
+    def fixed_loss():
+        with torch.no_grad():
+            return float(trainer.nets(natural, None)[0])
+
+    before = fixed_loss()
+    trainer.train()
+    after = fixed_loss()
+    assert after < 0.85 * before, (before, after)
+    logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert any("val" in rec and "natural_heldout_psnr" in rec["val"] for rec in logged)
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = tiny_trainer(tmp_path / "a", steps=6)
+    straight.train()
+    first = tiny_trainer(tmp_path / "b", steps=6)
+    first.train(until_step=3)
+    resumed = tiny_trainer(tmp_path / "b", steps=6)
+    resumed.resume()
+    assert resumed.step == 3
+    resumed.train()
+    for key, value in straight.nets.state_dict().items():
+        assert torch.equal(value, resumed.nets.state_dict()[key]), key
+
+
+def test_time_budget_stops_with_a_checkpoint(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=100000, extra=("schedule.time_budget_s=1",))
+    result = trainer.train()
+    assert result["stopped_by_time"] and 0 < result["step"] < 100000
+    assert (tmp_path / "last.pt").is_file()
+
+
+def test_export_parity_and_manifest(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=2)
+    trainer.train()
+    manifest_path = export_checkpoint(tmp_path / "last.pt", tmp_path / "export")
+    manifest = json.loads(manifest_path.read_text())
+    for name in ("encoder", "renderer"):
+        entry = manifest["files"][name]
+        assert entry["sha256"] == sha256_file(tmp_path / "export" / entry["file"])
+        assert entry["opset"] >= 18 and entry["ir_version"] <= 13
+        assert manifest["parity_max_abs_diff"][name] < 1e-4
+    assert manifest["training"]["steps"] == 2
+    assert manifest["training"]["command"] == "test"

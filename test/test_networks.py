@@ -1,0 +1,78 @@
+"""ONNX loading of the networks: sha256 verification, encode/render shapes, parity with torch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mirage_ros.errors import InvalidInput
+from mirage_ros.model.export import export_networks
+from mirage_ros.model.networks import Encoder, NetworkConfig, Renderer
+from mirage_ros.runtime.networks import WEIGHTS_DIR, Networks, WeightsError, verified_manifest
+
+CFG = NetworkConfig(stride=8, channels=6, width=8, renderer_levels=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> Path:
+    """Randomly initialised tiny networks exported like the shipped ones (manifest included)."""
+    out = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    entries = export_networks(Encoder(CFG), Renderer(CFG), CFG.stride, CFG.channels, out)
+    manifest = {"network": {"stride": CFG.stride, "channels": CFG.channels}, **entries}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_encode_render_shapes_and_torch_parity(tiny_weights):
+    nets = Networks.load(tiny_weights, provider="cpu")
+    rgb = np.random.default_rng(0).integers(0, 256, (70, 83, 3), dtype=np.uint8)
+    latent = nets.encode(rgb)
+    assert latent.shape == (6, 8, 10) and latent.dtype == np.float32  # ragged edge cropped
+    valid = np.ones((8, 10), bool)
+    valid[2:5, 3:7] = False
+    out = nets.render_arrays(latent, valid, np.full((8, 10), 2.0, np.float32))
+    assert out.shape == (64, 80, 3) and out.dtype == np.uint8
+    assert nets.manifest["parity_max_abs_diff"]["encoder"] < 1e-4
+
+
+def test_invalid_cells_are_ignored(tiny_weights):
+    """Latent values in holes must not leak into the image (the memory leaves garbage there)."""
+    nets = Networks.load(tiny_weights, provider="cpu")
+    rng = np.random.default_rng(1)
+    latent = rng.normal(size=(6, 4, 5)).astype(np.float32)
+    valid = rng.random((4, 5)) > 0.5
+    depth = np.where(valid, 1.5, 0.0).astype(np.float32)
+    noisy = latent + np.where(valid, 0.0, 100.0).astype(np.float32)
+    np.testing.assert_array_equal(nets.render_arrays(latent, valid, depth),
+                                  nets.render_arrays(noisy, valid, depth))
+
+
+def test_bad_inputs_name_the_parameter(tiny_weights):
+    nets = Networks.load(tiny_weights, provider="cpu")
+    with pytest.raises(InvalidInput, match="rgb"):
+        nets.encode(np.zeros((16, 16, 3), np.float32))
+    with pytest.raises(InvalidInput, match="valid"):
+        nets.render_arrays(np.zeros((6, 2, 2), np.float32), np.ones((3, 2)), np.ones((2, 2)))
+    with pytest.raises(InvalidInput, match="latent"):
+        nets.render_arrays(np.zeros((5, 2, 2), np.float32), np.ones((2, 2)), np.ones((2, 2)))
+
+
+def test_sha256_mismatch_fails_clearly(tiny_weights, tmp_path):
+    broken = tmp_path / "w"
+    shutil.copytree(tiny_weights, broken)
+    blob = bytearray((broken / "renderer.onnx").read_bytes())
+    blob[-1] ^= 0xFF
+    (broken / "renderer.onnx").write_bytes(bytes(blob))
+    with pytest.raises(WeightsError, match="sha256 mismatch.*renderer.onnx"):
+        Networks.load(broken)
+    (broken / "renderer.onnx").unlink()
+    with pytest.raises(WeightsError, match="renderer weights file missing"):
+        Networks.load(broken)
+    with pytest.raises(WeightsError, match="no weights manifest"):
+        Networks.load(tmp_path / "nowhere")
