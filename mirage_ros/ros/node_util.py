@@ -35,8 +35,10 @@ class WarningThrottle:
 
 
 def run_node(node_class, args=None) -> None:
-    """Init rclpy, spin ``node_class()`` until Ctrl-C / shutdown, exit 2 on a bad parameter."""
+    """Init rclpy, spin ``node_class()`` until Ctrl-C / shutdown; exit 2 with one line naming the
+    parameter when one is bad (wrong type, out of range, not a choice)."""
     import rclpy
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
     from rclpy.executors import ExternalShutdownException
 
     rclpy.init(args=args)
@@ -46,7 +48,7 @@ def run_node(node_class, args=None) -> None:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except MirageError as exc:
+    except (MirageError, InvalidParameterTypeException, InvalidParameterValueException) as exc:
         print(f"[{node_class.__name__}] error: {exc}", file=sys.stderr)
         sys.exit(2)
     finally:

@@ -1,0 +1,43 @@
+"""Node parameter tables: config files, docs and the nodes agree; bad values stop a node, named."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mirage_ros.ros.params import Param, check
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tables():
+    from mirage_ros.ros import consistency_monitor, world_model
+
+    return {"world_model": world_model.PARAMS, "consistency_monitor": consistency_monitor.PARAMS}
+
+
+@pytest.mark.usefixtures("interfaces")
+@pytest.mark.parametrize("node", ["world_model", "consistency_monitor"])
+def test_config_file_and_docs_list_every_parameter_with_its_default(node):
+    params = _tables()[node]
+    config = yaml.safe_load((ROOT / "config" / f"{node}.yaml").read_text())
+    values = config[f"/**/{node}"]["ros__parameters"]
+    assert values == {p.name: p.default for p in params}
+    docs = (ROOT / "docs" / "nodes.md").read_text()
+    missing = [p.name for p in params if f"`{p.name}`" not in docs]
+    assert not missing, f"docs/nodes.md lacks {missing}"
+
+
+def test_check_names_the_parameter():
+    with pytest.raises(ValueError, match="provider"):
+        check(Param("provider", "auto", "", choices=("auto", "cpu")), "tpu")
+    with pytest.raises(ValueError, match="horizons: 99"):
+        check(Param("horizons", [0.5], "", range=(0.0, 30.0)), [1.0, 99.0])
+    assert check(Param("horizons", [0.5], "", range=(0.0, 30.0)), [0.0, 30.0]) == [0.0, 30.0]
+
+
+@pytest.mark.usefixtures("interfaces")
+def test_out_of_range_parameter_stops_the_node_naming_it(ros_process):
+    node = ros_process(module="mirage_ros.ros.consistency_monitor", args=["--ros-args", "-p", "score_low:=2.0"])
+    node.wait_for_output(r"error: .*score_low", timeout=30)
+    assert node.popen.wait(10) == 2
