@@ -1,0 +1,178 @@
+"""What moves: the robot's camera path and people walking (closed-form in time, so any ``t`` can
+be evaluated in any order and the result never depends on what was rendered before).
+
+Robot paths are keyframed like a differential-drive robot: turn in place at a waypoint at
+``turn_rate`` rad/s, then drive straight at ``speed`` m/s (linear interpolation in between).
+Actors walk nav-graph edges back and forth, pausing now and then; while paused they are not
+moving (they keep their instance id but leave the motion mask).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mirage_ros.sim.scene import Prisms, Scene
+
+PATHS = ("loop", "forward", "pan", "static")
+
+
+def _wrap(a: float) -> float:
+    return (a + math.pi) % (2 * math.pi) - math.pi
+
+
+class RobotPath:
+    """Base pose ``(x, y, yaw)`` of the robot over time along one of the scene's routes.
+
+    Args:
+        waypoints: ``(P, 2)`` metres in the world (map) frame.
+        mode: ``loop`` (closed, revisits its start every period), ``forward`` (drive to the end,
+            turn round, drive back), ``pan`` (stop at each waypoint and look 60 degrees left and
+            right), ``static`` (stand at waypoint 0 facing waypoint 1).
+    """
+
+    def __init__(self, waypoints: np.ndarray, mode: str, speed: float, turn_rate: float = 0.6):
+        pts = np.asarray(waypoints, np.float64)
+        heading = math.atan2(*(pts[1] - pts[0])[::-1])
+        self.keys: list[tuple[float, float, float, float]] = [(0.0, pts[0, 0], pts[0, 1], heading)]
+        if mode == "static":
+            self.period = math.inf
+            self._freeze()
+            return
+        if mode == "forward":
+            pts = np.concatenate([pts, pts[-2::-1]])
+        elif mode == "pan":
+            pts = np.concatenate([pts, pts[:1]])
+        self.speed, self.turn_rate = speed, turn_rate
+        for i in range(1, len(pts)):
+            step = pts[i] - pts[i - 1]
+            length = float(np.hypot(*step))
+            if length < 1e-6:
+                continue
+            self._turn_to(math.atan2(step[1], step[0]))
+            self._drive(pts[i], length)
+            if mode == "pan":
+                for delta in (1.05, -2.1, 1.05):
+                    self._turn_to(self.keys[-1][3] + delta, exact=True)
+        self._turn_to(heading)
+        self.period = self.keys[-1][0]
+        self._freeze()
+
+    def _turn_to(self, yaw: float, exact: bool = False) -> None:
+        t, x, y, a = self.keys[-1]
+        delta = (yaw - a) if exact else _wrap(yaw - a)
+        if abs(delta) > 1e-9:
+            self.keys.append((t + abs(delta) / self.turn_rate, x, y, a + delta))
+
+    def _drive(self, to: np.ndarray, length: float) -> None:
+        t, _, _, a = self.keys[-1]
+        self.keys.append((t + length / self.speed, float(to[0]), float(to[1]), a))
+
+    def _freeze(self) -> None:
+        k = np.asarray(self.keys, np.float64)
+        self._t, self._xy, self._yaw = k[:, 0], k[:, 1:3], k[:, 3]
+
+    def base_pose(self, t: float) -> tuple[float, float, float]:
+        """``(x, y, yaw)`` of base_link in the map frame at time ``t`` seconds (t >= 0)."""
+        if len(self._t) == 1:
+            return float(self._xy[0, 0]), float(self._xy[0, 1]), float(self._yaw[0])
+        tm = t % self.period
+        i = int(np.clip(np.searchsorted(self._t, tm, side="right") - 1, 0, len(self._t) - 2))
+        f = (tm - self._t[i]) / (self._t[i + 1] - self._t[i])
+        xy = self._xy[i] + f * (self._xy[i + 1] - self._xy[i])
+        yaw = self._yaw[i] + f * (self._yaw[i + 1] - self._yaw[i])
+        return float(xy[0]), float(xy[1]), _wrap(float(yaw))
+
+
+class Walkers:
+    """People walking the scene's navigation graph; ``prisms(t)`` gives their bodies at ``t``.
+
+    Each person is six cylinders (legs, arms swinging with the stride, torso, head) sharing an
+    instance id ``k = 1..count``.
+    """
+
+    def __init__(self, scene: Scene, count: int, seed: int, materials: dict):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+        self.count = count
+        nodes, edges = scene.nav_nodes, scene.nav_edges
+        nbrs: dict[int, list[int]] = {}
+        for a, b in edges:
+            nbrs.setdefault(int(a), []).append(int(b))
+            nbrs.setdefault(int(b), []).append(int(a))
+        starts = sorted(nbrs)
+        self.tracks, self.looks = [], []
+        for _ in range(count):
+            walk = [starts[int(rng.integers(len(starts)))]]
+            for _ in range(int(rng.integers(3, 8))):
+                options = [n for n in nbrs[walk[-1]] if len(walk) < 2 or n != walk[-2]] or nbrs[walk[-1]]
+                walk.append(options[int(rng.integers(len(options)))])
+            walk += walk[-2::-1]
+            self.tracks.append(self._timeline(nodes[walk], rng))
+            self.looks.append((
+                materials["cloth"][int(rng.integers(len(materials["cloth"])))],
+                materials["cloth"][int(rng.integers(len(materials["cloth"])))],
+                materials["skin"][int(rng.integers(len(materials["skin"])))],
+                float(rng.uniform(0.92, 1.08)),
+                float(rng.uniform(0.18, 0.23)),
+            ))
+
+    @staticmethod
+    def _timeline(pts: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Times, positions, cumulative distance of a walk with pauses; plus a start offset."""
+        speed = float(rng.uniform(0.9, 1.4))
+        times, xy, dist = [0.0], [pts[0]], [0.0]
+        for p in pts[1:]:
+            step = float(np.hypot(*(p - xy[-1])))
+            times.append(times[-1] + step / speed)
+            xy.append(p)
+            dist.append(dist[-1] + step)
+            if rng.random() < 0.25:  # stop for a moment (chatting, looking at a poster)
+                times.append(times[-1] + float(rng.uniform(1.0, 4.0)))
+                xy.append(p)
+                dist.append(dist[-1])
+        return np.asarray(times), np.asarray(xy), np.asarray(dist), float(rng.uniform(0, times[-1]))
+
+    def state(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Positions ``(n, 2)``, headings ``(n, 2)``, walked distance ``(n,)``, moving ``(n,) bool``."""
+        pos, head, dist, moving = [], [], [], []
+        for times, xy, walked, offset in self.tracks:
+            tm = (t + offset) % times[-1]
+            i = int(np.clip(np.searchsorted(times, tm, side="right") - 1, 0, len(times) - 2))
+            f = (tm - times[i]) / max(times[i + 1] - times[i], 1e-9)
+            step = xy[i + 1] - xy[i]
+            length = float(np.hypot(*step))
+            pos.append(xy[i] + f * step)
+            if length > 1e-9:
+                head.append(step / length)
+            else:  # paused: keep facing along the previous leg
+                prev = xy[i] - xy[max(i - 1, 0)]
+                head.append(prev / max(float(np.hypot(*prev)), 1e-9))
+            dist.append(walked[i] + f * (walked[i + 1] - walked[i]))
+            moving.append(length > 1e-9)
+        return np.asarray(pos).reshape(-1, 2), np.asarray(head).reshape(-1, 2), np.asarray(dist), np.asarray(moving, bool)
+
+    def prisms(self, t: float) -> tuple[Prisms, np.ndarray]:
+        """Body cylinders at time ``t`` and ``moving (count + 1,) bool`` indexed by instance id."""
+        moving_by_id = np.zeros(self.count + 1, bool)
+        if self.count == 0:
+            return Prisms.from_rows([]), moving_by_id
+        pos, head, dist, moving = self.state(t)
+        moving_by_id[1:] = moving
+        rows = []
+        for k in range(self.count):
+            shirt, trousers, skin, s, r = self.looks[k]
+            fwd, side = head[k], np.array([-head[k][1], head[k][0]])
+            swing = math.sin(2 * math.pi * dist[k] / 1.4)
+            parts = [  # (forward offset, lateral offset, radius, z0, z1, material)
+                (0.18 * swing, 0.1, 0.08, 0.0, 0.85 * s, trousers),
+                (-0.18 * swing, -0.1, 0.08, 0.0, 0.85 * s, trousers),
+                (-0.12 * swing, r + 0.06, 0.05, 0.85 * s, 1.42 * s, shirt),
+                (0.12 * swing, -r - 0.06, 0.05, 0.85 * s, 1.42 * s, shirt),
+                (0.0, 0.0, r, 0.85 * s, 1.47 * s, shirt),
+                (0.0, 0.0, 0.1, 1.47 * s, 1.72 * s, skin),
+            ]
+            for f, l, rad, z0, z1, mat in parts:
+                c = pos[k] + f * fwd + l * side
+                rows.append((c[0], c[1], rad, rad, 0.0, z0, z1, mat, mat, k + 1, True))
+        return Prisms.from_rows(rows), moving_by_id

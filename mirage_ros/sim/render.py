@@ -1,0 +1,234 @@
+"""Column renderer for level cameras in 2.5D scenes (vertical prisms, flat floor and ceiling).
+
+Why columns: a level camera (no roll, no pitch) sees every image column through a vertical plane.
+Every object of a scene is a vertical prism (oriented box or cylinder footprint, ``z0 <= z <= z1``),
+so a column meets it in one depth interval ``[t_in, t_out]`` found with 2D ray casts (``W x N``
+small ops). Full-height walls fill a column between the floor and the ceiling; the other prisms
+cover one contiguous run of rows each, painted back to front (``H x W`` per hit kept). Colour comes
+from a procedural texture atlas indexed by the hit's surface coordinates.
+
+Depth is the optical z (REP-118 depth image semantics), not the ray length: a column ray is
+parametrised as ``p(t) = c + t * (f + a_u r) - t * b_v * up`` with ``a_u = (u - cx) / fx`` and
+``b_v = (v - cy) / fy``, so ``t`` *is* the optical z.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mirage_ros.errors import InvalidInput
+from mirage_ros.geometry import Intrinsics
+from mirage_ros.sim.scene import Prisms, Scene
+
+MAX_HITS = 12  # nearest non-wall hits kept per column
+
+
+@dataclass
+class RenderOutput:
+    """One rendered view (all arrays ``(H, W)`` unless noted).
+
+    rgb ``(H, W, 3) uint8``; depth ``float32`` optical z in metres, 0 = no return; instance_ids
+    ``int32`` (0 = static background, k = actor k); albedo_luma ``float32`` in [0, 1] (for the
+    sensor model's dark-surface dropouts).
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    instance_ids: np.ndarray
+    albedo_luma: np.ndarray
+
+
+def level_pose(T_world_cam: np.ndarray, atol: float = 1e-3) -> tuple[np.ndarray, float, np.ndarray]:
+    """Camera position ``(3,)``, and forward/right 2D unit vectors of a level optical frame.
+
+    Returns ``(position, yaw, right_xy)``; raises InvalidInput when the pose rolls or pitches
+    (the renderer's column model needs optical y = world -z).
+    """
+    T = np.asarray(T_world_cam, dtype=np.float64)
+    if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+        raise InvalidInput("T_world_cam", f"must be a finite (4, 4) matrix, got shape {T.shape}")
+    down = T[:3, 1]
+    if abs(down[2] + 1.0) > atol:
+        raise InvalidInput(
+            "T_world_cam",
+            "the simulator renders level cameras only (optical y must point down, world -z); "
+            f"got optical y = {np.round(down, 4).tolist()}",
+        )
+    forward = T[:2, 2] / np.linalg.norm(T[:2, 2])
+    return T[:3, 3].copy(), float(np.arctan2(forward[1], forward[0])), forward
+
+
+class ColumnRenderer:
+    """Renders a :class:`Scene` at a fixed resolution; reuse one instance per camera model.
+
+    Args:
+        scene: the static scene (walls, furniture, textures, light map).
+        K: pinhole intrinsics; image size ``(K.height, K.width)``.
+        max_range: depths beyond this (metres) are reported as 0 (no return).
+        vignette: strength of the radial darkening (0 = off).
+    """
+
+    def __init__(self, scene: Scene, K: Intrinsics, max_range: float = 10.0, vignette: float = 0.25):
+        self.scene, self.K, self.max_range = scene, K, float(max_range)
+        H, W = K.height, K.width
+        self.a = ((np.arange(W) - K.cx) / K.fx).astype(np.float64)  # (W,)
+        b = ((np.arange(H) - K.cy) / K.fy).astype(np.float32)
+        b[b == 0] = 1e-9  # the horizon row: no floor or ceiling hit, avoid 0-division
+        self.b = b  # (H,)
+        self.rows = np.arange(H, dtype=np.int32)[:, None]  # (H, 1)
+        self.cols = np.arange(W, dtype=np.int64)[None, :]  # (1, W)
+        u = (np.arange(W) - K.cx) / K.width
+        v = (np.arange(H) - K.cy) / K.height
+        radius2 = v[:, None] ** 2 + u[None, :] ** 2
+        self.vignette = (1.0 - vignette * radius2 / 0.5).astype(np.float32)
+        self.half_fov = float(np.arctan(max(K.cx, W - 1 - K.cx) / K.fx)) + 0.02
+        self.row_kind = np.where(b > 0, 1, 2).astype(np.int8)  # floor below the horizon
+        self.row_facing = np.where(b > 0, 0.9, 0.65).astype(np.float32)
+        grid, atlas = scene.grid, scene.atlas
+        self.fc_mat = np.concatenate([grid.floor_mat.ravel(), grid.ceiling_mat.ravel()]).astype(np.int32)
+        self.row_ceiling_offset = np.where(b > 0, 0, grid.floor_mat.size).astype(np.int32)
+        self.inv_su = (atlas.size / atlas.scale[:, 0]).astype(np.float32)
+        self.inv_sv = (atlas.size / atlas.scale[:, 1]).astype(np.float32)
+        t = atlas.texels.astype(np.uint32)
+        self.packed = t[:, 0] | (t[:, 1] << 8) | (t[:, 2] << 16)
+
+    # ------------------------------------------------------------------ column casts
+    def _columns(self, T_world_cam: np.ndarray):
+        cam, _, fwd = level_pose(T_world_cam)
+        right = np.array([fwd[1], -fwd[0]])  # optical x: forward turned -90 deg about world z
+        d = fwd[None, :] + self.a[:, None] * right[None, :]  # (W, 2) column directions
+        return cam, fwd, d
+
+    def render(self, T_world_cam: np.ndarray, dynamic: Prisms | None = None, albedo: bool = False) -> RenderOutput:
+        """Render the scene plus ``dynamic`` prisms (actors) seen from ``T_world_cam (4, 4)``.
+
+        ``albedo``: also return the albedo luminance (the sensor model needs it).
+        """
+        scene, K = self.scene, self.K
+        H, W = K.height, K.width
+        cam, fwd, d = self._columns(T_world_cam)
+        h = float(cam[2])
+        reach = max(3.0 * self.max_range, 30.0)  # colour shows what depth cannot reach
+        cone = (fwd, self.half_fov)
+
+        # full-height walls -> per column background depth
+        walls = scene.walls.near(cam[:2], reach, *cone)
+        if len(walls):
+            w_in, _, _, w_tu, w_n = walls.cast(cam[:2], d)
+            wsel = np.argmin(w_in, axis=1)
+            cols = np.arange(W)
+            col_wall = w_in[cols, wsel]
+            wall_mat, wall_tu = walls.mat[wsel], w_tu[cols, wsel]
+            wall_facing = _facing(w_n[cols, wsel], d)
+        else:
+            col_wall = np.full(W, np.inf, np.float32)
+            wall_mat, wall_tu, wall_facing = np.zeros(W, np.int32), np.zeros(W, np.float32), np.ones(W, np.float32)
+
+        # background: wall between floor and ceiling
+        fc = self._floor_ceiling(h)
+        is_wall = col_wall[None, :] < fc[:, None]
+        depth = np.minimum(col_wall[None, :], fc[:, None])
+        kind = np.where(is_wall, np.int8(0), self.row_kind[:, None])
+        inst = np.zeros((H, W), np.int32)
+        tu = np.broadcast_to(wall_tu[None, :], (H, W))
+        zoff = None
+        mat = np.broadcast_to(wall_mat[None, :], (H, W))
+        facing = np.broadcast_to(wall_facing[None, :], (H, W))
+
+        # other prisms: keep the nearest hits in front of the wall, paint them back to front
+        objs = scene.objects.near(cam[:2], reach, *cone)
+        if dynamic is not None and len(dynamic):
+            objs = objs.concat(dynamic.near(cam[:2], reach, *cone))
+        o_in, o_out, o_face, o_tu, o_n = objs.cast(cam[:2], d)
+        o_in[o_in >= col_wall[:, None]] = np.inf
+        n_hits = min(int(np.max(np.sum(np.isfinite(o_in), axis=1))) if o_in.shape[1] else 0, MAX_HITS)
+        if n_hits:
+            order = np.argsort(o_in, axis=1)[:, :n_hits]  # (W, k) nearest first
+            t_in = np.take_along_axis(o_in, order, 1)
+            t_out = np.take_along_axis(o_out, order, 1)
+            valid = np.isfinite(t_in)
+            z0, z1 = objs.z0[order], objs.z1[order]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t_near = np.where(valid, t_in, 1.0)
+                t_far = np.where(valid, t_out, 1.0)
+                b_lo = np.minimum((h - z1) / t_near, (h - z1) / t_far)
+                b_hi = np.maximum((h - z0) / t_near, (h - z0) / t_far)
+            r0 = np.where(valid, np.ceil(K.cy + K.fy * b_lo), 0).clip(0, H).astype(np.int32)
+            r1 = np.where(valid, np.floor(K.cy + K.fy * b_hi) + 1, 0).clip(0, H).astype(np.int32)
+            pick = np.full((H, W), -1, np.int8)
+            for k in range(n_hits - 1, -1, -1):
+                np.putmask(pick, (self.rows >= r0[:, k]) & (self.rows < r1[:, k]), k)
+            pix = np.flatnonzero(pick >= 0)
+            if pix.size:
+                tu, mat, facing = tu.copy(), mat.copy(), facing.copy()
+                zoff = np.zeros((H, W), np.float32)
+                col = pix % W
+                flat = col * n_hits + pick.ravel()[pix]
+                sel = order.ravel()[flat]
+                tin = t_in.ravel()[flat]
+                bsel = self.b[pix // W]
+                zf = np.where(bsel > 0, objs.z1[sel], objs.z0[sel]).astype(np.float32)
+                tz = (h - zf) / bsel
+                cap = tz > tin  # the ray enters through the top (or bottom) face
+                face = np.take_along_axis(o_face, order, 1).ravel()[flat]
+                depth.ravel()[pix] = np.where(cap, tz, tin)
+                kind.ravel()[pix] = np.where(cap, 3, 4)
+                inst.ravel()[pix] = objs.inst[sel]
+                mat.ravel()[pix] = np.where(cap | (face == 0), objs.mat[sel], objs.mat_front[sel])
+                tu.ravel()[pix] = np.take_along_axis(o_tu, order, 1).ravel()[flat]
+                zoff.ravel()[pix] = objs.z0[sel]
+                side_n = np.take_along_axis(o_n, order[:, :, None], 1).reshape(-1, 2)[flat]
+                facing.ravel()[pix] = np.where(cap, 0.95, _facing(side_n, d[col]))
+        return self._shade(cam, d, depth, kind, mat, tu, zoff, facing, inst, albedo)
+
+    def _floor_ceiling(self, h: float) -> np.ndarray:
+        """Per row ``(H,)`` depth of the floor (below the horizon) or ceiling (above)."""
+        return np.where(self.b > 0, h / self.b, (h - self.scene.ceiling) / self.b).astype(np.float32)
+
+    # ------------------------------------------------------------------ shading
+    def _shade(self, cam, d, depth, kind, mat, tu, zoff, facing, inst, albedo: bool) -> RenderOutput:
+        scene, atlas = self.scene, self.scene.atlas
+        h = np.float32(cam[2])
+        dx, dy = d[:, 0].astype(np.float32), d[:, 1].astype(np.float32)
+        x = depth * dx + np.float32(cam[0])
+        y = depth * dy + np.float32(cam[1])
+        z = h - self.b[:, None] * depth
+        cell = scene.grid.index(x, y)
+        flat = kind >= 1
+        flat &= kind <= 3
+        horizontal = kind == 1
+        horizontal |= kind == 2
+        mat = np.where(horizontal, self.fc_mat[cell + self.row_ceiling_offset[:, None]], mat)
+        s = np.where(flat, x, tu)
+        t = np.where(flat, y, z if zoff is None else z - zoff)
+        T = atlas.size
+        iu = (s * self.inv_su[mat]).astype(np.int32)
+        iu &= T - 1
+        iv = (t * self.inv_sv[mat]).astype(np.int32)
+        iv &= T - 1
+        idx = mat * (T * T)
+        idx += iv * T
+        idx += iu
+        texel = self.packed[idx].view(np.uint8).reshape(depth.shape + (4,))
+        side = ~flat
+        gain = scene.ambient + scene.grid.light.ravel()[cell]
+        gain *= np.where(side, facing * (0.8 + (0.25 / scene.ceiling) * z), self.row_facing[:, None])
+        gain = np.where(atlas.emissive[mat], np.float32(1.25), gain)
+        gain *= self.vignette
+        g = np.minimum(gain * 128.0, 256.0).astype(np.uint16)  # 255 * 256 fits uint16
+        rgb = texel[:, :, :3] * g[:, :, None]
+        rgb >>= 7
+        rgb = np.minimum(rgb, 255).astype(np.uint8)
+        luma = atlas.luma.ravel()[idx] if albedo else None
+        depth = np.where((depth > self.max_range) | ~np.isfinite(depth), np.float32(0), depth)
+        return RenderOutput(rgb, depth, inst, luma)
+
+
+def _facing(normal: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Lambert-like factor ``(W,)`` from side normals ``(W, 2)`` and column directions ``(W, 2)``."""
+    dn = np.abs(np.sum(normal * d, axis=-1)) / np.linalg.norm(d, axis=-1)
+    # a fixed "sky" direction brightens faces turned one way: walls at corners differ in tone
+    tone = 0.93 + 0.07 * (normal @ np.array([0.6, 0.8], np.float32))
+    return ((0.5 + 0.5 * dn) * tone).astype(np.float32)
