@@ -18,6 +18,7 @@ from mirage_ros.errors import MirageError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mirage_ros.model.train", "train encoder + renderer (torch), export ONNX"),
     "export": ("mirage_ros.model.export", "export a training checkpoint to ONNX + manifest"),
+    "eval-dynamics": ("mirage_ros.evaluation.eval_dynamics", "score moving-object flags and memory consistency (sim)"),
 }
 
 
