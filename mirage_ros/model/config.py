@@ -49,19 +49,24 @@ class NaturalConfig:
 
 @dataclass
 class SimDataConfig:
-    """Memory-conditioned targets from simulated camera paths (see ``model.sim_data``)."""
+    """Memory-conditioned targets from simulated camera paths (see ``model.sim_data``).
+
+    Each seed gives one sequence per scene family; path, actors and sensor noise cycle over the
+    seeds. ``gaps_s``: 0 = revisit (target pose seen before), > 0 = future view that far ahead of
+    the newest frame in memory. ``workers``: rendering processes (0 = one per CPU core).
+    """
 
     enabled: bool = True
     batch_size: int = 8
     width: int = 320
     height: int = 240
-    rate_hz: float = 10.0
-    frames_per_sequence: int = 160
-    scenes: list = field(default_factory=lambda: ["corridor"])
-    paths: list = field(default_factory=lambda: ["loop"])
+    rate_hz: float = 4.0
+    frames_per_sequence: int = 400
+    scenes: list = field(default_factory=lambda: ["corridor", "office", "warehouse"])
+    paths: list = field(default_factory=lambda: ["loop", "forward", "pan"])
     actors: list = field(default_factory=lambda: [False, True])
-    train_seeds: list = field(default_factory=lambda: list(range(0, 16)))
-    val_seeds: list = field(default_factory=lambda: [1000, 1001])
+    train_seeds: list = field(default_factory=lambda: list(range(0, 8)))
+    val_seeds: list = field(default_factory=lambda: [1000])
     context_frames: int = 8
     gaps_s: list = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])
     workers: int = 0

@@ -1,0 +1,175 @@
+"""``WorldModel``: encoder + latent memory + renderer, no ROS and no torch.
+
+    wm = WorldModel()                                   # shipped networks, memory sized to them
+    latent = wm.observe(rgb, depth, K, T_world_cam, stamp, dynamic_mask=None)
+    pred = wm.predict(T_world_cam, K)                   # Prediction(rgb, depth, valid, confidence)
+
+Frames: ``T_world_cam (4, 4)`` maps the camera **optical** frame to the world frame. Images
+``(H, W, 3) uint8``, depth ``(H, W) float32`` metres (0/NaN = no reading). The latent grid is
+``(H // s, W // s)``; predictions are rendered on that grid times ``s`` and padded with edge
+pixels (``valid`` False) to the full ``K`` size when ``H`` or ``W`` is not a multiple of ``s``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mirage_ros import geometry as g
+from mirage_ros.errors import InvalidInput
+from mirage_ros.memory import LatentMemory, MemoryConfig, Readout
+from mirage_ros.runtime.networks import Networks
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A predicted camera view.
+
+    Attributes:
+        rgb: ``(H, W, 3) uint8`` rendered image (holes filled by the renderer).
+        depth: ``(H, W) float32`` metres from the memory (0 where it has nothing).
+        valid: ``(H, W) bool`` pixels whose latent cell the memory covered.
+        confidence: ``(H, W) float32`` in ``[0, 1]``: 1 where covered, 0 in filled holes.
+        readout: the latent-resolution read-out the image was rendered from.
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    valid: np.ndarray
+    confidence: np.ndarray
+    readout: Readout
+
+
+@dataclass
+class _Timer:
+    """Running mean of stage durations in milliseconds."""
+
+    totals: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.totals[name] = self.totals.get(name, 0.0) + seconds * 1e3
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    def means(self) -> dict:
+        return {f"{k}_ms": self.totals[k] / self.counts[k] for k in self.totals}
+
+
+def upsample_cells(cells: np.ndarray, stride: int, shape: tuple[int, int]) -> np.ndarray:
+    """``(h, w)`` per-cell values -> ``shape (H, W)``: each cell repeated ``stride`` times per
+    side; the ragged edge (``H % stride`` rows / columns) is zero (False)."""
+    out = np.zeros(shape, cells.dtype)
+    big = np.repeat(np.repeat(cells, stride, 0), stride, 1)
+    out[: big.shape[0], : big.shape[1]] = big
+    return out
+
+
+class WorldModel:
+    """The world model pipeline used by the ROS nodes and by evaluation.
+
+    Args:
+        networks: loaded :class:`Networks` (default: the shipped ones on ``provider``).
+        memory_config: memory parameters; ``channels`` and ``stride`` must match the networks
+            (default: ``MemoryConfig(channels=C, stride=s)``).
+        provider: ``"auto"``, ``"cuda"`` or ``"cpu"`` for networks and memory.
+
+    Raises:
+        InvalidInput: ``memory_config`` disagrees with the networks.
+    """
+
+    def __init__(self, networks: Networks | None = None, memory_config: MemoryConfig | None = None,
+                 provider: str = "auto"):
+        self.networks = networks or Networks.load(provider=provider)
+        n = self.networks
+        self.memory_config = memory_config or MemoryConfig(channels=n.channels, stride=n.stride)
+        if (self.memory_config.channels, self.memory_config.stride) != (n.channels, n.stride):
+            raise InvalidInput("memory_config", f"channels/stride {self.memory_config.channels}/"
+                                                f"{self.memory_config.stride} differ from the "
+                                                f"networks' {n.channels}/{n.stride}")
+        self.memory = LatentMemory(self.memory_config, provider=provider)
+        self._timer = _Timer()
+        self.frames_observed = 0
+        self.last_stamp: float | None = None
+
+    @property
+    def stride(self) -> int:
+        return self.networks.stride
+
+    def observe(self, rgb: np.ndarray, depth: np.ndarray, K: g.Intrinsics, T_world_cam: np.ndarray,
+                stamp: float, dynamic_mask: np.ndarray | None = None) -> np.ndarray:
+        """Encode a frame and fuse it into the memory.
+
+        Args:
+            rgb: ``(H, W, 3) uint8``; depth: ``(H, W)`` metres, registered to ``rgb``;
+            K: intrinsics of both (``K.shape == (H, W)``); T_world_cam: ``(4, 4)`` optical frame
+            pose; stamp: seconds; dynamic_mask: ``(H, W) bool`` moving pixels kept out of memory.
+
+        Returns:
+            The frame's latent ``(C, H // s, W // s) float32`` (for consistency checks).
+
+        Raises:
+            InvalidInput: naming the parameter (``rgb`` size differs from ``K``, bad pose, ...).
+        """
+        if not isinstance(K, g.Intrinsics):
+            raise InvalidInput("K", f"must be a geometry.Intrinsics, got {type(K).__name__}")
+        rgb = np.asarray(rgb)
+        if rgb.shape[:2] != K.shape:
+            raise InvalidInput("rgb", f"size {rgb.shape[:2]} differs from K (H, W) = {K.shape}")
+        t0 = time.perf_counter()
+        latent = self.networks.encode(rgb)
+        t1 = time.perf_counter()
+        self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask)
+        t2 = time.perf_counter()
+        self._timer.add("encode", t1 - t0)
+        self._timer.add("insert", t2 - t1)
+        self.frames_observed += 1
+        self.last_stamp = float(stamp)
+        return latent
+
+    def predict(self, T_world_cam: np.ndarray, K: g.Intrinsics) -> Prediction:
+        """Render the memory at a camera pose ``T_world_cam (4, 4)`` with intrinsics ``K``.
+
+        Returns:
+            :class:`Prediction` of size ``K.shape``. Before any ``observe`` the memory is empty:
+            the image is the renderer's guess from nothing and ``valid`` is all False.
+        """
+        t0 = time.perf_counter()
+        readout = self.memory.read_out(T_world_cam, K)
+        t1 = time.perf_counter()
+        small = self.networks.render(readout)
+        t2 = time.perf_counter()
+        self._timer.add("read_out", t1 - t0)
+        self._timer.add("render", t2 - t1)
+        rgb = np.zeros(K.shape + (3,), np.uint8)
+        rgb[: small.shape[0], : small.shape[1]] = small
+        if small.shape[:2] != K.shape:  # ragged edge: repeat the last rendered row / column
+            rgb[small.shape[0]:, :] = rgb[small.shape[0] - 1 : small.shape[0], :]
+            rgb[:, small.shape[1]:] = rgb[:, small.shape[1] - 1 : small.shape[1]]
+        s = self.stride
+        valid = upsample_cells(readout.valid, s, K.shape)
+        depth = upsample_cells(np.where(readout.valid, readout.depth, 0.0).astype(np.float32), s,
+                               K.shape)
+        return Prediction(rgb, depth, valid, valid.astype(np.float32), readout)
+
+    def reset(self) -> None:
+        """Forget the memory (networks stay loaded)."""
+        self.memory.reset()
+        self.frames_observed = 0
+        self.last_stamp = None
+
+    def save(self, path: str | Path) -> Path:
+        """Save the memory (``.npz``); see ``LatentMemory.save``."""
+        return self.memory.save(path)
+
+    def load(self, path: str | Path) -> None:
+        """Load a saved memory; see ``LatentMemory.load``."""
+        self.memory.load(path)
+
+    def stats(self) -> dict:
+        """Memory counters and sizes, frames observed, mean stage latencies (``*_ms``), provider."""
+        return {**self.memory.stats(), "frames_observed": self.frames_observed,
+                "provider": self.networks.provider, "stride": self.stride,
+                "channels": self.networks.channels, **self._timer.means()}
