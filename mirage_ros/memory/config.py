@@ -1,0 +1,113 @@
+"""Memory configuration and the read-out result."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mirage_ros.errors import InvalidInput
+from mirage_ros.memory import layout as L
+
+
+def _largest_prime_at_most(n: int) -> int:
+    """Largest prime <= n (n >= 2). A prime bucket count keeps the additive voxel hash's bucket
+    (mod n) independent of the way hash (mod 8); a power of two correlates them."""
+    for candidate in range(n, 1, -1):
+        if candidate < 4 or all(candidate % d for d in range(2, math.isqrt(candidate) + 1)):
+            return candidate
+    raise InvalidInput("capacity_points", f"too small: {n * L.WAYS}")
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Latent memory parameters.
+
+    Args:
+        channels: latent channels ``C`` of the encoder.
+        stride: latent stride ``s`` (pixels per cell side); one of 2, 4, 8, 16.
+        capacity_points: hard cap on stored points. The table holds ``slots`` <= this many:
+            ``8 * p`` with ``p`` the largest prime <= ``capacity_points / 8`` (8-way buckets).
+        voxel_size: fusion voxel edge in metres. Cells whose points fall in one voxel are fused
+            (weighted running average), so memory grows with explored surface, not path length.
+            Choose about one latent cell's footprint at the typical working depth ``d``:
+            ``stride * d / fx``. For stride 8 at 320x240 (fx ~ 277 px at 60 deg HFOV) a cell
+            covers 2.9 cm per metre: 0.05 m suits rooms (~2 m), 0.1 m halls (~3.5 m). Smaller
+            keeps detail but holds more points; larger blurs neighbours together.
+        min_depth, max_depth: depth readings outside ``(min_depth, max_depth)`` metres are ignored
+            (Kinect-class sensors are unreliable past ~5-8 m).
+        depth_rel_gap, depth_min_fraction: edge-aware pooling, see ``geometry.pool_depth``.
+        dynamic_max_fraction: a cell is dynamic, and skipped, when more than this fraction of its
+            pixels are flagged in ``dynamic_mask``. 0 (default) = any flagged pixel: moving objects
+            never leak into memory through a cell they partly cover.
+        max_weight: confidence cap. Past it the running average becomes an exponential moving
+            average with rate ``1 / max_weight``, so the memory can follow a changed scene.
+        near: read-out near plane, metres (points closer to the target camera are ignored).
+    """
+
+    channels: int
+    stride: int = 8
+    capacity_points: int = 200_000
+    voxel_size: float = 0.05
+    min_depth: float = 0.1
+    max_depth: float = 10.0
+    depth_rel_gap: float = 0.05
+    depth_min_fraction: float = 0.25
+    dynamic_max_fraction: float = 0.0
+    max_weight: float = 20.0
+    near: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "stride", "capacity_points"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InvalidInput(name, f"must be a positive integer, got {value!r}")
+        if self.stride not in L.STRIDES:
+            raise InvalidInput("stride", f"must be one of {L.STRIDES}, got {self.stride}")
+        if self.capacity_points < 2 * L.WAYS:
+            raise InvalidInput("capacity_points", f"must be >= {2 * L.WAYS}, got {self.capacity_points}")
+        for name in ("voxel_size", "min_depth", "max_depth", "depth_rel_gap", "max_weight", "near"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value < 0:
+                raise InvalidInput(name, f"must be a finite number >= 0, got {value!r}")
+        for name in ("voxel_size", "max_depth", "depth_rel_gap"):
+            if getattr(self, name) <= 0:
+                raise InvalidInput(name, f"must be > 0, got {getattr(self, name)}")
+        if self.max_depth <= self.min_depth:
+            raise InvalidInput("max_depth", f"must exceed min_depth {self.min_depth}, got {self.max_depth}")
+        if self.max_weight < 1:
+            raise InvalidInput("max_weight", f"must be >= 1, got {self.max_weight}")
+        if not 0 < self.depth_min_fraction <= 1:
+            raise InvalidInput("depth_min_fraction", f"must be in (0, 1], got {self.depth_min_fraction}")
+        if not 0 <= self.dynamic_max_fraction < 1:
+            raise InvalidInput("dynamic_max_fraction", f"must be in [0, 1), got {self.dynamic_max_fraction}")
+
+    @property
+    def slots(self) -> int:
+        """Points the table can hold (the hard cap actually used, <= ``capacity_points``)."""
+        return L.WAYS * _largest_prime_at_most(self.capacity_points // L.WAYS)
+
+    @property
+    def bytes_per_point(self) -> int:
+        """Bytes one stored point takes: position 12, latent 2C, weight, last-seen, count 4 each, key 8."""
+        return 12 + 2 * self.channels + 4 + 4 + 4 + 8
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Readout:
+    """Memory rendered at a target camera, at latent resolution.
+
+    Attributes:
+        latent: ``(C, h, w) float32`` warped latent, 0 where not ``valid``.
+        valid: ``(h, w) bool``, True where a stored point won the z-test in that cell.
+        depth: ``(h, w) float32`` z-depth in the target camera frame of the winning point, metres
+            (0 where not ``valid``).
+    """
+
+    latent: np.ndarray
+    valid: np.ndarray
+    depth: np.ndarray

@@ -1,0 +1,277 @@
+"""``LatentMemory``: latent points in the world frame, updated and read out by ONNX graphs.
+
+Per frame (``insert``) the update graph pools depth to the latent grid (edge-aware), lifts each
+cell with a reading to a world point, skips dynamic / depthless / non-finite cells, keys the rest
+by world voxel and fuses them into a set-associative hash table of ``config.slots`` points:
+
+- a voxel already stored is updated in place (weighted running average of position and latent,
+  confidence = observation count capped at ``max_weight``): revisits never grow the memory;
+- a new voxel takes an empty way of its 8-way bucket, else evicts the bucket's **least recently
+  seen** point (the eviction rule). The table never holds more than ``config.slots`` points.
+
+``read_out`` projects every live point into the target camera at latent resolution, keeps the
+nearest per cell (z-buffer: ScatterElements ``min``) and gathers its latent.
+
+State lives in two sets of device buffers (OrtValues): the update reads set A and writes set B,
+then they swap (ORT cannot alias a graph's input and output). Nothing goes through the host per
+frame except the frame's own inputs; ``stats()``, ``points()`` and ``save()`` copy on demand.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from mirage_ros import geometry as g
+from mirage_ros.errors import InvalidInput
+from mirage_ros.memory import layout as L
+from mirage_ros.memory.config import MemoryConfig, Readout
+from mirage_ros.memory.storage import load_state, save_state
+from mirage_ros.runtime.session import BoundSession
+
+_FRAME_DTYPES = {"depth": np.float32, "dynamic": np.bool_, "latent": np.float32, "rays": np.float32,
+                 "T_world_cam": np.float32, "params": np.float32}
+
+
+def latent_rays(K_latent: g.Intrinsics) -> np.ndarray:
+    """``(2, h, w) float32`` normalised ray slopes ``((j - cx)/fx, (i - cy)/fy)`` of each latent cell."""
+    u, v = g.pixel_grid(K_latent)
+    return np.stack([(u - K_latent.cx) / K_latent.fx, (v - K_latent.cy) / K_latent.fy]).astype(np.float32)
+
+
+class LatentMemory:
+    """Latent spatial memory (see module docstring).
+
+    Args:
+        config: :class:`MemoryConfig`.
+        provider: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``.
+        cuda_graph: with CUDA, capture update and read-out as CUDA graphs (fixed buffers).
+    """
+
+    def __init__(self, config: MemoryConfig, provider: str = "auto", *, cuda_graph: bool = False):
+        if not isinstance(config, MemoryConfig):
+            raise InvalidInput("config", f"must be a MemoryConfig, got {type(config).__name__}")
+        self.config = config
+        self._update = BoundSession(L.graph_path(f"update_s{config.stride}"), provider, cuda_graph=cuda_graph)
+        self._readout = BoundSession(L.graph_path("readout"), self._update.device, cuda_graph=cuda_graph)
+        self.device = self._update.device
+        self._states = [self._upload_state(self._empty()), self._upload_state(self._empty())]
+        self._current = 0
+        self._slot_ids = self._readout.upload(np.arange(config.slots + 1, dtype=np.int64))
+        self._epoch: float | None = None
+        self._frame: dict[str, ort.OrtValue] = {}
+        self._frame_key: tuple | None = None
+        self._rays_for: g.Intrinsics | None = None
+        self._views: dict[tuple, dict[str, ort.OrtValue]] = {}
+
+    # ------------------------------------------------------------------ state buffers
+    def _empty(self) -> dict[str, np.ndarray]:
+        return L.empty_state(self.config.slots, self.config.channels)
+
+    def _upload_state(self, host: dict[str, np.ndarray]) -> dict[str, ort.OrtValue]:
+        return {name: self._update.upload(host[name]) for name in L.STATE_NAMES}
+
+    def _write_state(self, host: dict[str, np.ndarray]) -> None:
+        """Fill both buffer sets in place (addresses, hence bindings and CUDA graphs, stay valid)."""
+        for state in self._states:
+            for name in L.STATE_NAMES:
+                BoundSession.write(state[name], host[name])
+
+    @property
+    def state(self) -> dict[str, ort.OrtValue]:
+        """The current state buffers (device OrtValues; see ``layout.py``). Do not keep them:
+        the next ``insert`` writes the other set and makes it current."""
+        return self._states[self._current]
+
+    def host_state(self) -> dict[str, np.ndarray]:
+        """A host copy of the whole state (``capacity + 1`` rows, trash row last)."""
+        return {name: BoundSession.to_host(value) for name, value in self.state.items()}
+
+    # ------------------------------------------------------------------ update
+    def insert(self, latent, depth, K: g.Intrinsics, T_world_cam, stamp: float, dynamic_mask=None) -> None:
+        """Lift one frame's latents into the memory and fuse them.
+
+        Args:
+            latent: ``(C, h, w) float32`` encoder output for this frame, ``(h, w) =
+                (K.height // s, K.width // s)``; a numpy array or an OrtValue on this memory's
+                device (e.g. an encoder output kept on the GPU). Non-finite cells are skipped.
+            depth: ``(H, W)`` z-depth in metres, ``(H, W) = (K.height, K.width)``; 0, NaN, inf,
+                negative or outside ``(min_depth, max_depth)`` = no reading.
+            K: full-resolution intrinsics of ``depth`` (the latent grid is ``K.scaled(s)``).
+            T_world_cam: ``(4, 4)`` pose of the camera optical frame in the world frame.
+            stamp: time of the frame, seconds.
+            dynamic_mask: ``(H, W) bool`` True on moving things, or None. Cells with more than
+                ``config.dynamic_max_fraction`` flagged pixels are skipped; flagged pixels never
+                contribute depth.
+
+        Raises:
+            InvalidInput: naming the parameter (shape mismatch, bad pose, non-finite stamp...).
+                The memory is unchanged.
+        """
+        cfg, s = self.config, self.config.stride
+        if not isinstance(K, g.Intrinsics):
+            raise InvalidInput("K", f"must be a geometry.Intrinsics, got {type(K).__name__}")
+        K_latent = K.scaled(s)
+        h, w = K_latent.height, K_latent.width
+        depth = np.asarray(depth)
+        if depth.shape != K.shape or not np.issubdtype(depth.dtype, np.number):
+            raise InvalidInput("depth", f"must be a numeric {K.shape} array like K, got {depth.dtype}{depth.shape}")
+        latent_shape = (cfg.channels, h, w)
+        if isinstance(latent, ort.OrtValue):
+            if tuple(latent.shape()) != latent_shape or latent.device_name().lower() != self.device:
+                raise InvalidInput("latent", f"OrtValue must be {latent_shape} on {self.device}, got "
+                                             f"{latent.shape()} on {latent.device_name()}")
+        else:
+            latent = np.asarray(latent)
+            if latent.shape != latent_shape or not np.issubdtype(latent.dtype, np.number):
+                raise InvalidInput("latent", f"must be {latent_shape} (C, K.height//{s}, K.width//{s}), "
+                                             f"got {latent.dtype}{latent.shape}")
+        T_world_cam = g.check_pose(T_world_cam, "T_world_cam")
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float, np.number)) or not math.isfinite(stamp):
+            raise InvalidInput("stamp", f"must be a finite number of seconds, got {stamp!r}")
+        if dynamic_mask is None:
+            dynamic_mask = np.zeros(K.shape, bool)
+        else:
+            dynamic_mask = np.asarray(dynamic_mask)
+            if dynamic_mask.shape != K.shape or dynamic_mask.dtype != np.bool_:
+                raise InvalidInput("dynamic_mask", f"must be {K.shape} bool, got {dynamic_mask.dtype}{dynamic_mask.shape}")
+
+        if self._epoch is None:
+            self._epoch = float(stamp)
+        params = np.array([float(stamp) - self._epoch, cfg.voxel_size, cfg.min_depth, cfg.max_depth,
+                           cfg.depth_rel_gap, cfg.depth_min_fraction, cfg.dynamic_max_fraction,
+                           cfg.max_weight], np.float32)
+        frame = self._frame_buffers(h * s, w * s, h, w)
+        if self._rays_for != K_latent:
+            BoundSession.write(frame["rays"], latent_rays(K_latent))
+            self._rays_for = K_latent
+        BoundSession.write(frame["depth"], np.asarray(depth[: h * s, : w * s], np.float32))
+        BoundSession.write(frame["dynamic"], dynamic_mask[: h * s, : w * s])
+        BoundSession.write(frame["T_world_cam"], T_world_cam.astype(np.float32))
+        BoundSession.write(frame["params"], params)
+        inputs = dict(frame)
+        if isinstance(latent, ort.OrtValue):
+            inputs["latent"] = latent
+        else:
+            BoundSession.write(frame["latent"], latent.astype(np.float32, copy=False))
+        src, dst = self._states[self._current], self._states[1 - self._current]
+        self._update.run({**inputs, **src}, {f"{n}_out": dst[n] for n in L.STATE_NAMES})
+        self._current = 1 - self._current
+
+    def _frame_buffers(self, H: int, W: int, h: int, w: int) -> dict[str, ort.OrtValue]:
+        key = (H, W, h, w)
+        if self._frame_key != key:
+            shapes = {"depth": (H, W), "dynamic": (H, W), "latent": (self.config.channels, h, w),
+                      "rays": (2, h, w), "T_world_cam": (4, 4), "params": (len(L.UPDATE_PARAMS),)}
+            self._frame = {n: self._update.alloc(shape, _FRAME_DTYPES[n]) for n, shape in shapes.items()}
+            self._frame_key, self._rays_for = key, None
+            self._update.forget_bindings()
+        return self._frame
+
+    # ------------------------------------------------------------------ read-out
+    def read_out_device(self, T_world_cam, K: g.Intrinsics, far=None) -> dict[str, ort.OrtValue]:
+        """Like :meth:`read_out` but returns the device buffers ``latent``, ``valid``, ``depth``
+        (reused by the next read-out of the same grid size: consume or copy them first)."""
+        if not isinstance(K, g.Intrinsics):
+            raise InvalidInput("K", f"must be a geometry.Intrinsics, got {type(K).__name__}")
+        K_latent = K.scaled(self.config.stride)
+        h, w = K_latent.height, K_latent.width
+        T_cam_world = g.invert_pose(g.check_pose(T_world_cam, "T_world_cam"))
+        if far is None:
+            far = np.full((h, w), np.inf, np.float32)
+        else:
+            far = np.asarray(far, np.float32)
+            if far.shape != (h, w):
+                raise InvalidInput("far", f"must be {(h, w)} like the latent grid, got {far.shape}")
+            far = np.where(np.isnan(far) | (far <= 0), np.inf, far).astype(np.float32)
+        view = self._view_buffers(h, w)
+        BoundSession.write(view["projection"], L.projection_matrix(K_latent, T_cam_world))
+        BoundSession.write(view["grid"], np.array([w, h, self.config.near], np.float32))
+        BoundSession.write(view["far"], far)
+        state = self.state
+        inputs = {"positions": state["positions"], "latents": state["latents"], "slot_ids": self._slot_ids,
+                  "projection": view["projection"], "grid": view["grid"], "far": view["far"]}
+        outputs = {n: view[n] for n in ("latent", "valid", "depth")}
+        self._readout.run(inputs, outputs)
+        return outputs
+
+    def read_out(self, T_world_cam, K: g.Intrinsics, far=None) -> Readout:
+        """Render the memory at a camera, at latent resolution.
+
+        Args:
+            T_world_cam: ``(4, 4)`` target camera pose (optical frame) in the world frame.
+            K: full-resolution target intrinsics (any size/focal; the grid is ``K.scaled(s)``).
+            far: optional ``(h, w)`` far plane per cell, metres (points beyond are ignored;
+                default: none). NaN/0 mean "no limit".
+
+        Returns:
+            :class:`Readout` (host arrays). An empty memory gives ``valid`` all False.
+
+        Raises:
+            InvalidInput: bad ``T_world_cam``, ``K`` or ``far``.
+        """
+        out = self.read_out_device(T_world_cam, K, far)
+        return Readout(*(BoundSession.to_host(out[n]) for n in ("latent", "valid", "depth")))
+
+    def _view_buffers(self, h: int, w: int) -> dict[str, ort.OrtValue]:
+        key = (h, w)
+        if key not in self._views:
+            alloc = self._readout.alloc
+            self._views[key] = {
+                "projection": alloc((3, 4), np.float32), "grid": alloc((len(L.READOUT_GRID),), np.float32),
+                "far": alloc((h, w), np.float32), "latent": alloc((self.config.channels, h, w), np.float32),
+                "valid": alloc((h, w), np.bool_), "depth": alloc((h, w), np.float32),
+            }
+        return self._views[key]
+
+    # ------------------------------------------------------------------ housekeeping
+    def reset(self) -> None:
+        """Forget every point and counter (buffers are kept)."""
+        self._write_state(self._empty())
+        self._epoch = None
+
+    def stats(self) -> dict:
+        """Counters (``layout.STAT_NAMES``) and sizes.
+
+        ``points``: live points; ``bytes``: bytes those points take (``bytes_per_point`` each);
+        ``bytes_allocated``: the capacity-sized buffers of one state set; ``fuse_ratio``: share of
+        written cells that landed in an already stored voxel.
+        """
+        counters = dict(zip(L.STAT_NAMES, (int(x) for x in BoundSession.to_host(self.state["stats"]))))
+        points = counters["points_live"]
+        return {
+            **counters,
+            "points": points,
+            "capacity": self.config.slots,
+            "bytes": points * self.config.bytes_per_point,
+            "bytes_allocated": (self.config.slots + 1) * self.config.bytes_per_point,
+            "fuse_ratio": counters["cells_revisited"] / max(counters["cells_fused"], 1),
+            "inserts": counters["frames"],
+        }
+
+    def points(self) -> dict[str, np.ndarray]:
+        """Host copy of the live points: ``positions (P, 3) f32`` (world), ``latents (P, C) f16``,
+        ``weights``, ``last_seen`` (seconds, absolute), ``counts`` ``(P,)``."""
+        host = self.host_state()
+        live = host["keys"] >= 0
+        out = {n: host[n][live] for n in ("positions", "latents", "weights", "last_seen", "counts")}
+        out["last_seen"] = out["last_seen"].astype(np.float64) + (self._epoch or 0.0)
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write the memory to ``path`` (``.npz``) atomically; returns the path written."""
+        return save_state(path, self.host_state(), self.config.to_dict(), self._epoch)
+
+    def load(self, path: str | Path) -> None:
+        """Replace the memory with a saved one.
+
+        Raises:
+            MemoryFileError: unreadable, corrupt, other format/version, or another channel count,
+                voxel size or capacity. The live memory is then left untouched.
+        """
+        host, epoch = load_state(path, self.config.to_dict(), self.config.slots)
+        self._write_state(host)
+        self._epoch = epoch

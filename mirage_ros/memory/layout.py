@@ -1,0 +1,95 @@
+"""The memory's tensor layout and voxel hashing constants, shared by the ONNX graphs, the torch
+reference and the host code (one source of truth; no onnx or torch import here).
+
+State (``S = capacity + 1`` rows; the last row is a trash slot that absorbs the writes of skipped
+cells so every scatter has a static shape; it always keeps key ``-1``):
+
+=============  ============  =========================================================
+name           shape/dtype   meaning
+=============  ============  =========================================================
+positions      (S, 3) f32    fused point position, world frame, metres; NaN = empty
+latents        (S, C) f16    fused latent vector
+weights        (S,) f32      confidence: number of fused observations, capped at max_weight
+last_seen      (S,) f32      stamp of the last observation, seconds since the memory epoch
+counts         (S,) i32      observations fused since the slot was (re)claimed (not capped)
+keys           (S,) i64      packed voxel key, -1 = empty slot
+stats          (8,) i64      running counters, see STAT_NAMES
+=============  ============  =========================================================
+
+Slots form a set-associative hash table: voxel ``(ix, iy, iz)`` may live only in the ``WAYS`` slots
+of bucket ``hash(ix, iy, iz) mod (capacity / WAYS)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+GRAPH_DIR = Path(__file__).with_name("graphs")  # shipped ONNX files, written by onnx_graphs.py
+STRIDES = (2, 4, 8, 16)  # one update graph per stride: update_s{stride}.onnx; plus readout.onnx
+
+
+def graph_path(name: str) -> Path:
+    """Path of the shipped graph ``name`` (``"update_s8"``, ``"readout"``)."""
+    return GRAPH_DIR / f"{name}.onnx"
+
+STATE_NAMES = ("positions", "latents", "weights", "last_seen", "counts", "keys", "stats")
+STAT_NAMES = (
+    "frames",  # update calls
+    "cells_offered",  # cells with valid depth, not dynamic, finite latent, inside the key range
+    "cells_fused",  # offered cells written into the memory (new or existing voxel)
+    "cells_revisited",  # ... of which into a voxel that already existed before this frame
+    "points_created",  # voxels written into an empty slot
+    "evictions",  # voxels written over a live voxel (its bucket was full)
+    "cells_dropped",  # offered cells lost to bucket conflicts within one frame
+    "points_live",  # live voxels (slots with key >= 0)
+)
+N_STATS = len(STAT_NAMES)
+
+WAYS = 8  # slots per hash bucket
+ROUNDS = 2
+
+KEY_BITS = 21  # per axis: voxel indices in [-2**20, 2**20): +-52 km at 5 cm voxels
+KEY_OFFSET = 1 << (KEY_BITS - 1)
+KEY_LIMIT = 1 << KEY_BITS
+BUCKET_PRIMES = (73856093, 19349663, 83492791)  # Teschner et al. spatial hash, additive form
+WAY_PRIMES = (40503, 30011, 10007)  # start way of a voxel inside its bucket
+
+# update params vector (float32), in this order
+UPDATE_PARAMS = (
+    "stamp",
+    "voxel_size",
+    "min_depth",
+    "max_depth",
+    "rel_gap",
+    "min_fraction",
+    "dynamic_max_fraction",
+    "max_weight",
+)
+# read-out grid vector (float32): latent grid size and near plane (metres)
+READOUT_GRID = ("width", "height", "near")
+FAR_SENTINEL = 1.0e10  # "no reading" depth inside the pooling (finite so differences stay finite)
+
+
+def projection_matrix(K_latent, T_cam_world: np.ndarray) -> np.ndarray:
+    """``(3, 4) float32`` ``P`` with ``P @ [p_world, 1] = (u' z, v' z, z)`` where ``(u', v')`` are
+    latent-grid coordinates shifted by +0.5, so ``floor(u' z / z)`` is the cell column (nearest
+    cell centre). ``K_latent``: ``geometry.Intrinsics`` of the latent grid."""
+    shift = np.array([[K_latent.fx, 0.0, K_latent.cx + 0.5], [0.0, K_latent.fy, K_latent.cy + 0.5],
+                      [0.0, 0.0, 1.0]])
+    return (shift @ np.asarray(T_cam_world, np.float64)[:3, :]).astype(np.float32)
+
+
+def empty_state(capacity: int, channels: int) -> dict[str, np.ndarray]:
+    """Host arrays of an empty memory with ``capacity`` slots (a multiple of WAYS) + trash row."""
+    slots = capacity + 1
+    return {
+        "positions": np.full((slots, 3), np.nan, np.float32),
+        "latents": np.zeros((slots, channels), np.float16),
+        "weights": np.zeros(slots, np.float32),
+        "last_seen": np.zeros(slots, np.float32),
+        "counts": np.zeros(slots, np.int32),
+        "keys": np.full(slots, -1, np.int64),
+        "stats": np.zeros(N_STATS, np.int64),
+    }

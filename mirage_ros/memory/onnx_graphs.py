@@ -1,0 +1,366 @@
+"""Builds the memory's ONNX graphs (update per stride, read-out) with the ``onnx`` helper API.
+
+Run ``python -m mirage_ros.memory.onnx_graphs`` to (re)write ``mirage_ros/memory/graphs/*.onnx``;
+the package ships those files, so ``onnx`` is needed only here (build time and tests), never at
+runtime. Shapes are symbolic (``S`` slots, ``C`` channels, ``H x W`` image, ``h x w`` latent grid)
+and no graph uses Shape->Range: every index tensor is derived on the device (CumSum of ones), so
+all nodes stay on the CUDA provider and runs can be captured as CUDA graphs.
+
+The maths (see ``layout.py`` for the state) is mirrored line by line in ``torch_reference.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from mirage_ros.memory import layout as L
+
+OPSET = 18
+IR_VERSION = 9
+BIG = 3.0e30  # score of a matching slot; +-BIG bracket the other scores
+
+
+class _Builder:
+    """Tiny node/constant accumulator: ``op`` returns the output name(s) of the node it adds."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._consts: dict[tuple, str] = {}
+        self._count = 0
+
+    def _fresh(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def const(self, value, dtype) -> str:
+        array = np.asarray(value, dtype=dtype)
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if key not in self._consts:
+            name = self._fresh("const")
+            self.initializers.append(numpy_helper.from_array(array, name))
+            self._consts[key] = name
+        return self._consts[key]
+
+    def f(self, value) -> str:
+        return self.const(value, np.float32)
+
+    def i(self, value) -> str:
+        return self.const(value, np.int64)
+
+    def op(self, op_type: str, *inputs: str, n_out: int = 1, out: str | None = None, **attrs):
+        outputs = [out] if out else [self._fresh(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outputs, **attrs))
+        return outputs[0] if n_out == 1 else outputs
+
+    # shorthands for the ops used over and over
+    def where(self, cond, a, b):
+        return self.op("Where", cond, a, b)
+
+    def and_(self, *conds):
+        out = conds[0]
+        for cond in conds[1:]:
+            out = self.op("And", out, cond)
+        return out
+
+    def col(self, x):  # (M,) -> (M, 1)
+        return self.op("Unsqueeze", x, self.i([1]))
+
+    def flat(self, x):  # (M, 1) -> (M,)
+        return self.op("Reshape", x, self.i([-1]))
+
+    def take(self, x, index: int, axis: int):  # one column / row, dimension dropped
+        return self.op("Gather", x, self.i(index), axis=axis)
+
+    def imod(self, x, divisor):  # x mod divisor for x >= 0 (int64 Div truncates)
+        return self.op("Sub", x, self.op("Mul", self.op("Div", x, divisor), divisor))
+
+    def count(self, mask):  # (M,) bool -> (1,) int64
+        return self.op("ReduceSum", self.op("Cast", mask, to=TensorProto.INT64), self.i([0]), keepdims=1)
+
+    def model(self, name, inputs, outputs, doc) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers, doc_string=doc)
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mirage_ros"
+        )
+        model.ir_version = IR_VERSION
+        onnx.checker.check_model(model, full_check=True)
+        return model
+
+
+def _vi(name, elem, shape):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+F32, F16, I64, I32, BOOL = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.INT64,
+                            TensorProto.INT32, TensorProto.BOOL)
+STATE_TYPES = {
+    "positions": (F32, ["S", 3]),
+    "latents": (F16, ["S", "C"]),
+    "weights": (F32, ["S"]),
+    "last_seen": (F32, ["S"]),
+    "counts": (I32, ["S"]),
+    "keys": (I64, ["S"]),
+    "stats": (I64, [L.N_STATS]),
+}
+
+
+def _pool_cells(b: _Builder, stride: int, p: dict[str, str]):
+    """Edge-aware depth per latent cell (geometry.pool_depth) and the dynamic fraction, (M,) each."""
+    s2 = stride * stride
+
+    def blocks(image):  # (H, W) -> (M, s*s), M = h*w in row-major cell order
+        spread = b.op("SpaceToDepth", b.op("Unsqueeze", image, b.i([0, 1])), blocksize=stride)
+        return b.op("Transpose", b.op("Reshape", spread, b.i([s2, -1])), perm=[1, 0])
+
+    depth = blocks("depth")
+    dynamic = blocks(b.op("Cast", "dynamic", to=F32))
+    dynamic_fraction = b.op("ReduceMean", dynamic, b.i([1]), keepdims=0)
+    reading = b.and_(
+        b.op("Greater", depth, p["min_depth"]),
+        b.op("Less", depth, p["max_depth"]),
+        b.op("Less", dynamic, b.f(0.5)),
+    )
+    masked = b.where(reading, depth, b.f(L.FAR_SENTINEL))
+    neg_sorted, _ = b.op("TopK", b.op("Neg", masked), b.i([s2]), n_out=2, axis=1, largest=1, sorted=1)
+    ordered = b.op("Neg", neg_sorted)  # ascending, no-reading sentinels last
+    lower = b.op("Slice", ordered, b.i([0]), b.i([s2 - 1]), b.i([1]))
+    upper = b.op("Slice", ordered, b.i([1]), b.i([s2]), b.i([1]))
+    jump = b.op("Greater", b.op("Sub", upper, lower), b.op("Mul", lower, p["rel_gap"]))
+    is_reading = b.op("Cast", b.op("Less", ordered, b.f(0.5 * L.FAR_SENTINEL)), to=I64)
+    first_col = b.op("Slice", is_reading, b.i([0]), b.i([1]), b.i([1]))
+    cluster = b.op(
+        "Concat",
+        b.op("Mul", first_col, b.i(0)),
+        b.op("CumSum", b.op("Cast", jump, to=I64), b.i(1)),
+        axis=1,
+    )
+    sizes = b.op("ScatterElements", b.op("Mul", is_reading, b.i(0)), cluster, is_reading,
+                 axis=1, reduction="add")
+    n_valid = b.op("ReduceSum", is_reading, b.i([1]), keepdims=1)
+    need = b.op("Max", b.op("Mul", b.op("Cast", n_valid, to=F32), p["min_fraction"]), b.f(1.0))
+    supported = b.op("Cast", b.op("GreaterOrEqual", b.op("Cast", sizes, to=F32), need), to=F32)
+    chosen = b.op("ArgMax", supported, axis=1, keepdims=1)  # first = nearest supported cluster
+    first = b.op("GatherElements", b.op("CumSum", sizes, b.i(1), exclusive=1), chosen, axis=1)
+    size = b.op("Max", b.op("GatherElements", sizes, chosen, axis=1), b.i(1))
+    lo = b.op("Add", first, b.op("Div", b.op("Sub", size, b.i(1)), b.i(2)))
+    hi = b.op("Add", first, b.op("Div", size, b.i(2)))
+    median = b.op("Mul", b.op("Add", b.op("GatherElements", ordered, lo, axis=1),
+                               b.op("GatherElements", ordered, hi, axis=1)), b.f(0.5))
+    has_depth = b.flat(b.op("Greater", n_valid, b.i(0)))
+    return b.flat(median), has_depth, dynamic_fraction
+
+
+def _hash(b: _Builder, voxel, primes, modulus):
+    parts = [b.op("Mul", b.take(voxel, axis, 1), b.i(prime)) for axis, prime in enumerate(primes)]
+    return b.imod(b.op("Add", b.op("Add", parts[0], parts[1]), parts[2]), modulus)
+
+
+def build_update(stride: int) -> onnx.ModelProto:
+    """Update graph: pool depth, lift cells, key them by voxel, fuse into the hash table."""
+    b = _Builder()
+    p = {name: b.take("params", i, 0) for i, name in enumerate(L.UPDATE_PARAMS)}
+
+    # --- lift: one candidate point per latent cell, in the world frame -------------------------
+    depth, has_depth, dynamic_fraction = _pool_cells(b, stride, p)
+    cells = b.op("Transpose", b.op("Reshape", "latent", b.i([0, -1])), perm=[1, 0])  # (M, C)
+    finite_latent = b.op("Not", b.op("IsNaN", b.op("ReduceSum", b.op("Mul", cells, b.f(0.0)),
+                                                   b.i([1]), keepdims=0)))
+    rays = b.op("Reshape", "rays", b.i([2, -1]))
+    p_cam = b.op("Concat", b.col(b.op("Mul", b.take(rays, 0, 0), depth)),
+                 b.col(b.op("Mul", b.take(rays, 1, 0), depth)), b.col(depth), axis=1)
+    rotation = b.op("Slice", "T_world_cam", b.i([0, 0]), b.i([3, 3]), b.i([0, 1]))
+    translation = b.op("Reshape", b.op("Slice", "T_world_cam", b.i([0, 3]), b.i([3, 4]), b.i([0, 1])),
+                       b.i([1, 3]))
+    p_world = b.op("Add", b.op("MatMul", p_cam, b.op("Transpose", rotation, perm=[1, 0])), translation)
+    candidate = b.and_(has_depth, finite_latent,
+                       b.op("LessOrEqual", dynamic_fraction, p["dynamic_max_fraction"]))
+    p_world = b.where(b.col(candidate), p_world, b.f(0.0))  # skipped cells carry no NaN/inf
+    voxel_f = b.op("Floor", b.op("Div", p_world, p["voxel_size"]))
+    in_range = b.op("Cast", b.and_(b.op("GreaterOrEqual", voxel_f, b.f(-L.KEY_OFFSET)),
+                                   b.op("Less", voxel_f, b.f(L.KEY_OFFSET))), to=F32)
+    valid = b.and_(candidate, b.op("Greater", b.op("ReduceMin", in_range, b.i([1]), keepdims=0),
+                                   b.f(0.5)))
+    p_world = b.where(b.col(valid), p_world, b.f(0.0))
+    cells = b.where(b.col(valid), cells, b.f(0.0))
+    voxel = b.op("Add", b.op("Cast", b.where(b.col(valid), voxel_f, b.f(0.0)), to=I64), b.i(L.KEY_OFFSET))
+    key = b.op("Add", b.op("Add", b.op("Mul", b.take(voxel, 0, 1), b.i(1 << (2 * L.KEY_BITS))),
+                          b.op("Mul", b.take(voxel, 1, 1), b.i(1 << L.KEY_BITS))), b.take(voxel, 2, 1))
+
+    # --- table geometry, derived on the device -----------------------------------------------
+    n_slots = b.count(b.op("Equal", "keys", "keys"))  # S = capacity + 1
+    trash = b.op("Sub", n_slots, b.i(1))
+    n_buckets = b.op("Div", trash, b.i(L.WAYS))
+    ones = b.op("Cast", b.op("Equal", key, key), to=I64)
+    cell_id = b.op("Sub", b.op("CumSum", ones, b.i(0)), b.i(1))
+    n_cells = b.op("ReduceSum", ones, b.i([0]), keepdims=1)
+    ways = b.i(np.arange(L.WAYS)[None, :])
+    candidates = b.op("Add", b.op("Mul", b.col(_hash(b, voxel, L.BUCKET_PRIMES, n_buckets)),
+                                  b.i(L.WAYS)), ways)  # (M, WAYS) slot ids
+    start_way = b.col(_hash(b, voxel, L.WAY_PRIMES, b.i(L.WAYS)))
+    preference = b.op("Cast", b.imod(b.op("Add", b.op("Sub", ways, start_way), b.i(L.WAYS)),
+                                     b.i(L.WAYS)), to=F32)
+    empty_score = b.op("Mul", b.f(2.0 / 3.0 * BIG),
+                       b.op("Sub", b.f(1.0), b.op("Div", preference, b.f(2.0 * L.WAYS))))
+    lru_score = b.op("Neg", b.op("Gather", "last_seen", candidates))
+    zeros_slots = b.op("Mul", "keys", b.i(0))
+    key_col = b.col(key)
+
+    # --- slot choice: match > empty (rotated) > least recently seen; conflicts by priority -----
+    keys_now, claimed, active = "keys", zeros_slots, valid
+    slot = b.op("Add", b.op("Mul", cell_id, b.i(0)), trash)
+    for _ in range(L.ROUNDS):
+        cand_keys = b.op("Gather", keys_now, candidates)
+        score = b.where(b.op("Equal", cand_keys, key_col), b.f(BIG),
+                        b.where(b.op("Greater", b.op("Gather", claimed, candidates), b.i(0)), b.f(-BIG),
+                                b.where(b.op("Less", cand_keys, b.i(0)), empty_score, lru_score)))
+        way = b.op("ArgMax", score, axis=1, keepdims=1)
+        chosen_score = b.flat(b.op("GatherElements", score, way, axis=1))
+        chosen_slot = b.flat(b.op("GatherElements", candidates, way, axis=1))
+        is_match = b.op("Greater", chosen_score, b.f(2.5e30))
+        ok = b.and_(active, b.op("Greater", chosen_score, b.f(-0.5 * BIG)))
+        priority = b.where(ok, b.op("Add", b.op("Add", b.op("Mul", b.op("Cast", is_match, to=I64), n_cells),
+                                                       cell_id), b.i(1)), b.i(0))
+        target = b.where(ok, chosen_slot, trash)
+        best = b.op("ScatterElements", zeros_slots, target, priority, axis=0, reduction="max")
+        winner = b.imod(b.op("Max", b.op("Sub", b.op("Gather", best, target), b.i(1)), b.i(0)), n_cells)
+        accepted = b.and_(ok, b.op("Equal", b.op("Gather", key, winner), key))
+        write_to = b.where(accepted, chosen_slot, trash)
+        keys_now = b.op("ScatterElements", keys_now, write_to, b.where(accepted, key, b.i(-1)), axis=0)
+        claimed = b.op("ScatterElements", claimed, write_to, b.op("Cast", accepted, to=I64), axis=0)
+        slot = b.where(accepted, chosen_slot, slot)
+        active = b.and_(active, b.op("Not", accepted))
+    b.op("Identity", keys_now, out="keys_out")
+
+    # --- fuse: weighted running average of the group of cells that share a slot ---------------
+    fused = b.and_(valid, b.op("Not", active))
+    old_key = b.op("Gather", "keys", slot)
+    revisit = b.and_(fused, b.op("Equal", old_key, key))
+    created = b.and_(fused, b.op("Less", old_key, b.i(0)))
+    evicted = b.and_(fused, b.op("Not", revisit), b.op("Not", created))
+    rep = b.op("Sub", b.op("Gather", b.op("ScatterElements", zeros_slots, slot, b.op("Add", cell_id, b.i(1)),
+                                          axis=0, reduction="max"), slot), b.i(1))
+    is_rep = b.op("Equal", rep, cell_id)
+    weight = b.op("Cast", fused, to=F32)
+
+    def group_sum(x, index):  # (M, k) or (M,) -> same, summed over the cells sharing a slot
+        total = b.op("ScatterElements", b.op("Mul", x, b.f(0.0)), index, x, axis=0, reduction="add")
+        return b.op("Gather", total, rep, axis=0)
+
+    w_col = b.col(weight)
+    sum_w = group_sum(weight, rep)
+    old_w = b.where(revisit, b.op("Gather", "weights", slot), b.f(0.0))
+    total_w = b.col(b.op("Max", b.op("Add", old_w, sum_w), b.f(1e-12)))
+
+    def running_mean(old, new):  # (M, k): (old_w * old + sum(w * new)) / (old_w + sum(w))
+        kept = b.where(b.col(revisit), b.op("Mul", b.col(old_w), old), b.f(0.0))
+        rep_k = b.op("Add", b.col(rep), b.op("Cast", b.op("Mul", new, b.f(0.0)), to=I64))  # (M, k)
+        return b.op("Div", b.op("Add", kept, group_sum(b.op("Mul", new, w_col), rep_k)), total_w)
+
+    new_pos = running_mean(b.op("Gather", "positions", slot, axis=0), p_world)
+    new_pos = b.where(b.col(fused), new_pos, b.f(np.nan))  # the trash slot stays NaN = empty
+    old_lat = b.op("Cast", b.op("Gather", "latents", slot, axis=0), to=F32)
+    new_lat = b.op("Cast", b.op("Clip", running_mean(old_lat, cells), b.f(-65504.0), b.f(65504.0)), to=F16)
+    new_w = b.op("Min", b.flat(total_w), p["max_weight"])
+    old_n = b.where(revisit, b.op("Gather", "counts", slot), b.const(0, np.int32))
+    new_n = b.op("Add", old_n, b.op("Cast", sum_w, to=I32))
+    slot3 = b.op("Add", b.col(slot), b.op("Cast", b.op("Mul", p_world, b.f(0.0)), to=I64))
+    slot_c = b.op("Add", b.col(slot), b.op("Cast", b.op("Mul", cells, b.f(0.0)), to=I64))
+    b.op("ScatterElements", "positions", slot3, new_pos, axis=0, out="positions_out")
+    b.op("ScatterElements", "latents", slot_c, new_lat, axis=0, out="latents_out")
+    b.op("ScatterElements", "weights", slot, new_w, axis=0, out="weights_out")
+    b.op("ScatterElements", "last_seen", slot, b.op("Add", b.op("Mul", weight, b.f(0.0)), p["stamp"]),
+         axis=0, out="last_seen_out")
+    b.op("ScatterElements", "counts", slot, new_n, axis=0, out="counts_out")
+    new_points = b.count(b.and_(is_rep, created))
+    delta = b.op("Concat", b.i([1]), b.count(valid), b.count(fused), b.count(revisit), new_points,
+                 b.count(b.and_(is_rep, evicted)), b.count(b.and_(valid, active)), new_points, axis=0)
+    b.op("Add", "stats", delta, out="stats_out")
+
+    inputs = [
+        _vi("depth", F32, ["H", "W"]),
+        _vi("dynamic", BOOL, ["H", "W"]),
+        _vi("latent", F32, ["C", "h", "w"]),
+        _vi("rays", F32, [2, "h", "w"]),
+        _vi("T_world_cam", F32, [4, 4]),
+        _vi("params", F32, [len(L.UPDATE_PARAMS)]),
+    ] + [_vi(n, *STATE_TYPES[n]) for n in L.STATE_NAMES]
+    outputs = [_vi(f"{n}_out", *STATE_TYPES[n]) for n in L.STATE_NAMES]
+    return b.model(f"mirage_memory_update_s{stride}", inputs, outputs, build_update.__doc__)
+
+
+def build_readout() -> onnx.ModelProto:
+    """Read-out graph: project stored points to the latent grid, z-buffer (min), gather winners."""
+    b = _Builder()
+    grid = {name: b.take("grid", i, 0) for i, name in enumerate(L.READOUT_GRID)}
+    matrix = b.op("Transpose", b.op("Slice", "projection", b.i([0]), b.i([3]), b.i([1])), perm=[1, 0])
+    offset = b.op("Reshape", b.op("Slice", "projection", b.i([3]), b.i([4]), b.i([1])), b.i([1, 3]))
+    uvz = b.op("Transpose", b.op("Add", b.op("MatMul", "positions", matrix), offset), perm=[1, 0])
+    uz, vz, z = b.op("Split", uvz, n_out=3, axis=0, num_outputs=3)  # (1, S) each
+    uz, vz, z = b.flat(uz), b.flat(vz), b.flat(z)  # (S,); empty slots are NaN and fail every test
+    u = b.op("Floor", b.op("Div", uz, z))
+    v = b.op("Floor", b.op("Div", vz, z))
+    inside = b.and_(
+        b.op("Greater", z, grid["near"]),
+        b.op("GreaterOrEqual", u, b.f(0.0)), b.op("Less", u, grid["width"]),
+        b.op("GreaterOrEqual", v, b.f(0.0)), b.op("Less", v, grid["height"]),
+    )
+    n_cells = b.op("Cast", b.op("Mul", grid["width"], grid["height"]), to=I64)
+    cell = b.where(inside, b.op("Cast", b.op("Add", b.op("Mul", v, grid["width"]), u), to=I64), n_cells)
+    z_key = b.where(inside, z, b.f(np.inf))
+    # the z-buffer starts at the far plane, so points beyond it can never win (no extra test)
+    far = b.op("Concat", b.op("Reshape", "far", b.i([-1])), b.f([np.inf]), axis=0)  # (M + 1,)
+    zbuffer = b.op("ScatterElements", far, cell, z_key, axis=0, reduction="min")
+    wins = b.op("Equal", z_key, b.op("Gather", zbuffer, cell, axis=0))
+    point_id = b.op("Add", "slot_ids", b.i(1))
+    no_hit = b.op("Cast", b.op("Less", far, b.f(-1.0)), to=I64)  # zeros (M + 1,)
+    winner = b.op("ScatterElements", no_hit, cell, b.where(wins, point_id, b.i(0)), axis=0, reduction="max")
+    cells = b.op("Reshape", n_cells, b.i([1]))
+    winner = b.op("Sub", b.op("Slice", winner, b.i([0]), cells, b.i([0])), b.i(1))
+    hit = b.op("GreaterOrEqual", winner, b.i(0))
+    latents = b.op("Cast", b.op("Gather", "latents", b.op("Max", winner, b.i(0)), axis=0), to=F32)
+    latents = b.where(b.col(hit), latents, b.f(0.0))
+    shape = b.op("Shape", "far")
+    b.op("Reshape", b.op("Transpose", latents, perm=[1, 0]), b.op("Concat", b.i([0]), shape, axis=0),
+         out="latent")
+    b.op("Reshape", hit, shape, out="valid")
+    z_hit = b.op("Slice", zbuffer, b.i([0]), cells, b.i([0]))
+    b.op("Reshape", b.where(hit, z_hit, b.f(0.0)), shape, out="depth")
+    inputs = [
+        _vi("positions", F32, ["S", 3]),
+        _vi("latents", F16, ["S", "C"]),
+        _vi("slot_ids", I64, ["S"]),
+        _vi("projection", F32, [3, 4]),
+        _vi("grid", F32, [len(L.READOUT_GRID)]),
+        _vi("far", F32, ["h", "w"]),
+    ]
+    outputs = [_vi("latent", F32, ["C", "h", "w"]), _vi("valid", BOOL, ["h", "w"]),
+               _vi("depth", F32, ["h", "w"])]
+    return b.model("mirage_memory_readout", inputs, outputs, build_readout.__doc__)
+
+
+def build_all() -> dict[str, onnx.ModelProto]:
+    """Every shipped graph by file stem: ``update_s{stride}`` and ``readout``."""
+    graphs = {f"update_s{s}": build_update(s) for s in L.STRIDES}
+    graphs["readout"] = build_readout()
+    return graphs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write the memory's ONNX graphs into the package.")
+    parser.add_argument("--out", type=Path, default=L.GRAPH_DIR, help="output folder (default: %(default)s)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, model in build_all().items():
+        (args.out / f"{name}.onnx").write_bytes(model.SerializeToString(deterministic=True))
+        print(f"wrote {args.out / name}.onnx ({len(model.graph.node)} nodes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
