@@ -87,6 +87,8 @@ demo: setup-runtime
 # --- set-up steps (each stamped; see the top of this file)
 
 $(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found. Without a sourced ROS 2 \
+	the ROS wheels need CPython 3.11 (install python3.11 + python3.11-venv, or pass PYTHON=...)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 
 $(S_BASE): | $(PY)
