@@ -1,0 +1,90 @@
+"""The shipped ONNX graphs: regenerate identically, stay in the allowed opset/IR range, and match
+the torch reference on ORT CPU (1e-4) over a multi-frame stream with fusion and eviction."""
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from test_memory_scene import box_room_depth, look_at
+
+from mirage_ros import geometry as g
+from mirage_ros.memory import LatentMemory, MemoryConfig
+from mirage_ros.memory import layout as L
+from mirage_ros.memory import onnx_graphs
+from mirage_ros.memory.latent_memory import latent_rays
+from mirage_ros.memory.torch_reference import read_out_state, read_out_torch, update_torch
+
+
+def test_shipped_graphs_are_what_the_builder_makes():
+    for name, model in onnx_graphs.build_all().items():
+        shipped = L.graph_path(name).read_bytes()
+        assert model.SerializeToString(deterministic=True) == shipped, (
+            f"{name}.onnx is stale: run python -m mirage_ros.memory.onnx_graphs")
+        loaded = onnx.load_from_string(shipped)
+        assert loaded.ir_version <= 13 and loaded.opset_import[0].version >= 18
+        ops = {node.op_type for node in loaded.graph.node}
+        assert "Range" not in ops and ("Shape" not in ops or name == "readout")
+
+
+def torch_state(host):
+    return {n: torch.from_numpy(np.array(v)) for n, v in host.items()}
+
+
+@pytest.mark.parametrize("stride", [4, 8])
+def test_ort_cpu_matches_torch_over_a_stream(stride):
+    K = g.Intrinsics(40.0, 40.0, 31.5, 23.5, 64, 48)
+    C = 3
+    cfg = MemoryConfig(channels=C, stride=stride, capacity_points=160, voxel_size=0.3, max_weight=3.0)
+    mem = LatentMemory(cfg, provider="cpu")
+    state = torch_state(mem.host_state())
+    rng = np.random.default_rng(stride)
+    K_latent = K.scaled(stride)
+    h, w = K_latent.height, K_latent.width
+    for frame in range(12):
+        a = 0.5 * frame
+        T = look_at([0.4 * np.cos(a), 0.3 * np.sin(a), 0.1], [3 * np.cos(a + 1), 3 * np.sin(a + 1), -0.4])
+        depth = box_room_depth(K, T)
+        depth[rng.random(depth.shape) < 0.05] = np.nan
+        dynamic = np.zeros(K.shape, bool)
+        dynamic[rng.integers(0, 48), :20] = True
+        latent = rng.normal(size=(C, h, w)).astype(np.float32)
+        stamp = 100.0 + frame
+        mem.insert(latent, depth, K, T, stamp, dynamic_mask=dynamic)
+        params = torch.tensor([stamp - 100.0, cfg.voxel_size, cfg.min_depth, cfg.max_depth, cfg.depth_rel_gap,
+                               cfg.depth_min_fraction, cfg.dynamic_max_fraction, cfg.max_weight], dtype=torch.float32)
+        state = update_torch(state, torch.from_numpy(depth), torch.from_numpy(dynamic), torch.from_numpy(latent),
+                             torch.from_numpy(latent_rays(K_latent)), torch.from_numpy(T.astype(np.float32)),
+                             params, stride)
+        ort_state = mem.host_state()
+        np.testing.assert_array_equal(ort_state["keys"], state["keys"].numpy())
+        np.testing.assert_array_equal(ort_state["stats"], state["stats"].numpy())
+        live = ort_state["keys"] >= 0
+        for name in ("positions", "latents", "weights", "last_seen", "counts"):
+            np.testing.assert_allclose(ort_state[name][live].astype(np.float64),
+                                       state[name].numpy()[live].astype(np.float64), atol=1e-4, err_msg=name)
+    stats = mem.stats()
+    assert stats["evictions"] > 0 and stats["cells_revisited"] > 0  # the stream exercised both paths
+
+    T_view = T @ g.pose_from_tq([0.1, -0.05, 0.2], [0.995, 0.0, 0.0998, 0.0])  # near the last frame
+    out = mem.read_out(T_view, K)
+    slots = state["keys"].shape[0]
+    ref = read_out_state(state["positions"], state["latents"], torch.arange(slots),
+                         torch.from_numpy(L.projection_matrix(K_latent, g.invert_pose(T_view))),
+                         torch.tensor([w, h, cfg.near]), torch.full((h, w), float("inf")))
+    assert out.valid.any()
+    np.testing.assert_array_equal(out.valid, ref[1].numpy())
+    np.testing.assert_allclose(out.latent, ref[0].numpy(), atol=1e-4)
+    np.testing.assert_allclose(out.depth, ref[2].numpy(), atol=1e-4)
+
+
+def test_read_out_torch_is_differentiable_in_latents():
+    K_latent = g.Intrinsics(6.0, 6.0, 3.5, 2.5, 8, 6)
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.uniform(-1, 1, (200, 2)), rng.uniform(1, 3, (200, 1))], axis=1)
+    latents = torch.randn(200, 5, requires_grad=True)
+    latent, valid, depth = read_out_torch(torch.from_numpy(points), latents, np.eye(4), K_latent, 6, 8)
+    assert latent.shape == (5, 6, 8) and valid.any()
+    latent.sum().backward()
+    grads = latents.grad.abs().sum(dim=1)
+    assert int((grads > 0).sum()) == int(valid.sum())  # exactly one winner per valid cell
+    assert torch.all(depth[valid] > 1.0)
