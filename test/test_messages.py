@@ -115,13 +115,14 @@ def test_messages_cross_processes_intact(interfaces, ros_process):
     publisher = ros_process(argv=[sys.executable, "-u", str(Path(__file__).resolve())])
     expected = sample_messages()
     received: dict = {}
-    rclpy.init()
+    context = rclpy.Context()  # own context: independent of rclpy use elsewhere in the session
+    rclpy.init(context=context)
     try:
-        node = rclpy.create_node("mirage_msgs_test_subscriber")
+        node = rclpy.create_node("mirage_msgs_test_subscriber", context=context)
         for name, msg in expected.items():
             node.create_subscription(type(msg), TOPICS[name],
                                      lambda m, name=name: received.setdefault(name, m), 10)
-        executor = SingleThreadedExecutor()
+        executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         publisher.wait_for_output("PUBLISHER READY", timeout=30)
         for _ in range(300):  # at most 30 s: discovery on a loaded 2-core machine
@@ -130,7 +131,7 @@ def test_messages_cross_processes_intact(interfaces, ros_process):
             executor.spin_once(timeout_sec=0.1)
         node.destroy_node()
     finally:
-        rclpy.shutdown()
+        rclpy.shutdown(context=context)
 
     assert received.keys() == expected.keys(), (
         f"received only {sorted(received)}; publisher output:\n{publisher.output()}")
