@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mirage_ros.model.train", "train encoder + renderer (torch), export ONNX"),
     "export": ("mirage_ros.model.export", "export a training checkpoint to ONNX + manifest"),
     "eval-dynamics": ("mirage_ros.evaluation.eval_dynamics", "score moving-object flags and memory consistency (sim)"),
+    "sim": ("mirage_ros.sim.cli", "simulated RGB-D camera: record rosbag2 runs, preview scenes"),
 }
 
 

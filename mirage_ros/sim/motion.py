@@ -92,7 +92,7 @@ class Walkers:
     instance id ``k = 1..count``.
     """
 
-    def __init__(self, scene: Scene, count: int, seed: int, materials: dict):
+    def __init__(self, scene: Scene, count: int, seed: int, materials: dict, keep_clear: np.ndarray | None = None):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
         self.count = count
         nodes, edges = scene.nav_nodes, scene.nav_edges
@@ -108,7 +108,12 @@ class Walkers:
                 options = [n for n in nbrs[walk[-1]] if len(walk) < 2 or n != walk[-2]] or nbrs[walk[-1]]
                 walk.append(options[int(rng.integers(len(options)))])
             walk += walk[-2::-1]
-            self.tracks.append(self._timeline(nodes[walk], rng))
+            track = self._timeline(nodes[walk], rng)
+            for _ in range(20):  # do not start right in front of the camera (keep_clear = its start)
+                if keep_clear is None or np.hypot(*(self._at(track, 0.0)[0] - keep_clear)) > 2.0:
+                    break
+                track = track[:3] + (float(rng.uniform(0, track[0][-1])),)
+            self.tracks.append(track)
             self.looks.append((
                 materials["cloth"][int(rng.integers(len(materials["cloth"])))],
                 materials["cloth"][int(rng.integers(len(materials["cloth"])))],
@@ -136,21 +141,29 @@ class Walkers:
     def state(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Positions ``(n, 2)``, headings ``(n, 2)``, walked distance ``(n,)``, moving ``(n,) bool``."""
         pos, head, dist, moving = [], [], [], []
-        for times, xy, walked, offset in self.tracks:
-            tm = (t + offset) % times[-1]
-            i = int(np.clip(np.searchsorted(times, tm, side="right") - 1, 0, len(times) - 2))
-            f = (tm - times[i]) / max(times[i + 1] - times[i], 1e-9)
-            step = xy[i + 1] - xy[i]
-            length = float(np.hypot(*step))
-            pos.append(xy[i] + f * step)
-            if length > 1e-9:
-                head.append(step / length)
-            else:  # paused: keep facing along the previous leg
-                prev = xy[i] - xy[max(i - 1, 0)]
-                head.append(prev / max(float(np.hypot(*prev)), 1e-9))
-            dist.append(walked[i] + f * (walked[i + 1] - walked[i]))
-            moving.append(length > 1e-9)
+        for track in self.tracks:
+            p, h, w, m = self._at(track, t)
+            pos.append(p)
+            head.append(h)
+            dist.append(w)
+            moving.append(m)
         return np.asarray(pos).reshape(-1, 2), np.asarray(head).reshape(-1, 2), np.asarray(dist), np.asarray(moving, bool)
+
+    @staticmethod
+    def _at(track, t: float):
+        """Position, heading, walked distance and moving flag of one track at ``t``."""
+        times, xy, walked, offset = track
+        tm = (t + offset) % times[-1]
+        i = int(np.clip(np.searchsorted(times, tm, side="right") - 1, 0, len(times) - 2))
+        f = (tm - times[i]) / max(times[i + 1] - times[i], 1e-9)
+        step = xy[i + 1] - xy[i]
+        length = float(np.hypot(*step))
+        if length > 1e-9:
+            head = step / length
+        else:  # paused: keep facing along the previous leg
+            prev = xy[i] - xy[max(i - 1, 0)]
+            head = prev / max(float(np.hypot(*prev)), 1e-9)
+        return xy[i] + f * step, head, walked[i] + f * (walked[i + 1] - walked[i]), length > 1e-9
 
     def prisms(self, t: float) -> tuple[Prisms, np.ndarray]:
         """Body cylinders at time ``t`` and ``moving (count + 1,) bool`` indexed by instance id."""

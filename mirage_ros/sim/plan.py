@@ -230,8 +230,10 @@ class Plan:
         return MapGrid(np.zeros(2), MAP_RES, floor.astype(np.int32), ceiling.astype(np.int32), light.astype(np.float32))
 
     def build(self) -> Scene:
-        walls = Prisms.from_rows(self._wall_rows())
-        objects = Prisms.from_rows(self.rows)
+        rows = self._wall_rows()
+        # the renderer treats walls as floor-to-ceiling; lintels over doors are ordinary objects
+        walls = Prisms.from_rows([r for r in rows if r[5] == 0.0])
+        objects = Prisms.from_rows(self.rows + [r for r in rows if r[5] > 0.0])
         size = self.cells.shape
         return Scene(
             family=self.family, seed=self.seed, walls=walls, objects=objects, ceiling=self.ceiling,

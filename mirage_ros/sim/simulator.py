@@ -26,6 +26,7 @@ from mirage_ros.sim.scene import Scene
 from mirage_ros.sim.sensor import KinectModel
 
 CAMERA_FORWARD = 0.1  # metres: camera_link ahead of base_link
+MAP, ODOM, BASE, CAMERA_LINK, OPTICAL = "map", "odom", "base_link", "camera_link", "camera_optical_frame"
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class Simulator:
         self.K = Intrinsics(fx, fx, (cfg.width - 1) / 2, (cfg.height - 1) / 2, cfg.width, cfg.height)
         self.renderer = ColumnRenderer(self.scene, self.K, cfg.max_range)
         self.path = RobotPath(self.scene.routes[cfg.path], cfg.path, cfg.speed)
-        self.walkers = Walkers(self.scene, cfg.actor_count, cfg.seed, self.scene.materials)
+        start = np.asarray(self.path.base_pose(0.0)[:2])
+        self.walkers = Walkers(self.scene, cfg.actor_count, cfg.seed, self.scene.materials, keep_clear=start)
         self.sensor = KinectModel() if cfg.noise == "kinect" else None
         self.T_base_camlink = _planar(CAMERA_FORWARD, 0.0, 0.0, cfg.camera_height)
         self.T_base_cam = self.T_base_camlink @ T_LINK_OPTICAL
@@ -94,6 +96,15 @@ class Simulator:
     def pose_at(self, t: float) -> np.ndarray:
         """Ground-truth camera pose ``T_world_cam (4, 4)`` (optical frame -> map) at time ``t``."""
         return self.T_map_base(t) @ self.T_base_cam
+
+    def static_transforms(self) -> list[tuple[str, str, np.ndarray]]:
+        """``(parent, child, T_parent_child)`` that never change: map->odom and the camera mount."""
+        return [(MAP, ODOM, self.T_map_odom), (BASE, CAMERA_LINK, self.T_base_camlink),
+                (CAMERA_LINK, OPTICAL, T_LINK_OPTICAL.copy())]
+
+    def dynamic_transforms(self, t: float) -> list[tuple[str, str, np.ndarray]]:
+        """``(parent, child, T_parent_child)`` at time ``t``: odom->base_link."""
+        return [(ODOM, BASE, self.T_odom_base(t))]
 
     def twist_at(self, t: float, dt: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
         """base_link linear ``(3,)`` m/s and angular ``(3,)`` rad/s velocity in base_link at ``t``."""
