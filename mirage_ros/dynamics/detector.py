@@ -22,7 +22,12 @@ import numpy as np
 from scipy import ndimage
 
 from mirage_ros.dynamics.cues import depth_cue, fuse_cues, latent_cue, photometric_cue, ramp
-from mirage_ros.dynamics.regions import extract_blobs, hysteresis_labels
+from mirage_ros.dynamics.regions import (
+    depth_edges,
+    extract_blobs,
+    grow_into_unjudged,
+    hysteresis_labels,
+)
 from mirage_ros.dynamics.tracking import (
     STATE_MOVING,
     STATE_NEW_STATIC,
@@ -52,13 +57,19 @@ class DetectorConfig:
         appearance_weight_on_depth_agree: weight of appearance evidence where depth agrees.
         score_low, score_high: spatial hysteresis thresholds on the fused score.
         min_region_fraction: regions smaller than this share of the image are dropped.
+        grow_pixels: regions extend at most this far into adjacent pixels the memory does not
+            cover (same surface: no depth edge of more than ``edge_rel_gap`` in between).
+        edge_rel_gap: relative depth jump that separates two surfaces.
         max_regions: at most this many regions (largest first) are described and tracked; the
             rest still go into ``memory_mask``.
+        change_window: window (odd) of the frame-to-frame depth comparison (the previous frame
+            is the same sensor with a known relative pose: less slack than the memory needs).
         frame_change_levels: ``(lo, hi)`` share of a region's pixels that were farther in the
             warped previous frame, mapped to motion evidence 0..1.
         min_memory_coverage: below this share of valid rendered pixels the frame is "unknown".
-        max_disagreement: above this share of the covered view disagreeing, the frame is
-            "unknown" (the pose or the memory is wrong: a flood, not moving objects).
+        pose_error_share: when more than this share of the covered view is clearly nearer AND
+            more than this share clearly farther than the memory, the frame is "unknown": the pose
+            (or the memory) is wrong. A person filling the view is only nearer.
         pose_jump_m, pose_jump_deg: slack of the pose-jump test, on top of
             ``max_camera_speed`` (m/s) and ``max_camera_turn`` (deg/s) times the frame gap.
         max_frame_gap_s: no frame-to-frame cue across a longer gap.
@@ -79,10 +90,13 @@ class DetectorConfig:
     score_low: float = 0.3
     score_high: float = 0.6
     min_region_fraction: float = 0.002
+    grow_pixels: int = 32
+    edge_rel_gap: float = 0.05
     max_regions: int = 16
+    change_window: int = 3
     frame_change_levels: tuple[float, float] = (0.05, 0.2)
     min_memory_coverage: float = 0.15
-    max_disagreement: float = 0.5
+    pose_error_share: float = 0.1
     pose_jump_m: float = 0.3
     pose_jump_deg: float = 15.0
     max_camera_speed: float = 2.0
@@ -94,7 +108,7 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         if self.work_width < 16:
             raise InvalidInput("work_width", f"must be >= 16, got {self.work_width}")
-        for name in ("depth_window", "photometric_window"):
+        for name in ("depth_window", "photometric_window", "change_window"):
             value = getattr(self, name)
             if value < 1 or value % 2 == 0:
                 raise InvalidInput(name, f"must be a positive odd integer, got {value}")
@@ -269,13 +283,19 @@ class MovingObjectDetector:
         score = fuse_cues(cue, np.mean(appearance, axis=0) if appearance else None, valid,
                           cfg.appearance_weight_on_depth_agree)
 
+        covered = max(np.count_nonzero(valid), 1)
+        nearer = np.count_nonzero(cue.nearer >= 0.5) / covered
+        farther = np.count_nonzero(cue.farther) / covered
+        if min(nearer, farther) > cfg.pose_error_share:
+            self.tracker.reset()
+            reason = f"{nearer:.0%} of the view nearer and {farther:.0%} farther than memory (pose?)"
+            return _unknown(stamp, shape, reason, coverage)
+
         min_pixels = max(4, int(cfg.min_region_fraction * depth.size))
         labels, n = hysteresis_labels(score, cfg.score_low, cfg.score_high, min_pixels)
-        disagreement = np.count_nonzero(labels) / max(np.count_nonzero(valid), 1)
-        if disagreement > cfg.max_disagreement:
-            self.tracker.reset()
-            reason = f"{disagreement:.0%} of the covered view disagrees with memory (pose error?)"
-            return _unknown(stamp, shape, reason, coverage)
+        if n and cfg.grow_pixels:
+            unjudged = ~valid & ~depth_edges(depth, cfg.edge_rel_gap)
+            labels, n = grow_into_unjudged(labels, unjudged, cfg.grow_pixels)
         blobs = extract_blobs(labels, n, score, depth, Kw, T_world_cam)
         blobs.sort(key=lambda b: b.pixel_count * b.score, reverse=True)
         kept, overflow = blobs[: cfg.max_regions], blobs[cfg.max_regions :]
@@ -352,11 +372,11 @@ class MovingObjectDetector:
         if previous is None or previous.K != K or stamp - previous.stamp > cfg.max_frame_gap_s:
             return None
         warped = warp_frame(previous.depth, previous.K, previous.T_world_cam, K, T_world_cam)
-        cue = depth_cue(depth, warped.depth, warped.valid, cfg.depth_window, cfg.depth_sigma,
+        cue = depth_cue(depth, warped.depth, warped.valid, cfg.change_window, cfg.depth_sigma,
                         cfg.depth_sigmas)
         covered = cue.available | (
             valid_depth(depth)
-            & ndimage.maximum_filter(warped.valid, size=cfg.depth_window, mode="nearest")
+            & ndimage.maximum_filter(warped.valid, size=cfg.change_window, mode="nearest")
         )
         return cue.nearer >= 0.5, covered
 

@@ -63,6 +63,44 @@ def hysteresis_labels(
     return remap[labels], int(keep.sum())
 
 
+def depth_edges(depth: np.ndarray, rel_gap: float) -> np.ndarray:
+    """``(H, W) bool``: pixels whose 3x3 neighbourhood spans a depth jump larger than ``rel_gap``
+    times its nearest depth, or that touch a pixel without a reading (silhouettes, holes)."""
+    ok = valid_depth(depth)
+    d = np.where(ok, depth, 0.0).astype(np.float32)
+    near = ndimage.minimum_filter(np.where(ok, d, np.inf), size=3, mode="nearest")
+    far = ndimage.maximum_filter(d, size=3, mode="nearest")
+    return ~ok | ~ndimage.binary_erosion(ok, np.ones((3, 3), bool), border_value=1) | (
+        far - near > rel_gap * near
+    )
+
+
+def grow_into_unjudged(
+    labels: np.ndarray, unjudged: np.ndarray, max_pixels: int
+) -> tuple[np.ndarray, int]:
+    """Extend regions into adjacent pixels the memory cannot judge (it does not cover them).
+
+    Part of a person in front of something the memory never saw (past its depth range, a new
+    room) gives no disagreement; without this it would be written into memory and then match the
+    person next frame. Growth is geodesic (only through ``unjudged``), at most ``max_pixels``
+    steps, so a region cannot flood a large unseen area such as a newly visible floor.
+
+    Args:
+        labels: ``(H, W) int32`` region labels (0 = none).
+        unjudged: ``(H, W) bool`` memory invalid, live depth valid and not on a depth edge (so a
+            region does not leak across a silhouette onto the background).
+        max_pixels: growth radius in pixels.
+
+    Returns:
+        relabelled ``(H, W) int32`` regions and their count (regions joined by growth merge).
+    """
+    seeds = labels > 0
+    grown = ndimage.binary_dilation(
+        seeds, np.ones((3, 3), bool), iterations=max_pixels, mask=seeds | unjudged
+    )
+    return ndimage.label(grown)
+
+
 def extract_blobs(
     labels: np.ndarray,
     n: int,
