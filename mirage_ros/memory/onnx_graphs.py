@@ -320,17 +320,17 @@ def build_readout() -> onnx.ModelProto:
     point_id = b.op("Add", "slot_ids", b.i(1))
     no_hit = b.op("Cast", b.op("Less", far, b.f(-1.0)), to=I64)  # zeros (M + 1,)
     winner = b.op("ScatterElements", no_hit, cell, b.where(wins, point_id, b.i(0)), axis=0, reduction="max")
-    cells = b.op("Reshape", n_cells, b.i([1]))
-    winner = b.op("Sub", b.op("Slice", winner, b.i([0]), cells, b.i([0])), b.i(1))
-    hit = b.op("GreaterOrEqual", winner, b.i(0))
+    # (h, w) cell ids built from far's shape on the device: no Shape op, so no CPU node
+    ones = b.op("Add", b.op("Cast", b.op("Less", "far", b.f(-1.0)), to=I64), b.i(1))
+    row = b.op("Sub", b.op("CumSum", ones, b.i(0)), b.i(1))
+    column = b.op("Sub", b.op("CumSum", ones, b.i(1)), b.i(1))
+    cell_grid = b.op("Add", b.op("Mul", row, b.op("Cast", grid["width"], to=I64)), column)
+    winner = b.op("Sub", b.op("Gather", winner, cell_grid, axis=0), b.i(1))  # (h, w)
+    hit = b.op("GreaterOrEqual", winner, b.i(0), out="valid")
     latents = b.op("Cast", b.op("Gather", "latents", b.op("Max", winner, b.i(0)), axis=0), to=F32)
-    latents = b.where(b.col(hit), latents, b.f(0.0))
-    shape = b.op("Shape", "far")
-    b.op("Reshape", b.op("Transpose", latents, perm=[1, 0]), b.op("Concat", b.i([0]), shape, axis=0),
-         out="latent")
-    b.op("Reshape", hit, shape, out="valid")
-    z_hit = b.op("Slice", zbuffer, b.i([0]), cells, b.i([0]))
-    b.op("Reshape", b.where(hit, z_hit, b.f(0.0)), shape, out="depth")
+    latents = b.where(b.op("Unsqueeze", hit, b.i([2])), latents, b.f(0.0))  # (h, w, C)
+    b.op("Transpose", latents, perm=[2, 0, 1], out="latent")
+    b.op("Where", hit, b.op("Gather", zbuffer, cell_grid, axis=0), b.f(0.0), out="depth")
     inputs = [
         _vi("positions", F32, ["S", 3]),
         _vi("latents", F16, ["S", "C"]),

@@ -1,0 +1,139 @@
+"""Baselines fed the same frames as :class:`LatentMemory`, through the same ONNX read-out graph.
+
+- :class:`RGBPointCloudMemory`: the explicit memory Mirage replaces. Every valid pixel of every
+  frame is kept as a coloured world point; a view is rendered by rasterising the cloud at the
+  target camera (z-buffer, the read-out graph at stride 1) and, to get a latent, re-encoding that
+  picture with the encoder. Its size grows with path length; ``keep_frames=1`` turns it into a
+  last-frame colour warp.
+- :class:`LastFrameWarp`: no memory, only the last frame's latents lifted and warped to the target
+  (a :class:`LatentMemory` reset before each insert).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+import onnxruntime as ort
+
+from mirage_ros import geometry as g
+from mirage_ros.errors import InvalidInput
+from mirage_ros.memory import layout as L
+from mirage_ros.memory.config import MemoryConfig, Readout
+from mirage_ros.memory.latent_memory import LatentMemory
+from mirage_ros.runtime.session import BoundSession
+
+POINT_BYTES = 3 * 4 + 3  # float32 xyz + uint8 rgb
+
+
+class RGBPointCloudMemory:
+    """Coloured point cloud of every valid pixel (world frame), rendered by z-buffer rasterisation.
+
+    Args:
+        provider: ``"auto"``, ``"cuda"`` or ``"cpu"`` for the rasteriser.
+        keep_frames: keep only the last ``keep_frames`` frames (None: all; 1: last-frame warp).
+        min_depth, max_depth: depth readings kept, metres.
+        near: rasteriser near plane, metres.
+    """
+
+    def __init__(self, provider: str = "auto", keep_frames: int | None = None, min_depth: float = 0.1,
+                 max_depth: float = 10.0, near: float = 0.05):
+        if keep_frames is not None and keep_frames < 1:
+            raise InvalidInput("keep_frames", f"must be None or >= 1, got {keep_frames}")
+        self._raster = BoundSession(L.graph_path("readout"), provider)
+        self.device = self._raster.device
+        self.min_depth, self.max_depth, self.near = min_depth, max_depth, near
+        self._frames: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=keep_frames)
+        self._cloud: dict[str, ort.OrtValue] | None = None
+        self._views: dict[tuple, dict[str, ort.OrtValue]] = {}
+
+    def insert(self, rgb, depth, K: g.Intrinsics, T_world_cam, dynamic_mask=None) -> None:
+        """Append the frame's valid pixels as coloured world points.
+
+        Args:
+            rgb: ``(H, W, 3) uint8``; depth: ``(H, W)`` metres; K: their intrinsics;
+            T_world_cam: ``(4, 4)`` camera pose; dynamic_mask: ``(H, W) bool`` pixels to drop.
+        """
+        rgb, depth = np.asarray(rgb), np.asarray(depth, np.float32)
+        if rgb.shape != (*K.shape, 3) or rgb.dtype != np.uint8:
+            raise InvalidInput("rgb", f"must be {(*K.shape, 3)} uint8, got {rgb.dtype}{rgb.shape}")
+        T_world_cam = g.check_pose(T_world_cam, "T_world_cam")
+        keep = g.valid_depth(depth) & (depth > self.min_depth) & (depth < self.max_depth)
+        if dynamic_mask is not None:
+            keep &= ~np.asarray(dynamic_mask, bool)
+        points = g.transform_points(T_world_cam, g.backproject(depth, K)[keep]).astype(np.float32)
+        self._frames.append((points, rgb[keep]))
+        self._cloud = None
+
+    @property
+    def points(self) -> int:
+        return sum(len(p) for p, _ in self._frames)
+
+    @property
+    def bytes(self) -> int:
+        """Bytes the cloud takes: 15 per point (float32 xyz + uint8 rgb)."""
+        return self.points * POINT_BYTES
+
+    def sync(self) -> None:
+        """Upload the cloud to the rasteriser's device (done lazily by :meth:`render`)."""
+        if self._cloud is None:
+            positions = np.concatenate([p for p, _ in self._frames] or [np.zeros((0, 3), np.float32)])
+            colours = np.concatenate([c for _, c in self._frames] or [np.zeros((0, 3), np.uint8)])
+            self._cloud = {
+                "positions": self._raster.upload(positions),
+                "latents": self._raster.upload((colours / np.float16(255)).astype(np.float16)),
+                "slot_ids": self._raster.upload(np.arange(len(positions), dtype=np.int64)),
+            }
+            self._raster.forget_bindings()
+
+    def render_device(self, T_world_cam, K: g.Intrinsics) -> dict[str, ort.OrtValue]:
+        """Rasterise at a camera: device buffers ``latent`` = ``(3, H, W)`` colour in ``[0, 1]``,
+        ``valid (H, W)``, ``depth (H, W)`` (reused by the next call of the same size)."""
+        self.sync()
+        view = self._views.get(K.shape)
+        if view is None:
+            alloc = self._raster.alloc
+            view = self._views[K.shape] = {
+                "projection": alloc((3, 4), np.float32), "grid": alloc((3,), np.float32),
+                "far": self._raster.upload(np.full(K.shape, np.inf, np.float32)),
+                "latent": alloc((3, *K.shape), np.float32), "valid": alloc(K.shape, np.bool_),
+                "depth": alloc(K.shape, np.float32),
+            }
+        T_cam_world = g.invert_pose(g.check_pose(T_world_cam, "T_world_cam"))
+        BoundSession.write(view["projection"], L.projection_matrix(K, T_cam_world))
+        BoundSession.write(view["grid"], np.array([K.width, K.height, self.near], np.float32))
+        inputs = {**self._cloud, "projection": view["projection"], "grid": view["grid"], "far": view["far"]}
+        outputs = {n: view[n] for n in ("latent", "valid", "depth")}
+        self._raster.run(inputs, outputs)
+        return outputs
+
+    def render(self, T_world_cam, K: g.Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+        """``(H, W, 3) uint8`` picture and ``(H, W) bool`` coverage of the cloud at a camera."""
+        out = self.render_device(T_world_cam, K)
+        colour = BoundSession.to_host(out["latent"]).transpose(1, 2, 0)
+        return (np.clip(colour, 0, 1) * 255 + 0.5).astype(np.uint8), BoundSession.to_host(out["valid"])
+
+    def read_out(self, T_world_cam, K: g.Intrinsics, encode: Callable[[np.ndarray], np.ndarray],
+                 stride: int) -> Readout:
+        """The baseline's latent at a view: rasterise, then re-encode with ``encode``
+        (``(H, W, 3) uint8 -> (C, H//stride, W//stride)``). Valid cells: any covered pixel."""
+        rgb, covered = self.render(T_world_cam, K)
+        latent = np.asarray(encode(rgb), np.float32)
+        valid = g.pool_mask(covered, stride) > 0
+        return Readout(latent, valid, np.zeros(valid.shape, np.float32))
+
+
+class LastFrameWarp:
+    """Latent warp of the last frame only (no memory): same graphs as :class:`LatentMemory`."""
+
+    def __init__(self, config: MemoryConfig, provider: str = "auto"):
+        self.memory = LatentMemory(config, provider)
+
+    def insert(self, latent, depth, K, T_world_cam, stamp, dynamic_mask=None) -> None:
+        """Replace the kept frame (arguments as :meth:`LatentMemory.insert`)."""
+        self.memory.reset()
+        self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask)
+
+    def read_out(self, T_world_cam, K) -> Readout:
+        return self.memory.read_out(T_world_cam, K)
