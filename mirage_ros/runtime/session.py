@@ -132,6 +132,12 @@ class BoundSession:
         return ort.OrtValue.ortvalue_from_numpy(array.copy())
 
     @staticmethod
+    def to_host(buffer: ort.OrtValue) -> np.ndarray:
+        """A host copy of ``buffer`` that owns its memory (``OrtValue.numpy()`` of a CPU value is
+        a view that dies with the buffer)."""
+        return np.array(buffer.numpy(), copy=True)
+
+    @staticmethod
     def write(buffer: ort.OrtValue, array: np.ndarray) -> None:
         """Copy ``array`` into ``buffer`` in place (same shape and dtype; address unchanged)."""
         buffer.update_inplace(np.ascontiguousarray(array))
