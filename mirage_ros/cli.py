@@ -16,6 +16,7 @@ from mirage_ros.errors import MirageError
 
 # subcommand name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("mirage_ros.bench", "benchmarks printing JSON: memory | latency | sim"),
     "train": ("mirage_ros.model.train", "train encoder + renderer (torch), export ONNX"),
     "export": ("mirage_ros.model.export", "export a training checkpoint to ONNX + manifest"),
     "eval-dynamics": ("mirage_ros.evaluation.eval_dynamics", "score moving-object flags and memory consistency (sim)"),
