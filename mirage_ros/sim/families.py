@@ -180,7 +180,7 @@ def office(seed: int) -> Scene:
 def warehouse(seed: int) -> Scene:
     """A tall hall with parallel racks, cross aisles, pallets and a small office."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
-    w, d = 0.5 * int(rng.integers(48, 61)), 0.5 * int(rng.integers(32, 41))
+    w, d = 0.5 * int(rng.integers(48, 61)), 0.5 * int(rng.integers(42, 53))
     plan = Plan("warehouse", seed, (w + 1.0, d + 1.0), float(rng.uniform(5.5, 7.0)), rng)
     plan.ambient = 0.3
     m = fu.materials(plan, rng)
@@ -189,7 +189,7 @@ def warehouse(seed: int) -> Scene:
     aisle = float(rng.uniform(2.6, 3.0))
     pitch = aisle + 1.0
     xa, xb = 4.0, w - 6.0  # rack rows run between the west and east cross aisles
-    ys = np.arange(2.5 + aisle / 2, d - 5.0, pitch)  # aisle centre lines
+    ys = np.arange(2.0 + pitch, d - 5.0, pitch)  # aisle centre lines, racks on both sides
     gap = (xa + xb) / 2 + float(rng.uniform(-2, 2))  # a middle cross aisle
     nodes_w = [plan.node(xa - 1.5, y) for y in ys]
     nodes_e = [plan.node(xb + 1.5, y) for y in ys]
@@ -197,7 +197,7 @@ def warehouse(seed: int) -> Scene:
         _chain(plan, [nodes_w[k], nodes_e[k]], 0.6)
     _chain(plan, nodes_w, 0.6)
     _chain(plan, nodes_e, 0.6)
-    for y in ys[:-1] + pitch / 2:
+    for y in np.append(ys - pitch / 2, ys[-1] + pitch / 2):
         rack_h = float(rng.uniform(2.4, 4.0))
         for a, b in ((xa, gap - 1.5), (gap + 1.5, xb)):
             if b - a > 1.0 and plan.claim(((a + b) / 2, y), ((b - a) / 2, 0.5), 0.0, margin=0.0):
