@@ -108,8 +108,20 @@ def render_sequence(spec: SequenceSpec, stride: int) -> dict[str, np.ndarray]:
             "ok": np.stack(ok), "K": np.array([K.fx, K.fy, K.cx, K.cy, K.width, K.height])}
 
 
+_RENDERED: dict[tuple[SequenceSpec, int], dict] = {}  # one process renders a sequence once
+
+
 def render_sequences(specs: list[SequenceSpec], stride: int, workers: int, progress: bool):
-    """Render ``specs`` in ``workers`` processes (0 = one per CPU core), in order."""
+    """Render ``specs`` in ``workers`` processes (0 = one per CPU core), in order (cached)."""
+    todo = [s for s in dict.fromkeys(specs) if (s, stride) not in _RENDERED]
+    for spec, data in zip(todo, _render_all(todo, stride, workers, progress)):
+        _RENDERED[(spec, stride)] = data
+    return [_RENDERED[(s, stride)] for s in specs]
+
+
+def _render_all(specs: list[SequenceSpec], stride: int, workers: int, progress: bool):
+    if not specs:
+        return []
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(specs), desc="render sim", disable=not progress, dynamic_ncols=True)
     if workers == 1 or len(specs) == 1:
