@@ -1,7 +1,8 @@
 """Baseline: plain frame differencing after ego-motion compensation (no memory).
 
-The previous frame is forward-warped into the current camera with its depth and the relative pose
-(``warp.warp_frame``) and pixels whose grey level differs by more than a threshold are flagged.
+Each current pixel is re-projected into the previous camera with its depth and the relative pose
+(``warp.reproject``), the previous grey image is sampled there, and pixels whose grey level differs
+by more than a threshold are flagged.
 It is what the memory-based detector must beat on the same sequences.
 """
 
@@ -11,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from mirage_ros.dynamics.cues import to_grey
-from mirage_ros.dynamics.warp import warp_frame
+from mirage_ros.dynamics.warp import reproject
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics, check_pose
 
@@ -41,19 +42,19 @@ class FrameDifferencing:
             T_world_cam: ``(4, 4)`` camera pose (optical frame).
 
         Returns:
-            ``(H, W) bool`` mask; all False on the first frame and where the warped previous frame
-            leaves holes (nothing to compare with).
+            ``(H, W) bool`` mask; all False on the first frame, where the current depth has no
+            reading and where the pixel was outside the previous view.
         """
         T_world_cam = check_pose(T_world_cam)
         grey = to_grey(rgb)
         if np.asarray(depth).shape != K.shape:
             raise InvalidInput("depth", f"must have shape {K.shape}, got {np.asarray(depth).shape}")
-        previous, self._previous = self._previous, (grey, np.asarray(depth), K, T_world_cam)
+        previous, self._previous = self._previous, (grey, K, T_world_cam)
         if previous is None:
             return np.zeros(K.shape, bool)
-        prev_grey, prev_depth, prev_K, prev_T = previous
-        warped = warp_frame(prev_depth, prev_K, prev_T, K, T_world_cam, prev_grey[..., None])
-        changed = warped.valid & (np.abs(grey - warped.values[..., 0]) > self.threshold)
+        prev_grey, prev_K, prev_T = previous
+        seen = reproject(depth, K, T_world_cam, prev_K, prev_T)
+        changed = seen.valid & (np.abs(grey - seen.sample(prev_grey)) > self.threshold)
         if self.opening:
             changed = ndimage.binary_opening(changed, iterations=self.opening)
         return changed

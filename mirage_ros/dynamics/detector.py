@@ -35,7 +35,7 @@ from mirage_ros.dynamics.tracking import (
     Tracker,
     TrackingConfig,
 )
-from mirage_ros.dynamics.warp import warp_frame
+from mirage_ros.dynamics.warp import reproject
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics, check_pose, invert_pose, pool_mask, valid_depth
 
@@ -366,18 +366,21 @@ class MovingObjectDetector:
         self, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray, stamp: float,
         previous: _PreviousFrame | None,
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(changed, covered)`` working-resolution bool maps: live nearer than the ego-motion
-        warped previous frame, and where that frame gives a comparison; ``None`` without one."""
+        """``(changed, covered)`` working-resolution bool maps: the live surface is nearer than
+        what the previous frame saw along the same ray (something moved in), and where the
+        previous frame gives a comparison; ``None`` without a usable previous frame."""
         cfg = self.config
         if previous is None or previous.K != K or stamp - previous.stamp > cfg.max_frame_gap_s:
             return None
-        warped = warp_frame(previous.depth, previous.K, previous.T_world_cam, K, T_world_cam)
-        cue = depth_cue(depth, warped.depth, warped.valid, cfg.change_window, cfg.depth_sigma,
+        seen = reproject(depth, K, T_world_cam, previous.K, previous.T_world_cam)
+        # nearest earlier depth around the landing pixel: misregistration and edges do not fire
+        prev_ok = valid_depth(previous.depth)
+        nearest = ndimage.minimum_filter(np.where(prev_ok, previous.depth, np.inf),
+                                         size=cfg.change_window, mode="nearest")
+        earlier = seen.sample(nearest)
+        covered = seen.valid & np.isfinite(earlier)
+        cue = depth_cue(seen.z, np.where(covered, earlier, 0.0), covered, 1, cfg.depth_sigma,
                         cfg.depth_sigmas)
-        covered = cue.available | (
-            valid_depth(depth)
-            & ndimage.maximum_filter(warped.valid, size=cfg.change_window, mode="nearest")
-        )
         return cue.nearer >= 0.5, covered
 
 

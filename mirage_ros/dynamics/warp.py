@@ -1,7 +1,10 @@
-"""Ego-motion warp: re-project one RGB-D frame into another camera (forward splat, z-buffer).
+"""Ego-motion compensation: where does each pixel of the current frame land in an earlier one?
 
-Used by the frame-to-frame motion cue of the detector and by the frame-differencing baseline.
-Pure numpy; frames follow docs/architecture.md (``T_world_cam`` maps optical-frame points to world).
+Backward warp: every current pixel with a depth reading is lifted to 3D, moved into the earlier
+camera and projected there; the earlier frame is then *sampled* at that pixel. One gather per
+pixel (no z-buffer, no holes), cheap enough for every frame. Used by the detector's frame-to-frame
+motion cue and by the frame-differencing baseline. Frames follow docs/architecture.md
+(``T_world_cam`` maps optical-frame points to the world).
 """
 
 from __future__ import annotations
@@ -10,73 +13,56 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mirage_ros.geometry import Intrinsics, backproject, invert_pose, project, valid_depth
+from mirage_ros.geometry import Intrinsics, backproject, invert_pose, valid_depth
 
 
 @dataclass(frozen=True)
-class WarpedFrame:
-    """A source frame seen from a destination camera.
+class Reprojection:
+    """Current pixels seen from an earlier (source) camera, all ``(H, W)`` like the current image.
 
     Attributes:
-        depth: ``(H, W) float32`` z-depth in the destination optical frame; 0 where nothing landed.
-        values: ``(H, W, C)`` source values (e.g. RGB) carried along, same dtype as given; zeros
-            where nothing landed. ``None`` when no values were given.
-        valid: ``(H, W) bool``, True where a source point landed (nearest one wins).
+        rows, cols: ``int64`` nearest source pixel of each current pixel (clipped into the image).
+        z: ``float32`` depth of each current pixel's 3D point in the source optical frame, metres.
+        valid: ``bool``, the current pixel has depth and projects in front of and inside the source.
     """
 
-    depth: np.ndarray
-    values: np.ndarray | None
+    rows: np.ndarray
+    cols: np.ndarray
+    z: np.ndarray
     valid: np.ndarray
 
+    def sample(self, source: np.ndarray) -> np.ndarray:
+        """``source`` ``(H_s, W_s, ...)`` gathered at each current pixel: ``(H, W, ...)``."""
+        return np.asarray(source)[self.rows, self.cols]
 
-def warp_frame(
-    depth_src: np.ndarray,
-    K_src: Intrinsics,
-    T_world_src: np.ndarray,
-    K_dst: Intrinsics,
-    T_world_dst: np.ndarray,
-    values_src: np.ndarray | None = None,
-) -> WarpedFrame:
-    """Forward-warp a depth image (and optional per-pixel values) into another camera.
 
-    Every source pixel with a depth reading is lifted to 3D, moved into the destination optical
-    frame and splatted onto its nearest destination pixel; where several land on one pixel the
-    nearest wins (z-buffer). One pixel per point, so zooming in leaves holes (``valid`` False):
-    callers compare only where ``valid``.
+def reproject(
+    depth: np.ndarray,
+    K: Intrinsics,
+    T_world_cam: np.ndarray,
+    K_source: Intrinsics,
+    T_world_source: np.ndarray,
+) -> Reprojection:
+    """Project every pixel of the current depth image into a source camera.
 
     Args:
-        depth_src: ``(H_s, W_s)`` metres, shape ``K_src.shape``; 0/NaN = no reading.
-        K_src, T_world_src: source intrinsics and ``(4, 4)`` pose.
-        K_dst, T_world_dst: destination intrinsics and ``(4, 4)`` pose.
-        values_src: optional ``(H_s, W_s, C)`` array carried with each point.
+        depth: ``(H, W)`` current depth, metres, ``K.shape``; 0/NaN = no reading.
+        K, T_world_cam: current intrinsics and ``(4, 4)`` pose.
+        K_source, T_world_source: the source camera's intrinsics and ``(4, 4)`` pose.
 
     Returns:
-        :class:`WarpedFrame` of shape ``K_dst.shape``.
+        :class:`Reprojection`.
     """
-    ok = valid_depth(depth_src)
-    points_src = backproject(np.where(ok, depth_src, 0.0), K_src)[ok]
-    T_dst_src = invert_pose(T_world_dst) @ np.asarray(T_world_src, dtype=np.float64)
-    points_dst = points_src @ T_dst_src[:3, :3].T + T_dst_src[:3, 3]
-    uv, z = project(points_dst, K_dst)
-    with np.errstate(invalid="ignore"):
-        u = np.rint(uv[:, 0])
-        v = np.rint(uv[:, 1])
-        inside = (z > 0) & (u >= 0) & (u < K_dst.width) & (v >= 0) & (v < K_dst.height)
-    flat = (v[inside] * K_dst.width + u[inside]).astype(np.int64)
-    z_in = z[inside]
-    order = np.argsort(z_in, kind="stable")
-    winners_flat, first = np.unique(flat[order], return_index=True)
-    winners = order[first]
-
-    depth = np.zeros(K_dst.height * K_dst.width, np.float32)
-    depth[winners_flat] = z_in[winners]
-    valid = np.zeros(K_dst.height * K_dst.width, bool)
-    valid[winners_flat] = True
-    values = None
-    if values_src is not None:
-        src = np.asarray(values_src)
-        src = src.reshape(src.shape[0], src.shape[1], -1)[ok][inside]
-        values = np.zeros((K_dst.height * K_dst.width, src.shape[1]), src.dtype)
-        values[winners_flat] = src[winners]
-        values = values.reshape(K_dst.height, K_dst.width, -1)
-    return WarpedFrame(depth.reshape(K_dst.shape), values, valid.reshape(K_dst.shape))
+    ok = valid_depth(depth)
+    points = backproject(np.where(ok, depth, 0.0), K)
+    T_src_cam = invert_pose(T_world_source) @ np.asarray(T_world_cam, dtype=np.float64)
+    p = points @ T_src_cam[:3, :3].T + T_src_cam[:3, 3]
+    z = p[..., 2]
+    in_front = ok & (z > 1e-6)
+    safe_z = np.where(in_front, z, 1.0)
+    u = np.rint(K_source.fx * p[..., 0] / safe_z + K_source.cx)
+    v = np.rint(K_source.fy * p[..., 1] / safe_z + K_source.cy)
+    inside = in_front & (u >= 0) & (u < K_source.width) & (v >= 0) & (v < K_source.height)
+    rows = np.clip(v, 0, K_source.height - 1).astype(np.int64)
+    cols = np.clip(u, 0, K_source.width - 1).astype(np.int64)
+    return Reprojection(rows, cols, np.where(inside, z, 0.0).astype(np.float32), inside)
