@@ -51,7 +51,8 @@ def test_ort_cpu_matches_torch_over_a_stream(stride):
         stamp = 100.0 + frame
         mem.insert(latent, depth, K, T, stamp, dynamic_mask=dynamic)
         params = torch.tensor([stamp - 100.0, cfg.voxel_size, cfg.min_depth, cfg.max_depth, cfg.depth_rel_gap,
-                               cfg.depth_min_fraction, cfg.dynamic_max_fraction, cfg.max_weight], dtype=torch.float32)
+                               cfg.depth_min_fraction, cfg.dynamic_max_fraction, cfg.max_weight,
+                               cfg.slots // L.WAYS], dtype=torch.float32)
         state = update_torch(state, torch.from_numpy(depth), torch.from_numpy(dynamic), torch.from_numpy(latent),
                              torch.from_numpy(latent_rays(K_latent)), torch.from_numpy(T.astype(np.float32)),
                              params, stride)

@@ -65,8 +65,9 @@ class MemoryConfig:
                 raise InvalidInput(name, f"must be a positive integer, got {value!r}")
         if self.stride not in L.STRIDES:
             raise InvalidInput("stride", f"must be one of {L.STRIDES}, got {self.stride}")
-        if self.capacity_points < 2 * L.WAYS:
-            raise InvalidInput("capacity_points", f"must be >= {2 * L.WAYS}, got {self.capacity_points}")
+        if not 2 * L.WAYS <= self.capacity_points < L.WAYS << 24:
+            raise InvalidInput("capacity_points", f"must be in [{2 * L.WAYS}, {L.WAYS << 24}), "
+                                                  f"got {self.capacity_points}")
         for name in ("voxel_size", "min_depth", "max_depth", "depth_rel_gap", "max_weight", "near"):
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value < 0:

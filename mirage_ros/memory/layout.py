@@ -66,6 +66,7 @@ UPDATE_PARAMS = (
     "min_fraction",
     "dynamic_max_fraction",
     "max_weight",
+    "n_buckets",  # capacity / WAYS; float32 is exact below 2**24 buckets (134M points)
 )
 # read-out grid vector (float32): latent grid size and near plane (metres)
 READOUT_GRID = ("width", "height", "near")

@@ -193,9 +193,8 @@ def build_update(stride: int) -> onnx.ModelProto:
                           b.op("Mul", b.take(voxel, 1, 1), b.i(1 << L.KEY_BITS))), b.take(voxel, 2, 1))
 
     # --- table geometry, derived on the device -----------------------------------------------
-    n_slots = b.count(b.op("Equal", "keys", "keys"))  # S = capacity + 1
-    trash = b.op("Sub", n_slots, b.i(1))
-    n_buckets = b.op("Div", trash, b.i(L.WAYS))
+    n_buckets = b.op("Cast", p["n_buckets"], to=I64)
+    trash = b.op("Mul", n_buckets, b.i(L.WAYS))  # S - 1: the last row
     ones = b.op("Cast", b.op("Equal", key, key), to=I64)
     cell_id = b.op("Sub", b.op("CumSum", ones, b.i(0)), b.i(1))
     n_cells = b.op("ReduceSum", ones, b.i([0]), keepdims=1)
