@@ -16,6 +16,7 @@ from mirage_ros.errors import MirageError
 
 # subcommand name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "eval": ("mirage_ros.evaluation.replay", "score world models on a rosbag or TUM RGB-D folder; write a report"),
     "bench": ("mirage_ros.bench", "benchmarks printing JSON: memory | latency | sim"),
     "train": ("mirage_ros.model.train", "train encoder + renderer (torch), export ONNX"),
     "export": ("mirage_ros.model.export", "export a training checkpoint to ONNX + manifest"),

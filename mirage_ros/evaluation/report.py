@@ -53,6 +53,8 @@ def summary_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]
     tables = []
     for group in groups:
         n = rows[0][f"{group}.n"]
+        if n == 0:  # the report's skipped list says why
+            continue
         header = ["method"] + [label for _, label, _ in METRIC_COLUMNS]
         body = [[r["method"]] + [_fmt(r[f"{group}.{key}"], d) for key, _, d in METRIC_COLUMNS] for r in rows]
         tables.append((f"{group} ({n} targets)", header, body))
@@ -102,6 +104,7 @@ def _figures(report: dict, scores: Sequence[Score], timeline: Sequence[dict], ex
         plt.close(fig)
         figures.append((name, caption))
 
+    error_map = matplotlib.colormaps["magma"].with_extremes(bad="0.6")
     for index, example in enumerate(examples):
         fig, axes = plt.subplots(len(methods), 3, figsize=(9, 2.4 * len(methods)), squeeze=False)
         for row, name in enumerate(methods):
@@ -112,8 +115,7 @@ def _figures(report: dict, scores: Sequence[Score], timeline: Sequence[dict], ex
                                                   (error, "|error| (grey = not covered)"))):
                 ax = axes[row, col]
                 if col == 2:
-                    ax.imshow(np.where(valid, error, np.nan), cmap="magma", vmin=0, vmax=128)
-                    ax.set_facecolor("0.6")
+                    ax.imshow(np.where(valid, error, np.nan), cmap=error_map, vmin=0, vmax=128)
                 else:
                     ax.imshow(image)
                 ax.set_title(title, fontsize=8)

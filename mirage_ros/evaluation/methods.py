@@ -1,0 +1,141 @@
+"""The world models compared by evaluation, behind one small interface (``scoring.Method``).
+
+- ``latent_memory``: :class:`mirage_ros.pipeline.WorldModel`, exactly what the nodes run.
+- ``rgb_point_cloud``: :class:`mirage_ros.memory.baselines.RGBPointCloudMemory`: every valid pixel
+  kept as a coloured point, rasterised at the target, re-encoded, rendered by the same renderer.
+- ``last_frame_warp``: :class:`mirage_ros.memory.baselines.LastFrameWarp`: the last frame's
+  latents warped to the target, rendered by the same renderer.
+
+All three share one set of networks (the shipped ONNX encoder and renderer) and the provider.
+Update times include each method's own encoding: the latent methods encode every observed frame,
+the point cloud encodes at prediction time (its rasterised picture).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mirage_ros.errors import InvalidInput
+from mirage_ros.geometry import Intrinsics
+
+METHOD_NAMES = ("latent_memory", "rgb_point_cloud", "last_frame_warp")
+
+
+def render_view(networks, readout, K: Intrinsics, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Render a latent-resolution read-out to ``(rgb (H, W, 3) uint8, valid (H, W) bool)`` at ``K.shape``
+    (the ragged edge past whole latent cells is filled with the last rendered row / column)."""
+    from mirage_ros.pipeline import upsample_cells
+
+    small = networks.render(readout)
+    rgb = np.zeros(K.shape + (3,), np.uint8)
+    rgb[: small.shape[0], : small.shape[1]] = small
+    rgb[small.shape[0]:, :] = rgb[small.shape[0] - 1: small.shape[0], :]
+    rgb[:, small.shape[1]:] = rgb[:, small.shape[1] - 1: small.shape[1]]
+    return rgb, upsample_cells(readout.valid, stride, K.shape)
+
+
+class LatentMemoryMethod:
+    """Our world model (``WorldModel``); also renders the live view for the moving-object detector."""
+
+    name = "latent_memory"
+
+    def __init__(self, world_model):
+        self.model = world_model
+        self.provider = world_model.networks.provider
+        self.description = ("WorldModel: encoder latents lifted by depth into the voxel-fused latent memory, "
+                            f"read out and rendered (stride {world_model.stride}, "
+                            f"capacity {world_model.memory_config.capacity_points} points, "
+                            f"voxel {world_model.memory_config.voxel_size} m)")
+
+    def observe(self, frame, dynamic_mask) -> None:
+        self.model.observe(frame.rgb, frame.depth, frame.K, frame.T_world_cam, frame.stamp, dynamic_mask=dynamic_mask)
+
+    def predict(self, T_world_cam, K):
+        prediction = self.model.predict(T_world_cam, K)
+        return prediction.rgb, prediction.valid
+
+    def predict_live(self, T_world_cam, K):
+        """``(rgb, depth, valid)`` at full size: the rendering the consistency monitor compares with."""
+        prediction = self.model.predict(T_world_cam, K)
+        return prediction.rgb, prediction.depth, prediction.valid
+
+    def memory_bytes(self) -> int:
+        return int(self.model.memory.stats()["bytes"])
+
+
+class PointCloudMethod:
+    """RGB point-cloud memory: rasterise, re-encode, render (the round trip Mirage removes)."""
+
+    name = "rgb_point_cloud"
+
+    def __init__(self, networks, provider: str):
+        from mirage_ros.memory.baselines import RGBPointCloudMemory
+
+        self.networks = networks
+        self.provider = networks.provider
+        self.cloud = RGBPointCloudMemory(provider=provider)
+        self.description = "every valid pixel as a coloured world point (15 B each); view = rasterise, re-encode, render"
+
+    def observe(self, frame, dynamic_mask) -> None:
+        self.cloud.insert(frame.rgb, frame.depth, frame.K, frame.T_world_cam, dynamic_mask=dynamic_mask)
+
+    def predict(self, T_world_cam, K):
+        stride = self.networks.stride
+        readout = self.cloud.read_out(T_world_cam, K, self.networks.encode, stride)
+        return render_view(self.networks, readout, K, stride)
+
+    def memory_bytes(self) -> int:
+        return int(self.cloud.bytes)
+
+
+class LastFrameMethod:
+    """The last frame's latents warped to the target (no memory)."""
+
+    name = "last_frame_warp"
+
+    def __init__(self, networks, memory_config, provider: str):
+        from mirage_ros.memory.baselines import LastFrameWarp
+
+        self.networks = networks
+        self.provider = networks.provider
+        self.warp = LastFrameWarp(memory_config, provider)
+        self.description = "no memory: the last frame's latents lifted and warped to the target, rendered"
+
+    def observe(self, frame, dynamic_mask) -> None:
+        latent = self.networks.encode(frame.rgb)
+        self.warp.insert(latent, frame.depth, frame.K, frame.T_world_cam, frame.stamp, dynamic_mask)
+
+    def predict(self, T_world_cam, K):
+        return render_view(self.networks, self.warp.read_out(T_world_cam, K), K, self.networks.stride)
+
+    def memory_bytes(self) -> int:
+        return int(self.warp.memory.stats()["bytes"])
+
+
+def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=None, weights_dir=None) -> list:
+    """The methods named (``latent_memory`` first: it also renders for the detector).
+
+    Args:
+        names: subset of :data:`METHOD_NAMES`; ``latent_memory`` is always included.
+        provider: ONNX Runtime provider for networks and memories.
+        world_model: a ready :class:`mirage_ros.pipeline.WorldModel` (default: a new one).
+        weights_dir: folder with ``manifest.json`` + ONNX files for a new world model (default:
+            the weights shipped in the package).
+
+    Raises:
+        InvalidInput: ``"--methods"`` with an unknown name.
+    """
+    unknown = [n for n in names if n not in METHOD_NAMES]
+    if unknown:
+        raise InvalidInput("--methods", f"unknown {unknown}; choose from {METHOD_NAMES}")
+    if world_model is None:
+        from mirage_ros.pipeline import WorldModel
+        from mirage_ros.runtime.networks import Networks
+
+        world_model = WorldModel(Networks.load(weights_dir, provider=provider), provider=provider)
+    methods = [LatentMemoryMethod(world_model)]
+    if "rgb_point_cloud" in names:
+        methods.append(PointCloudMethod(world_model.networks, provider))
+    if "last_frame_warp" in names:
+        methods.append(LastFrameMethod(world_model.networks, world_model.memory_config, provider))
+    return methods
