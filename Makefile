@@ -46,7 +46,9 @@ H_RUNTIME := $(ORT)-$(call hash,requirements/runtime.txt requirements/$(ORT).txt
 H_DEV := $(call hash,requirements/train.txt requirements/test.txt)
 H_MSGS := $(call hash,msg scripts/build_interface.sh)-$(H_ROS)
 H_TF2 := $(call hash,scripts/interfaces/tf2_msgs scripts/build_interface.sh)-$(H_ROS)
-H_PKG := $(call hash,setup.py setup.cfg package.xml resource requirements scripts/link_dev_install.sh)
+H_PKG := $(call hash,setup.py setup.cfg package.xml resource requirements)
+# share/ holds per-file links: redo them when launch/config files come or go (not on edits)
+H_LINKS := $(H_PKG)-$(shell ls launch config 2>/dev/null | cat - scripts/link_dev_install.sh | sha256sum | cut -c1-12)
 
 S_BASE := $(STAMPS)/base
 S_ROS := $(STAMPS)/ros-$(H_ROS)
@@ -55,7 +57,8 @@ S_DEV := $(STAMPS)/dev-$(H_DEV)
 S_MSGS := $(STAMPS)/msgs-$(H_MSGS)
 S_TF2 := $(STAMPS)/tf2-msgs-$(H_TF2)
 S_PKG := $(STAMPS)/pkg-$(H_PKG)
-RUNTIME_STAMPS := $(S_ROS) $(S_RUNTIME) $(S_MSGS) $(S_TF2) $(S_PKG)
+S_LINKS := $(STAMPS)/links-$(H_LINKS)
+RUNTIME_STAMPS := $(S_ROS) $(S_RUNTIME) $(S_MSGS) $(S_TF2) $(S_PKG) $(S_LINKS)
 
 # What tests and the demo run with: the venv is an ament prefix (share/, lib/), and where ROS
 # comes from a real install its libraries do not know the venv's lib/.
@@ -132,5 +135,8 @@ $(S_PKG): | $(S_RUNTIME)
 	@echo "== mirage_ros editable install"
 	@# (PYTHONWARNINGS: setuptools' notice that editable installs are editable)
 	PYTHONWARNINGS=ignore $(PIP) --no-deps --no-build-isolation --use-pep517 -e . $(QUIET_PIP)
-	scripts/link_dev_install.sh $(VENV) .
 	@rm -f $(STAMPS)/pkg-* && touch $@
+
+$(S_LINKS): | $(S_PKG)
+	scripts/link_dev_install.sh $(VENV) .
+	@rm -f $(STAMPS)/links-* && touch $@

@@ -34,11 +34,19 @@ LOG=$BUILD/build.log
     -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" -DPYTHON_EXECUTABLE="$PY"
   cmake --build "$BUILD" -j"$(nproc)" --target install
 } > "$LOG" 2>&1 || { tail -40 "$LOG" >&2; echo "build_interface: $NAME failed (full log: $LOG)" >&2; exit 1; }
-# instantiating each message loads its C type support: proves the install is usable
+# instantiating each message (service request) loads its C type support: the install is usable
 LD_LIBRARY_PATH=$VENV/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$PY" -c "
-import $NAME.msg as m
-names = [n for n in dir(m) if n[:1].isupper()]
-assert names, 'no messages'
-[getattr(m, n)() for n in names]" \
-  || { echo "build_interface: $NAME built but its messages do not load" >&2; exit 1; }
+import importlib
+loaded = 0
+for kind in ('msg', 'srv'):
+    try:
+        module = importlib.import_module('$NAME.' + kind)
+    except ModuleNotFoundError:
+        continue
+    for name in [n for n in dir(module) if n[:1].isupper()]:
+        interface = getattr(module, name)
+        getattr(interface, 'Request', interface)()  # a service: its request
+        loaded += 1
+assert loaded, 'no interfaces generated'" \
+  || { echo "build_interface: $NAME built but its interfaces do not load" >&2; exit 1; }
 echo "build_interface: $NAME installed into $VENV ($((SECONDS - t)) s)"

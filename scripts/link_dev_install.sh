@@ -5,7 +5,11 @@
 #     (pip puts console scripts in bin/ whatever setup.cfg says; ros2 run looks in lib/<pkg>/)
 #   with REPO (editable installs, whose wheels carry no data_files):
 #   PREFIX/share/ament_index/resource_index/packages/mirage_ros   (the ament index marker)
-#   PREFIX/share/mirage_ros/{package.xml,launch,config} -> REPO/...  (edits show up at once)
+#   PREFIX/share/mirage_ros/package.xml -> REPO/package.xml
+#   PREFIX/share/mirage_ros/launch/X.launch.py -> REPO/launch/X.launch.py, same for
+#     config/*.yaml and config/*.rviz (the globs of setup.py): edits show up at once, a new or
+#     removed file needs a re-run (make does it). Folders are real, files are links, as with
+#     colcon --symlink-install: ros2 launch finds files with os.walk, which skips linked folders.
 # Idempotent.
 set -euo pipefail
 PREFIX=$(realpath "${1:?usage: link_dev_install.sh PREFIX [REPO]}")
@@ -26,8 +30,17 @@ done
 
 if [[ -n $REPO ]]; then
   index=$PREFIX/share/ament_index/resource_index/packages
-  mkdir -p "$index" "$PREFIX/share/$PKG"
+  share=$PREFIX/share/$PKG
+  mkdir -p "$index" "$share"
   cp "$REPO/resource/$PKG" "$index/$PKG"
-  for f in package.xml launch config; do ln -sfn "$REPO/$f" "$PREFIX/share/$PKG/$f"; done
+  ln -sfn "$REPO/package.xml" "$share/package.xml"
+  for spec in "launch:*.launch.py" "config:*.yaml" "config:*.rviz"; do
+    folder=${spec%%:*} pattern=${spec#*:}
+    # a link to the whole folder (older versions of this script) would make us write into REPO
+    [[ -L $share/$folder ]] && rm "$share/$folder"
+    mkdir -p "$share/$folder"
+    for f in "$REPO/$folder"/$pattern; do ln -sfn "$f" "$share/$folder/"; done
+  done
+  find "$share/launch" "$share/config" -xtype l -delete  # links to files deleted from REPO
 fi
 echo "link_dev_install: $(wc -w <<< "$scripts") executables linked in $PREFIX/lib/$PKG${REPO:+, share/$PKG linked to $REPO}"

@@ -103,8 +103,12 @@ def test_dev_install_is_in_the_ament_index():
     from ament_index_python.packages import get_package_share_directory
     share = Path(get_package_share_directory("mirage_ros"))
     assert (share / "package.xml").resolve() == (REPO / "package.xml").resolve()
-    for folder in ["launch", "config"]:
-        assert (share / folder).resolve() == (REPO / folder).resolve()
+    for pattern in ["launch/*.launch.py", "config/*.yaml", "config/*.rviz"]:
+        for source in REPO.glob(pattern):
+            installed = share / source.relative_to(REPO)
+            assert installed.resolve() == source.resolve(), f"{installed} missing: re-run make setup"
+    for folder in ["launch", "config"]:  # ros2 launch searches share/ with os.walk: no linked folders
+        assert not (share / folder).is_symlink()
     lib = Path(sys.prefix) / "lib" / "mirage_ros"
     assert {p.name for p in lib.iterdir() if os.access(p, os.X_OK)} >= CONSOLE_SCRIPTS
 
