@@ -2,9 +2,10 @@
 
 Isolation (applied in ``pytest_configure``, before any test module imports rclpy):
 
-- ``ROS_DOMAIN_ID``: a domain in 1..101 that no other test session on this machine holds
-  (each session takes an exclusive lock on ``$TMPDIR/mirage_ros_test_domains/<id>.lock``), so
-  parallel runs and other developers' nodes never cross-talk. Override: ``MIRAGE_TEST_DOMAIN_ID``.
+- ``ROS_DOMAIN_ID``: a random domain in 1..101, other than the shell's own ``ROS_DOMAIN_ID``,
+  that no other test session on this machine holds (each session takes an exclusive lock on
+  ``$TMPDIR/mirage_ros_test_domains/<id>.lock``), so parallel runs and other developers' nodes
+  never cross-talk. Override: ``MIRAGE_TEST_DOMAIN_ID``.
 - ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` (and ``ROS_LOCALHOST_ONLY=1`` on Humble): DDS
   traffic stays on this host.
 - ``ROS_LOG_DIR``: a temporary folder, so test runs do not fill ``~/.ros/log``.
@@ -60,7 +61,8 @@ def _claim_domain_id() -> int:
         return int(forced)
     folder = Path(tempfile.gettempdir()) / "mirage_ros_test_domains"
     folder.mkdir(exist_ok=True)
-    candidates = list(DOMAIN_IDS)
+    ambient = os.environ.get("ROS_DOMAIN_ID", "0")  # the shell's own graph: never join it
+    candidates = [d for d in DOMAIN_IDS if str(d) != ambient]
     random.shuffle(candidates)
     for domain in candidates:
         handle = open(folder / f"{domain}.lock", "w")
