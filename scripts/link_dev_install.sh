@@ -27,6 +27,7 @@ for s in $scripts; do
   [[ -e $PREFIX/bin/$s ]] || { echo "link_dev_install: $PREFIX/bin/$s missing" >&2; exit 1; }
   ln -sfn "../../bin/$s" "$PREFIX/lib/$PKG/$s"
 done
+find "$PREFIX/lib/$PKG" -xtype l -delete  # executables that setup.py no longer declares
 
 if [[ -n $REPO ]]; then
   index=$PREFIX/share/ament_index/resource_index/packages
