@@ -213,8 +213,34 @@ def bench(args) -> dict:
         "encoder": StandInEncoder.label,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+    if args.check_cpu:
+        result["cpu_parity"] = cpu_parity(memory, cfg, frames, latents, view_poses(frames, 3, rng))
     result["goals"] = goals(result)
     return result
+
+
+def cpu_parity(memory: LatentMemory, cfg: MemoryConfig, frames, latents, views) -> dict:
+    """Replay the same frames into a CPU memory and compare state and read-outs with ``memory``
+    (float rounding may differ on the GPU, e.g. fused multiply-add, so counts, not equality)."""
+    cpu = LatentMemory(cfg, "cpu")
+    for frame, latent in zip(frames, latents):
+        cpu.insert(latent, frame.depth, frame.K, frame.T_world_cam, frame.stamp)
+    a, b = memory.host_state(), cpu.host_state()
+    both = (a["keys"] >= 0) & (a["keys"] == b["keys"])
+    out = {"slots_differing": int((a["keys"] != b["keys"]).sum()), "live_slots": int((b["keys"] >= 0).sum()),
+           "max_abs_position": float(np.abs(a["positions"][both] - b["positions"][both]).max(initial=0)),
+           "max_abs_latent": float(np.abs(a["latents"][both].astype(np.float32)
+                                          - b["latents"][both].astype(np.float32)).max(initial=0)),
+           "stats_equal": bool(np.array_equal(a["stats"], b["stats"]))}
+    cells, agree, worst = 0, 0, 0.0
+    for T in views:
+        x, y = memory.read_out(T, frames[0].K), cpu.read_out(T, frames[0].K)
+        cells += x.valid.size
+        agree += int((x.valid == y.valid).sum())
+        same = x.valid & y.valid
+        worst = max(worst, float(np.abs(x.latent[:, same] - y.latent[:, same]).max(initial=0)))
+    out.update(readout_valid_agreement=round(agree / cells, 6), readout_max_abs_latent=worst)
+    return out
 
 
 def goals(r: dict) -> dict:
@@ -245,6 +271,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per view (default %(default)s)")
     parser.add_argument("--scene", default="corridor", help="simulator scene (default %(default)s)")
     parser.add_argument("--seed", type=int, default=3, help="simulator seed (default %(default)s)")
+    parser.add_argument("--check-cpu", action="store_true",
+                        help="also replay the frames on the CPU provider and report the differences")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--out", type=Path, help="also write the JSON to this file")
 

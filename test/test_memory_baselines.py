@@ -1,0 +1,74 @@
+"""Baselines (RGB point cloud, last-frame warp) and the benchmark scripts end to end (tiny runs)."""
+
+import json
+
+import numpy as np
+import pytest
+from test_memory_scene import box_room_depth, look_at
+
+from mirage_ros import geometry as g
+from mirage_ros.cli import main as cli_main
+from mirage_ros.memory import MemoryConfig
+from mirage_ros.memory.baselines import POINT_BYTES, LastFrameWarp, RGBPointCloudMemory
+
+K = g.Intrinsics(48.0, 48.0, 31.5, 23.5, 64, 48)
+
+
+def frame(seed, T):
+    rgb = np.random.default_rng(seed).integers(0, 256, (*K.shape, 3), dtype=np.uint8)
+    return rgb, box_room_depth(K, T)
+
+
+def test_rgb_cloud_renders_its_frame_back_and_grows_with_frames():
+    cloud = RGBPointCloudMemory("cpu")
+    T = look_at([0, 0, 0], [3, 0.5, -0.2])
+    rgb, depth = frame(0, T)
+    mask = np.zeros(K.shape, bool)
+    mask[:10, :10] = True
+    cloud.insert(rgb, depth, K, T, dynamic_mask=mask)
+    assert cloud.points == K.width * K.height - 100 and cloud.bytes == cloud.points * POINT_BYTES
+    picture, covered = cloud.render(T, K)
+    assert covered.sum() == cloud.points and not covered[:10, :10].any()
+    np.testing.assert_array_equal(picture[covered], rgb[covered])
+    cloud.insert(rgb, depth, K, T)  # the same view again: a point cloud duplicates it
+    assert cloud.points == 2 * K.width * K.height - 100
+    out = cloud.read_out(T, K, encode=lambda image: image.transpose(2, 0, 1)[:, ::8, ::8].astype(np.float32), stride=8)
+    assert out.latent.shape == (3, 6, 8) and out.valid.all()
+
+
+def test_rgb_cloud_keep_one_frame_is_a_last_frame_warp():
+    cloud = RGBPointCloudMemory("cpu", keep_frames=1)
+    T = look_at([0, 0, 0], [3, 0.5, -0.2])
+    for seed in range(3):
+        rgb, depth = frame(seed, T)
+        cloud.insert(rgb, depth, K, T)
+    assert cloud.points == K.width * K.height
+    np.testing.assert_array_equal(cloud.render(T, K)[0], rgb)
+    with pytest.raises(ValueError, match="keep_frames"):
+        RGBPointCloudMemory("cpu", keep_frames=0)
+
+
+def test_last_frame_warp_forgets_earlier_frames():
+    warp = LastFrameWarp(MemoryConfig(channels=2, capacity_points=800, voxel_size=0.02), "cpu")
+    T_a, T_b = look_at([0, 0, 0], [3, 0, 0]), look_at([0, 0, 0], [-3, 0, 0])
+    warp.insert(np.ones((2, 6, 8), np.float32), box_room_depth(K, T_a), K, T_a, 0.0)
+    warp.insert(np.ones((2, 6, 8), np.float32), box_room_depth(K, T_b), K, T_b, 1.0)
+    assert not warp.read_out(T_a, K).valid.any() and warp.read_out(T_b, K).valid.all()
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "latency", "--provider", "cpu", "--width", "64", "--height", "48", "--frames", "8", "--warmup", "2",
+     "--views", "2", "--repeats", "1", "--capacity", "4000", "--channels", "4", "--check-cpu", "--json"],
+    ["bench", "memory", "--provider", "cpu", "--width", "64", "--height", "48", "--frames", "12", "--every", "4",
+     "--capacity", "4000", "--channels", "4", "--json"],
+])
+def test_bench_scripts_print_json(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the stand-in encoder is written under runs/bench/
+    assert cli_main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ratio"] > 0 and "stand-in" in result["encoder"]
+    if argv[1] == "latency":
+        assert result["cpu_parity"]["slots_differing"] == 0 and result["update_ms"]["n"] == 6
+    else:
+        assert result["rgb_bytes"] == result["rgb_points"] * POINT_BYTES and len(result["series"]) == 3
+        assert result["ratio"] > 1  # 12 frames of pixels vs fused voxels
