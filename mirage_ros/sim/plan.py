@@ -54,7 +54,7 @@ class Plan:
         self.routes: dict[str, np.ndarray] = {}
         self.materials: dict = {}
         self.free = np.zeros((int(size[0] / 0.1), int(size[1] / 0.1)), bool)  # placement grid
-        self.light_mat = self.atlas.add("light_panel", tx.light_panel, emissive=True, scale=(0.6, 1.2))
+        self.light_mat = self.atlas.add("light_panel", tx.light_panel, scale=(0.6, 1.2))
         self.ambient = 0.35
 
     # ------------------------------------------------------------------ regions and doors
@@ -219,15 +219,19 @@ class Plan:
         gx, gy = np.meshgrid((np.arange(rid.shape[0]) + 0.5) * MAP_RES, (np.arange(rid.shape[1]) + 0.5) * MAP_RES, indexing="ij")
         light = base.copy()
         drop = max(self.ceiling - 0.8, 0.5)
+        panels = np.zeros(rid.shape, bool)
         for x, y, power, region in self.lights:
             d2 = (gx - x) ** 2 + (gy - y) ** 2 + drop**2
             light += np.where(rid == region, power * drop**2 / d2, 0.0).astype(np.float32)
             panel = (np.abs(gx - x) < 0.3) & (np.abs(gy - y) < 0.6) & (rid == region)
             ceiling[panel] = self.light_mat
+            panels |= panel
         light = gaussian_filter(light, 1.0)
         # expose every scene alike on average; rooms still differ from one another
         light *= float(self.rng.uniform(0.45, 0.65)) / max(float(light[rid > 0].mean()), 1e-6)
-        return MapGrid(np.zeros(2), MAP_RES, floor.astype(np.int32), ceiling.astype(np.int32), light.astype(np.float32))
+        # the ceiling layer: panels glow (the renderer's ceiling shading factor is 0.65)
+        glow = np.where(panels, np.float32(1.25 / 0.65 - self.ambient), light)
+        return MapGrid(MAP_RES, floor.astype(np.int32), ceiling.astype(np.int32), np.stack([light, glow]).astype(np.float32))
 
     def build(self) -> Scene:
         rows = self._wall_rows()

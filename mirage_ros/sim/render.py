@@ -70,6 +70,8 @@ class ColumnRenderer:
         vignette: strength of the radial darkening (0 = off).
     """
 
+    # pixel kinds: 0 wall, 1 floor, 2 ceiling, 3 top/bottom face of a prism, 4 side of a prism
+
     def __init__(self, scene: Scene, K: Intrinsics, max_range: float = 10.0, vignette: float = 0.25):
         self.scene, self.K, self.max_range = scene, K, float(max_range)
         H, W = K.height, K.width
@@ -85,10 +87,11 @@ class ColumnRenderer:
         self.vignette = (1.0 - vignette * radius2 / 0.5).astype(np.float32)
         self.half_fov = float(np.arctan(max(K.cx, W - 1 - K.cx) / K.fx)) + 0.02
         self.row_kind = np.where(b > 0, 1, 2).astype(np.int8)  # floor below the horizon
-        self.row_facing = np.where(b > 0, 0.9, 0.65).astype(np.float32)
+        self.row_facing = np.where(b > 0, 0.9, 0.65).astype(np.float32)  # floor, ceiling shading
         grid, atlas = scene.grid, scene.atlas
         self.fc_mat = np.concatenate([grid.floor_mat.ravel(), grid.ceiling_mat.ravel()]).astype(np.int32)
-        self.row_ceiling_offset = np.where(b > 0, 0, grid.floor_mat.size).astype(np.int32)
+        self.light = grid.light.ravel()
+        self.row_layer = np.where(b > 0, 0, grid.floor_mat.size).astype(np.int32)
         self.inv_su = (atlas.size / atlas.scale[:, 0]).astype(np.float32)
         self.inv_sv = (atlas.size / atlas.scale[:, 1]).astype(np.float32)
         t = atlas.texels.astype(np.uint32)
@@ -130,7 +133,7 @@ class ColumnRenderer:
         fc = self._floor_ceiling(h)
         is_wall = col_wall[None, :] < fc[:, None]
         depth = np.minimum(col_wall[None, :], fc[:, None])
-        kind = np.where(is_wall, np.int8(0), self.row_kind[:, None])
+        kind = ~is_wall * self.row_kind[:, None]
         inst = np.zeros((H, W), np.int32)
         tu = np.broadcast_to(wall_tu[None, :], (H, W))
         zoff = None
@@ -158,29 +161,35 @@ class ColumnRenderer:
             r0 = np.where(valid, np.ceil(K.cy + K.fy * b_lo), 0).clip(0, H).astype(np.int32)
             r1 = np.where(valid, np.floor(K.cy + K.fy * b_hi) + 1, 0).clip(0, H).astype(np.int32)
             pick = np.full((H, W), -1, np.int8)
-            for k in range(n_hits - 1, -1, -1):
-                np.putmask(pick, (self.rows >= r0[:, k]) & (self.rows < r1[:, k]), k)
+            for k in range(n_hits - 1, -1, -1):  # back to front; each pass only over its bounding box
+                cols = np.flatnonzero(r1[:, k] > r0[:, k])
+                if cols.size:
+                    c0, c1 = cols[0], cols[-1] + 1
+                    a, b = r0[c0:c1, k], r1[c0:c1, k]
+                    lo, hi = int(a[b > a].min()), int(b.max())
+                    rows = self.rows[lo:hi]
+                    np.putmask(pick[lo:hi, c0:c1], (rows >= a) & (rows < b), k)
             pix = np.flatnonzero(pick >= 0)
             if pix.size:
+                # per (column, hit) attributes, gathered once for the pixels that show them
+                side_mat = np.where(np.take_along_axis(o_face, order, 1) == 0, objs.mat[order], objs.mat_front[order])
+                side_n = np.take_along_axis(o_n, order[:, :, None], 1)
+                fields = np.stack([t_in, z0, z1, side_mat, objs.mat[order], objs.inst[order],
+                                   np.take_along_axis(o_tu, order, 1), _facing(side_n, d[:, None, :])], axis=-1)
+                got = fields.reshape(-1, fields.shape[-1])[(pix % W) * n_hits + pick.ravel()[pix]].astype(np.float32)
+                tin, gz0, gz1 = got[:, 0], got[:, 1], got[:, 2]
+                bsel = self.b[pix // W]
+                tz = (h - np.where(bsel > 0, gz1, gz0)) / bsel
+                cap = tz > tin  # the ray enters through the top (or bottom) face
                 tu, mat, facing = tu.copy(), mat.copy(), facing.copy()
                 zoff = np.zeros((H, W), np.float32)
-                col = pix % W
-                flat = col * n_hits + pick.ravel()[pix]
-                sel = order.ravel()[flat]
-                tin = t_in.ravel()[flat]
-                bsel = self.b[pix // W]
-                zf = np.where(bsel > 0, objs.z1[sel], objs.z0[sel]).astype(np.float32)
-                tz = (h - zf) / bsel
-                cap = tz > tin  # the ray enters through the top (or bottom) face
-                face = np.take_along_axis(o_face, order, 1).ravel()[flat]
                 depth.ravel()[pix] = np.where(cap, tz, tin)
                 kind.ravel()[pix] = np.where(cap, 3, 4)
-                inst.ravel()[pix] = objs.inst[sel]
-                mat.ravel()[pix] = np.where(cap | (face == 0), objs.mat[sel], objs.mat_front[sel])
-                tu.ravel()[pix] = np.take_along_axis(o_tu, order, 1).ravel()[flat]
-                zoff.ravel()[pix] = objs.z0[sel]
-                side_n = np.take_along_axis(o_n, order[:, :, None], 1).reshape(-1, 2)[flat]
-                facing.ravel()[pix] = np.where(cap, 0.95, _facing(side_n, d[col]))
+                inst.ravel()[pix] = got[:, 5]
+                mat.ravel()[pix] = np.where(cap, got[:, 4], got[:, 3])
+                tu.ravel()[pix] = got[:, 6]
+                zoff.ravel()[pix] = gz0
+                facing.ravel()[pix] = np.where(cap, np.float32(0.95), got[:, 7])
         return self._shade(cam, d, depth, kind, mat, tu, zoff, facing, inst, albedo)
 
     def _floor_ceiling(self, h: float) -> np.ndarray:
@@ -196,11 +205,10 @@ class ColumnRenderer:
         y = depth * dy + np.float32(cam[1])
         z = h - self.b[:, None] * depth
         cell = scene.grid.index(x, y)
-        flat = kind >= 1
-        flat &= kind <= 3
-        horizontal = kind == 1
-        horizontal |= kind == 2
-        mat = np.where(horizontal, self.fc_mat[cell + self.row_ceiling_offset[:, None]], mat)
+        cell += self.row_layer[:, None]  # rows above the horizon read the ceiling layer
+        shifted = kind.view(np.uint8) - np.uint8(1)  # kind 0 wraps to 255
+        flat = shifted <= 2  # floor, ceiling, caps: textured by world (x, y)
+        mat = np.where(shifted <= 1, self.fc_mat[cell], mat)  # floor, ceiling: material from the map
         s = np.where(flat, x, tu)
         t = np.where(flat, y, z if zoff is None else z - zoff)
         T = atlas.size
@@ -212,23 +220,24 @@ class ColumnRenderer:
         idx += iv * T
         idx += iu
         texel = self.packed[idx].view(np.uint8).reshape(depth.shape + (4,))
-        side = ~flat
-        gain = scene.ambient + scene.grid.light.ravel()[cell]
-        gain *= np.where(side, facing * (0.8 + (0.25 / scene.ceiling) * z), self.row_facing[:, None])
-        gain = np.where(atlas.emissive[mat], np.float32(1.25), gain)
+        gain = self.light[cell]
+        gain += scene.ambient
+        gain *= np.where(flat, self.row_facing[:, None], facing * (0.8 + (0.25 / scene.ceiling) * z))
         gain *= self.vignette
-        g = np.minimum(gain * 128.0, 256.0).astype(np.uint16)  # 255 * 256 fits uint16
-        rgb = texel[:, :, :3] * g[:, :, None]
+        g = np.minimum(gain * 128.0, 256.0).astype(np.uint16)  # fixed point: 255 * 256 fits uint16
+        rgb = texel * g[:, :, None]  # all four bytes: contiguous is faster than a strided 3
         rgb >>= 7
-        rgb = np.minimum(rgb, 255).astype(np.uint8)
+        np.minimum(rgb, 255, out=rgb)
+        rgb = rgb[:, :, :3].astype(np.uint8)
         luma = atlas.luma.ravel()[idx] if albedo else None
         depth = np.where((depth > self.max_range) | ~np.isfinite(depth), np.float32(0), depth)
         return RenderOutput(rgb, depth, inst, luma)
 
 
 def _facing(normal: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Lambert-like factor ``(W,)`` from side normals ``(W, 2)`` and column directions ``(W, 2)``."""
-    dn = np.abs(np.sum(normal * d, axis=-1)) / np.linalg.norm(d, axis=-1)
-    # a fixed "sky" direction brightens faces turned one way: walls at corners differ in tone
-    tone = 0.93 + 0.07 * (normal @ np.array([0.6, 0.8], np.float32))
+    """Lambert-like factor ``(...)`` from side normals ``(..., 2)`` and column directions ``(..., 2)``."""
+    with np.errstate(invalid="ignore"):  # missed hits carry NaN normals; they are never shown
+        dn = np.abs(normal[..., 0] * d[..., 0] + normal[..., 1] * d[..., 1]) / np.hypot(d[..., 0], d[..., 1])
+        # a fixed "sky" direction brightens faces turned one way: walls at corners differ in tone
+        tone = 0.93 + 0.07 * (0.6 * normal[..., 0] + 0.8 * normal[..., 1])
     return ((0.5 + 0.5 * dn) * tone).astype(np.float32)

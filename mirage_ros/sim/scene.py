@@ -134,22 +134,28 @@ class Prisms:
 
 @dataclass
 class MapGrid:
-    """Top-down grid over the scene: floor/ceiling material ids and light level per cell.
+    """Top-down grid from the world origin: per cell floor/ceiling material ids and light level.
 
-    ``index(x, y)`` maps world coordinates to flat cell indices (clipped to the grid).
+    ``light`` is ``(2, nx, ny)``: layer 0 lights floors and walls, layer 1 the ceiling (where the
+    light panels glow). ``index(x, y)`` maps world coordinates to flat ``(nx, ny)`` cell indices,
+    clipped to the grid.
     """
 
-    origin: np.ndarray  # (2,) world xy of cell (0, 0)'s corner
     res: float  # metres per cell
     floor_mat: np.ndarray  # (nx, ny) int32
     ceiling_mat: np.ndarray  # (nx, ny) int32
-    light: np.ndarray  # (nx, ny) float32 irradiance (unitless, ~0..1)
+    light: np.ndarray  # (2, nx, ny) float32 irradiance (unitless, ~0..2)
 
     def index(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         nx, ny = self.floor_mat.shape
-        i = ((x - self.origin[0]) * (1.0 / self.res)).astype(np.int32).clip(0, nx - 1)
-        j = ((y - self.origin[1]) * (1.0 / self.res)).astype(np.int32).clip(0, ny - 1)
-        return i * ny + j
+        i = np.multiply(x, np.float32(1.0 / self.res), dtype=np.float32)
+        np.clip(i, 0, nx - 1, out=i)
+        j = np.multiply(y, np.float32(1.0 / self.res), dtype=np.float32)
+        np.clip(j, 0, ny - 1, out=j)
+        cell = i.astype(np.int32)
+        cell *= ny
+        cell += j.astype(np.int32)
+        return cell
 
 
 @dataclass
@@ -157,13 +163,12 @@ class Atlas:
     """Texture atlas: ``M`` square tiles of ``size`` texels.
 
     texels ``(M * size * size, 3) uint8`` (row-major ``[mat, v, u]``, v = 0 at the bottom);
-    scale ``(M, 2) float32`` metres covered by one tile along (u, v); emissive ``(M,) bool``;
+    scale ``(M, 2) float32`` metres covered by one tile along (u, v);
     luma ``(M, size, size) float32`` albedo luminance in [0, 1]; names ``(M,)``.
     """
 
     texels: np.ndarray
     scale: np.ndarray
-    emissive: np.ndarray
     luma: np.ndarray
     size: int
     names: list[str]

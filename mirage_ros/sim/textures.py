@@ -191,15 +191,13 @@ class AtlasBuilder:
         self.rng = rng
         self.images: list[np.ndarray] = []
         self.scales: list[tuple[float, float]] = []
-        self.emissive: list[bool] = []
         self.names: list[str] = []
 
-    def add(self, name: str, generator, base=None, scale=(1.0, 1.0), emissive: bool = False) -> int:
+    def add(self, name: str, generator, base=None, scale=(1.0, 1.0)) -> int:
         """Add one tile made by ``generator(rng, base)`` covering ``scale`` metres; returns its id."""
         image = generator(self.rng, base) if base is not None else generator(self.rng)
         self.images.append(np.clip(image, 0, 255).astype(np.uint8))
         self.scales.append((float(scale[0]), float(scale[1])))
-        self.emissive.append(emissive)
         self.names.append(name)
         return len(self.images) - 1
 
@@ -209,7 +207,6 @@ class AtlasBuilder:
         return Atlas(
             texels=np.ascontiguousarray(tiles_.reshape(-1, 3)),
             scale=np.asarray(self.scales, np.float32),
-            emissive=np.asarray(self.emissive, bool),
             luma=luma.astype(np.float32),
             size=T,
             names=list(self.names),
