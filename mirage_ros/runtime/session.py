@@ -95,13 +95,30 @@ def create_session(
         providers = [(_ORT_NAMES["cuda"], cuda_options), _ORT_NAMES["cpu"]]
     else:
         providers = [_ORT_NAMES["cpu"]]
+    if device == "cuda":
+        _preload_cuda_libraries()
     source = model if isinstance(model, bytes) else str(model)
+    name = "<bytes>" if isinstance(model, bytes) else model
+    errors = ort.capi.onnxruntime_pybind11_state
     try:
-        return ort.InferenceSession(source, options, providers=providers)
-    except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.NoSuchFile,
-            ort.capi.onnxruntime_pybind11_state.InvalidProtobuf, ort.capi.onnxruntime_pybind11_state.InvalidGraph) as exc:
-        name = "<bytes>" if isinstance(model, bytes) else model
+        session = ort.InferenceSession(source, options, providers=providers)
+    except (errors.Fail, errors.NoSuchFile, errors.InvalidProtobuf, errors.InvalidGraph) as exc:
         raise MirageError(f"cannot open ONNX model {name}: {exc}") from None
+    if session.get_providers()[0] != _ORT_NAMES[device]:  # ORT falls back silently when CUDA libs fail
+        raise ProviderUnavailable(f"{_ORT_NAMES[device]} did not load for {name} (CUDA/cuDNN libraries "
+                                  f"missing?); session runs on {session.get_providers()}")
+    return session
+
+
+def _preload_cuda_libraries() -> None:
+    """Let onnxruntime-gpu find CUDA/cuDNN from pip ``nvidia-*`` packages (e.g. torch's) when the
+    system has none; a no-op on builds without ``preload_dlls``."""
+    if hasattr(ort, "preload_dlls") and not getattr(_preload_cuda_libraries, "done", False):
+        _preload_cuda_libraries.done = True
+        try:
+            ort.preload_dlls()
+        except Exception as exc:  # noqa: BLE001 - best effort; session creation reports the real failure
+            LOG.debug("onnxruntime preload_dlls failed: %s", exc)
 
 
 class BoundSession:
