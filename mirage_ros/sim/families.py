@@ -39,7 +39,7 @@ def _room(plan: Plan, m, rng, rect, light_range=(0.25, 0.8)) -> int:
 
 
 def _door_into(plan: Plan, m, rng, rid: int, x: float, y: float, axis: str, inward: tuple[float, float],
-               closed: bool, hall: int) -> list[int] | None:
+               closed: bool) -> list[int] | None:
     """A door at ``(x, y)`` into room ``rid``; returns nav nodes [outside, inside, centre] if open."""
     plan.door(x, y, axis, 1.0, rid, closed, m["door"], m["frame"])
     if closed:
@@ -93,7 +93,7 @@ def corridor(seed: int) -> Scene:
             continue
         x = 0.5 * round(2 * float(np.clip(xm + rng.uniform(-1.0, 1.0), x0 + 1.0, x1 - 1.0)))
         closed = bool(rng.random() < 0.3) or not xwc + 0.6 < x < xec - 0.6
-        nodes = _door_into(plan, m, rng, rid, x, y, "x", inward, closed, hall)
+        nodes = _door_into(plan, m, rng, rid, x, y, "x", inward, closed)
         if nodes:
             plan.nodes[nodes[0]] = (x, ysc if side is south else ync)
             side[x] = nodes
@@ -143,7 +143,7 @@ def office(seed: int) -> Scene:
     for a, b in _split(rng, 0.5, 0.5 + w, 3.5, 6.0):
         rid = _room(plan, m, rng, (a, 0.5 + d, b, 0.5 + d + md))
         x = 0.5 * round(a + b)
-        nodes = _door_into(plan, m, rng, rid, x, 0.5 + d, "x", (0.0, 1.0), bool(rng.random() < 0.25), hall)
+        nodes = _door_into(plan, m, rng, rid, x, 0.5 + d, "x", (0.0, 1.0), bool(rng.random() < 0.25))
         if nodes and x0 + 0.5 < x < x1 - 0.5:
             plan.nodes[nodes[0]] = (x, y1)
             top.append(nodes)
@@ -206,7 +206,7 @@ def warehouse(seed: int) -> Scene:
         for y in np.arange(3.0, d, 4.0):
             plan.light(float(x), float(y), float(rng.uniform(0.6, 0.9)))
     rid = _room(plan, m, rng, office_rect)
-    _door_into(plan, m, rng, rid, office_rect[0], office_rect[1] + 2.0, "y", (1.0, 0.0), False, hall)
+    _door_into(plan, m, rng, rid, office_rect[0], office_rect[1] + 2.0, "y", (1.0, 0.0), False)
     fu.furnish_room(plan, m, rid, rng)
     for x in np.arange(6.0, w - 8.0, 7.0):  # dock doors on the south wall, closed
         plan.door(float(x), 0.5, "x", 3.0, hall, True, m["metal"], m["frame"])

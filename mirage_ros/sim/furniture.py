@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from mirage_ros.sim import textures as tx
-from mirage_ros.sim.plan import WALL, Plan
+from mirage_ros.sim.plan import Plan
 
 WALL_COLOURS = [(225, 220, 205), (200, 215, 225), (230, 205, 180), (185, 200, 175), (215, 215, 215), (240, 230, 200)]
 WOODS = [(150, 100, 60), (185, 140, 90), (120, 80, 50), (205, 170, 120)]
@@ -50,7 +50,6 @@ def materials(plan: Plan, rng: np.random.Generator) -> dict[str, int | list[int]
     m["posters"] = [a.add(f"poster{k}", tx.poster, None, (0.6, 0.8)) for k in range(8)]
     m["cloth"] = [a.add(f"cloth{k}", tx.cloth, None, (0.6, 0.6)) for k in range(10)]
     m["skin"] = [a.add(f"skin{k}", tx.plaster, c, (0.3, 0.3)) for k, c in enumerate([(225, 185, 160), (180, 130, 95), (120, 80, 60)])]
-    m["hair"] = a.add("hair", tx.carpet, (40, 30, 25), (0.2, 0.2))
     plan.materials = m
     return m
 
@@ -162,4 +161,4 @@ def pillar(plan: Plan, m, centre, size: float = 0.4) -> None:
     plan.box(centre, (size / 2, size / 2), 0.0, 0.0, plan.ceiling - 0.001, m["walls"][0], front=m["walls"][0])
 
 
-__all__ = ["WALL", "materials", "table", "desk", "chair", "along_walls", "furnish_room", "pillar"]
+__all__ = ["materials", "table", "desk", "chair", "along_walls", "furnish_room", "pillar"]

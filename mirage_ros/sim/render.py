@@ -40,11 +40,11 @@ class RenderOutput:
     albedo_luma: np.ndarray
 
 
-def level_pose(T_world_cam: np.ndarray, atol: float = 1e-3) -> tuple[np.ndarray, float, np.ndarray]:
-    """Camera position ``(3,)``, and forward/right 2D unit vectors of a level optical frame.
+def level_pose(T_world_cam: np.ndarray, atol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Camera position ``(3,)`` and the unit 2D forward direction ``(2,)`` of a level optical frame.
 
-    Returns ``(position, yaw, right_xy)``; raises InvalidInput when the pose rolls or pitches
-    (the renderer's column model needs optical y = world -z).
+    Raises InvalidInput when the pose rolls or pitches (the renderer's column model needs
+    optical y = world -z).
     """
     T = np.asarray(T_world_cam, dtype=np.float64)
     if T.shape != (4, 4) or not np.all(np.isfinite(T)):
@@ -57,7 +57,7 @@ def level_pose(T_world_cam: np.ndarray, atol: float = 1e-3) -> tuple[np.ndarray,
             f"got optical y = {np.round(down, 4).tolist()}",
         )
     forward = T[:2, 2] / np.linalg.norm(T[:2, 2])
-    return T[:3, 3].copy(), float(np.arctan2(forward[1], forward[0])), forward
+    return T[:3, 3].copy(), forward
 
 
 class ColumnRenderer:
@@ -99,7 +99,7 @@ class ColumnRenderer:
 
     # ------------------------------------------------------------------ column casts
     def _columns(self, T_world_cam: np.ndarray):
-        cam, _, fwd = level_pose(T_world_cam)
+        cam, fwd = level_pose(T_world_cam)
         right = np.array([fwd[1], -fwd[0]])  # optical x: forward turned -90 deg about world z
         d = fwd[None, :] + self.a[:, None] * right[None, :]  # (W, 2) column directions
         return cam, fwd, d
