@@ -14,7 +14,10 @@ SMALL = {"width": 80, "height": 60}
 
 
 def _same(a, b) -> bool:
-    return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("rgb", "depth", "motion_mask", "instance_ids", "T_world_cam"))
+    return all(
+        np.array_equal(getattr(a, f), getattr(b, f))
+        for f in ("rgb", "depth", "motion_mask", "instance_ids", "T_world_cam")
+    )
 
 
 @pytest.mark.parametrize("scene", SCENES)
@@ -90,7 +93,10 @@ def test_render_any_level_pose_and_refuse_tilted_ones():
 
 def test_kinect_noise_is_seeded_and_realistic():
     clean = Simulator(SimConfig(scene="corridor", seed=2, width=160, height=120)).frame_at(30)
-    noisy = [Simulator(SimConfig(scene="corridor", seed=2, width=160, height=120, noise="kinect")).frame_at(30) for _ in range(2)]
+    noisy = [
+        Simulator(SimConfig(scene="corridor", seed=2, width=160, height=120, noise="kinect")).frame_at(30)
+        for _ in range(2)
+    ]
     assert _same(noisy[0], noisy[1])
     holes = np.mean((noisy[0].depth == 0) & (clean.depth > 0))
     assert 0.003 < holes < 0.4
@@ -100,12 +106,24 @@ def test_kinect_noise_is_seeded_and_realistic():
     assert not np.array_equal(noisy[0].rgb, clean.rgb)
 
 
-@pytest.mark.parametrize(("kwargs", "parameter"), [
-    ({"scene": "castle"}, "scene"), ({"width": 0}, "width"), ({"height": 100000}, "height"),
-    ({"width": 12.5}, "width"), ({"rate_hz": 0.0}, "rate_hz"), ({"rate_hz": -5.0}, "rate_hz"),
-    ({"rate_hz": float("nan")}, "rate_hz"), ({"path": "zigzag"}, "path"), ({"actors": -1}, "actors"),
-    ({"speed": 0}, "speed"), ({"seed": -3}, "seed"), ({"noise": "bad"}, "noise"), ({"camera_height": 5.0}, "camera_height"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"scene": "castle"}, "scene"),
+        ({"width": 0}, "width"),
+        ({"height": 100000}, "height"),
+        ({"width": 12.5}, "width"),
+        ({"rate_hz": 0.0}, "rate_hz"),
+        ({"rate_hz": -5.0}, "rate_hz"),
+        ({"rate_hz": float("nan")}, "rate_hz"),
+        ({"path": "zigzag"}, "path"),
+        ({"actors": -1}, "actors"),
+        ({"speed": 0}, "speed"),
+        ({"seed": -3}, "seed"),
+        ({"noise": "bad"}, "noise"),
+        ({"camera_height": 5.0}, "camera_height"),
+    ],
+)
 def test_bad_config_names_the_parameter(kwargs, parameter):
     with pytest.raises(InvalidInput) as info:
         SimConfig(**kwargs)

@@ -109,11 +109,18 @@ def test_a_failed_recording_leaves_nothing(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--rate", "0"], "--rate"), (["--rate", "-2"], "--rate"), (["--scene", "castle"], "--scene"),
-    (["--width", "0"], "--width"), (["--frames", "0"], "--frames"), (["--path", "spiral"], "--path"),
-    (["--storage", "sqlite3"], "--storage"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--rate", "0"], "--rate"),
+        (["--rate", "-2"], "--rate"),
+        (["--scene", "castle"], "--scene"),
+        (["--width", "0"], "--width"),
+        (["--frames", "0"], "--frames"),
+        (["--path", "spiral"], "--path"),
+        (["--storage", "sqlite3"], "--storage"),
+    ],
+)
 def test_bad_record_options_exit_2_naming_them(tmp_path, capsys, extra, message):
     assert main(["sim", "record", "--out", str(tmp_path / "x.mcap"), "--quiet", *extra]) == 2
     err = capsys.readouterr().err

@@ -19,9 +19,24 @@ RATE = 20.0
 def test_node_topics_reach_another_process(ros_process):
     from tf2_msgs.msg import TFMessage
 
-    node = ros_process(module="mirage_ros.ros.sim_camera", args=[
-        "--ros-args", "-p", "scene:=office", "-p", "seed:=4", "-p", "width:=64", "-p", "height:=48",
-        "-p", f"rate:={RATE}", "-p", "publish_clock:=true"])
+    node = ros_process(
+        module="mirage_ros.ros.sim_camera",
+        args=[
+            "--ros-args",
+            "-p",
+            "scene:=office",
+            "-p",
+            "seed:=4",
+            "-p",
+            "width:=64",
+            "-p",
+            "height:=48",
+            "-p",
+            f"rate:={RATE}",
+            "-p",
+            "publish_clock:=true",
+        ],
+    )
     node.wait_for_output("publishing", timeout=30)
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
     with Recorder("sim_camera_probe") as rec:
@@ -33,7 +48,9 @@ def test_node_topics_reach_another_process(ros_process):
         tf = rec.record("/tf", TFMessage, 100)
         tf_static = rec.record("/tf_static", TFMessage, latched)
         clock = rec.record("/clock", Clock, best_effort=True)
-        done = lambda: min(len(color), len(depth), len(info), len(mask), len(odom), len(tf), len(clock)) >= 5 and tf_static  # noqa: E731
+        done = lambda: (
+            min(len(color), len(depth), len(info), len(mask), len(odom), len(tf), len(clock)) >= 5 and tf_static
+        )  # noqa: E731
         assert rec.spin_until(done, timeout=30), node.output()
     rgb = convert.rgb_from_image(color[-1].msg)
     assert rgb.shape == (48, 64, 3) and rgb.std() > 5

@@ -38,8 +38,13 @@ def bench(width: int, height: int, scene: str, frames: int, baseline_frames: int
         agree.append(float(np.mean(np.abs(ref - frame.depth) < 0.01)))
     baseline_fps = baseline_frames / (time.perf_counter() - start)
     return {
-        "width": width, "height": height, "scene": scene, "frames": len(indices),
-        "fps": round(fps, 2), "fps_per_cpu_second": round(cpu_fps, 2), "baseline_fps": round(baseline_fps, 3),
+        "width": width,
+        "height": height,
+        "scene": scene,
+        "frames": len(indices),
+        "fps": round(fps, 2),
+        "fps_per_cpu_second": round(cpu_fps, 2),
+        "baseline_fps": round(baseline_fps, 3),
         "speedup_vs_baseline": round(fps / baseline_fps, 1),
         "depth_agreement_1cm": round(float(np.mean(agree)), 5),
     }
@@ -55,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "sim renderer frames/s (Simulator.frame_at, actors on, noise off)",
         "baseline": "per-pixel 3D reference ray caster (depth only), same frames",
-        "nproc": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+        "nproc": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         "results": [bench(w, h, args.scene, args.frames, args.baseline_frames) for w, h in ((320, 240), (640, 480))],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
@@ -63,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
     else:
         for r in result["results"]:
-            print(f"{r['width']}x{r['height']}: {r['fps']} frames/s, {r['fps_per_cpu_second']} per CPU-second "
-                  f"({r['speedup_vs_baseline']}x the reference ray caster, "
-                  f"depth agreement {r['depth_agreement_1cm']:.2%})")
+            print(
+                f"{r['width']}x{r['height']}: {r['fps']} frames/s, {r['fps_per_cpu_second']} per CPU-second "
+                f"({r['speedup_vs_baseline']}x the reference ray caster, "
+                f"depth agreement {r['depth_agreement_1cm']:.2%})"
+            )
         print(f"nproc {result['nproc']}, load {result['loadavg_before']} -> {result['loadavg_after']}")
     return 0
 

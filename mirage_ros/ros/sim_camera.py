@@ -58,7 +58,9 @@ PARAMS = [
     Param("speed", 0.8, "robot speed (m/s)", (0.01, 5.0)),
     Param("camera_height", 1.15, "camera height above the floor (m); the camera is level", (0.2, 2.0)),
     Param("max_range", 10.0, "depth range (m); farther surfaces read 0", (0.1, 100.0)),
-    Param("noise", "none", "sensor model: none = exact ground truth, kinect = Kinect-class noise", choices=NOISE_MODELS),
+    Param(
+        "noise", "none", "sensor model: none = exact ground truth, kinect = Kinect-class noise", choices=NOISE_MODELS
+    ),
     Param("publish_clock", False, "publish /clock (sim time = 1.7e9 s + frame index / rate) and stamp with it"),
 ]
 
@@ -67,9 +69,21 @@ class SimCameraNode(Node):
     def __init__(self):
         super().__init__("sim_camera")
         p = declare(self, PARAMS)
-        self.sim = Simulator(SimConfig(scene=p.scene, seed=p.seed, width=p.width, height=p.height, rate_hz=p.rate,
-                                       path=p.path, actors=p.actors, speed=p.speed, camera_height=p.camera_height,
-                                       max_range=p.max_range, noise=p.noise))
+        self.sim = Simulator(
+            SimConfig(
+                scene=p.scene,
+                seed=p.seed,
+                width=p.width,
+                height=p.height,
+                rate_hz=p.rate,
+                path=p.path,
+                actors=p.actors,
+                speed=p.speed,
+                camera_height=p.camera_height,
+                max_range=p.max_range,
+                noise=p.noise,
+            )
+        )
         self.publish_clock = p.publish_clock
         sensor = qos_profile_sensor_data
         self.pub = {
@@ -87,7 +101,8 @@ class SimCameraNode(Node):
         self.timer = self.create_timer(1.0 / p.rate, self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f"publishing {p.scene} seed {p.seed} at {p.width}x{p.height}, {p.rate:g} Hz, path {p.path}, "
-            f"{self.sim.walkers.count} people, noise {p.noise}, clock {'on' if self.publish_clock else 'off'}")
+            f"{self.sim.walkers.count} people, noise {p.noise}, clock {'on' if self.publish_clock else 'off'}"
+        )
 
     def _setup_tf(self) -> None:
         self.tf_pub = None
@@ -97,7 +112,9 @@ class SimCameraNode(Node):
         elif TFMessage is not None:
             self.tf_broadcaster = None
             self.tf_pub = self.create_publisher(TFMessage, "/tf", 100)
-            latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+            latched = QoSProfile(
+                depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+            )
             self.tf_static_pub = self.create_publisher(TFMessage, "/tf_static", latched)
         else:
             self.tf_broadcaster = None
@@ -155,4 +172,3 @@ def main(args=None) -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -86,20 +86,39 @@ class _Messages:
 
     def header(self, stamp: float, frame_id: str):
         ns = int(round((STAMP_OFFSET + stamp) * 1e9))
-        return self.t["std_msgs/msg/Header"](stamp=self.t["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9), frame_id=frame_id)
+        return self.t["std_msgs/msg/Header"](
+            stamp=self.t["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9), frame_id=frame_id
+        )
 
     def image(self, stamp: float, pixels: np.ndarray, encoding: str):
         data = np.ascontiguousarray(pixels)
         H, W = data.shape[:2]
-        return self.t["sensor_msgs/msg/Image"](header=self.header(stamp, OPTICAL), height=H, width=W, encoding=encoding,
-                                               is_bigendian=0, step=data.nbytes // H, data=data.view(np.uint8).ravel())
+        return self.t["sensor_msgs/msg/Image"](
+            header=self.header(stamp, OPTICAL),
+            height=H,
+            width=W,
+            encoding=encoding,
+            is_bigendian=0,
+            step=data.nbytes // H,
+            data=data.view(np.uint8).ravel(),
+        )
 
     def camera_info(self, stamp: float):
         K = self.sim.K
         roi = self.t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
         return self.t["sensor_msgs/msg/CameraInfo"](
-            header=self.header(stamp, OPTICAL), height=K.height, width=K.width, distortion_model="plumb_bob",
-            d=np.zeros(5), k=self.k, r=np.eye(3).ravel(), p=self.p, binning_x=0, binning_y=0, roi=roi)
+            header=self.header(stamp, OPTICAL),
+            height=K.height,
+            width=K.width,
+            distortion_model="plumb_bob",
+            d=np.zeros(5),
+            k=self.k,
+            r=np.eye(3).ravel(),
+            p=self.p,
+            binning_x=0,
+            binning_y=0,
+            roi=roi,
+        )
 
     def _tq(self, T: np.ndarray):
         trans, q = pose_to_tq(T)  # q = (w, x, y, z)
@@ -111,21 +130,31 @@ class _Messages:
         msgs = []
         for parent, child, T in transforms:
             v, r = self._tq(T)
-            msgs.append(self.t["geometry_msgs/msg/TransformStamped"](
-                header=self.header(stamp, parent), child_frame_id=child,
-                transform=self.t["geometry_msgs/msg/Transform"](translation=v, rotation=r)))
+            msgs.append(
+                self.t["geometry_msgs/msg/TransformStamped"](
+                    header=self.header(stamp, parent),
+                    child_frame_id=child,
+                    transform=self.t["geometry_msgs/msg/Transform"](translation=v, rotation=r),
+                )
+            )
         return self.t["tf2_msgs/msg/TFMessage"](transforms=msgs)
 
     def odometry(self, stamp: float):
         v, r = self._tq(self.sim.T_odom_base(stamp))
         lin, ang = self.sim.twist_at(stamp)
         vec = self.t["geometry_msgs/msg/Vector3"]
-        pose = self.t["geometry_msgs/msg/Pose"](position=self.t["geometry_msgs/msg/Point"](x=v.x, y=v.y, z=v.z), orientation=r)
-        twist = self.t["geometry_msgs/msg/Twist"](linear=vec(x=lin[0], y=lin[1], z=lin[2]), angular=vec(x=ang[0], y=ang[1], z=ang[2]))
+        pose = self.t["geometry_msgs/msg/Pose"](
+            position=self.t["geometry_msgs/msg/Point"](x=v.x, y=v.y, z=v.z), orientation=r
+        )
+        twist = self.t["geometry_msgs/msg/Twist"](
+            linear=vec(x=lin[0], y=lin[1], z=lin[2]), angular=vec(x=ang[0], y=ang[1], z=ang[2])
+        )
         return self.t["nav_msgs/msg/Odometry"](
-            header=self.header(stamp, ODOM), child_frame_id=BASE,
+            header=self.header(stamp, ODOM),
+            child_frame_id=BASE,
             pose=self.t["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36)),
-            twist=self.t["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=np.zeros(36)))
+            twist=self.t["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=np.zeros(36)),
+        )
 
     def frame(self, frame: Frame) -> dict[str, object]:
         s = frame.stamp
@@ -143,14 +172,22 @@ class _Messages:
 
 def _qos(latched: bool, best_effort: bool = False) -> Qos:
     zero = QosTime(sec=0, nsec=0)
-    return Qos(history=QosHistory.KEEP_LAST, depth=1 if latched else 10,
-               reliability=QosReliability.BEST_EFFORT if best_effort else QosReliability.RELIABLE,
-               durability=QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
-               deadline=zero, lifespan=zero, liveliness=QosLiveliness.AUTOMATIC,
-               liveliness_lease_duration=zero, avoid_ros_namespace_conventions=False)
+    return Qos(
+        history=QosHistory.KEEP_LAST,
+        depth=1 if latched else 10,
+        reliability=QosReliability.BEST_EFFORT if best_effort else QosReliability.RELIABLE,
+        durability=QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
+        deadline=zero,
+        lifespan=zero,
+        liveliness=QosLiveliness.AUTOMATIC,
+        liveliness_lease_duration=zero,
+        avoid_ros_namespace_conventions=False,
+    )
 
 
-def record_bag(sim: Simulator, out: str | os.PathLike, frames: int, storage: str | None = None, progress: bool = True) -> Path:
+def record_bag(
+    sim: Simulator, out: str | os.PathLike, frames: int, storage: str | None = None, progress: bool = True
+) -> Path:
     """Write ``frames`` frames of ``sim`` (from t = 0) to a new bag; returns the bag directory."""
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
         raise InvalidInput("--frames", f"must be an integer >= 1, got {frames!r}")
@@ -160,12 +197,18 @@ def record_bag(sim: Simulator, out: str | os.PathLike, frames: int, storage: str
     try:
         msgs = _Messages(sim)
         with Writer(staging / final.name, version=9, storage_plugin=plugin) as writer:
-            conns = {key: writer.add_connection(topic, msgtype, typestore=msgs.ts,
-                                                offered_qos_profiles=[_qos(latched=key == "tf_static")])
-                     for key, (topic, msgtype) in TOPICS.items()}
+            conns = {
+                key: writer.add_connection(
+                    topic, msgtype, typestore=msgs.ts, offered_qos_profiles=[_qos(latched=key == "tf_static")]
+                )
+                for key, (topic, msgtype) in TOPICS.items()
+            }
             stamp_ns = lambda s: int(round((STAMP_OFFSET + s) * 1e9))  # noqa: E731
-            writer.write(conns["tf_static"], stamp_ns(0.0), msgs.ts.serialize_cdr(
-                msgs.tf(0.0, sim.static_transforms()), TOPICS["tf_static"][1]))
+            writer.write(
+                conns["tf_static"],
+                stamp_ns(0.0),
+                msgs.ts.serialize_cdr(msgs.tf(0.0, sim.static_transforms()), TOPICS["tf_static"][1]),
+            )
             iterator = sim.frames(frames)
             if progress:
                 from tqdm import tqdm

@@ -1,7 +1,7 @@
 """``mirage-ros sim``: record simulated RGB-D runs as rosbag2 files, or preview a scene.
 
-    mirage-ros sim record --scene corridor --seed 3 --frames 600 --out run.mcap
-    mirage-ros sim preview --scene office --seed 1 --out preview.png
+mirage-ros sim record --scene corridor --seed 3 --frames 600 --out run.mcap
+mirage-ros sim preview --scene office --seed 1 --out preview.png
 """
 
 from __future__ import annotations
@@ -14,9 +14,19 @@ from mirage_ros.sim.families import FAMILIES
 from mirage_ros.sim.motion import PATHS
 
 # SimConfig field -> the option that sets it (errors name what the user typed)
-OPTIONS = {"scene": "--scene", "seed": "--seed", "width": "--width", "height": "--height", "rate_hz": "--rate",
-           "path": "--path", "actors": "--actors", "speed": "--speed", "camera_height": "--camera-height",
-           "noise": "--noise", "max_range": "--max-range"}
+OPTIONS = {
+    "scene": "--scene",
+    "seed": "--seed",
+    "width": "--width",
+    "height": "--height",
+    "rate_hz": "--rate",
+    "path": "--path",
+    "actors": "--actors",
+    "speed": "--speed",
+    "camera_height": "--camera-height",
+    "noise": "--noise",
+    "max_range": "--max-range",
+}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -26,7 +36,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height", type=int, default=240, help="image height in pixels (default 240)")
     p.add_argument("--rate", type=float, default=10.0, help="frames per second of simulated time (default 10)")
     p.add_argument("--path", default="loop", help=f"camera path: {', '.join(PATHS)} (default loop)")
-    p.add_argument("--actors", type=int, default=DEFAULT_ACTORS, help=f"people walking; 0 = static scene (default {DEFAULT_ACTORS})")
+    p.add_argument(
+        "--actors",
+        type=int,
+        default=DEFAULT_ACTORS,
+        help=f"people walking; 0 = static scene (default {DEFAULT_ACTORS})",
+    )
     p.add_argument("--speed", type=float, default=0.8, help="robot speed in m/s (default 0.8)")
     p.add_argument("--camera-height", type=float, default=1.15, help="camera height in metres (default 1.15)")
     p.add_argument("--max-range", type=float, default=10.0, help="depth range in metres; beyond = 0 (default 10)")
@@ -36,9 +51,19 @@ def _common(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """SimConfig from parsed options; errors name the option, not the field."""
     try:
-        return SimConfig(scene=args.scene, seed=args.seed, width=args.width, height=args.height, rate_hz=args.rate,
-                         path=args.path, actors=args.actors, speed=args.speed, camera_height=args.camera_height,
-                         max_range=args.max_range, noise=args.noise)
+        return SimConfig(
+            scene=args.scene,
+            seed=args.seed,
+            width=args.width,
+            height=args.height,
+            rate_hz=args.rate,
+            path=args.path,
+            actors=args.actors,
+            speed=args.speed,
+            camera_height=args.camera_height,
+            max_range=args.max_range,
+            noise=args.noise,
+        )
     except InvalidInput as exc:
         raise InvalidInput(OPTIONS.get(exc.parameter, exc.parameter), exc.reason) from None
 
@@ -52,7 +77,9 @@ def _record(args: argparse.Namespace) -> int:
         raise InvalidInput("--frames", f"must be >= 1, got {args.frames}")
     resolve_output(args.out, args.storage)  # fail before building anything
     path = record_bag(Simulator(config), args.out, args.frames, args.storage, progress=not args.quiet)
-    print(f"wrote {path}/ ({args.frames} frames, {args.frames / config.rate_hz:.1f} s of {config.scene} seed {config.seed})")
+    print(
+        f"wrote {path}/ ({args.frames} frames, {args.frames / config.rate_hz:.1f} s of {config.scene} seed {config.seed})"
+    )
     return 0
 
 
@@ -67,20 +94,29 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("sim", help="simulated RGB-D camera: record bags, preview scenes", description=__doc__)
+    parser = subparsers.add_parser(
+        "sim", help="simulated RGB-D camera: record bags, preview scenes", description=__doc__
+    )
     sub = parser.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
     record = sub.add_parser("record", help="write a rosbag2 (MCAP or sqlite3) of simulated frames")
     _common(record)
     record.add_argument("--frames", type=int, default=600, help="frames to record (default 600)")
-    record.add_argument("--out", required=True,
-                        help="bag to create: run.mcap or run.db3 makes the bag folder run/ (storage from the suffix); "
-                             "a name without suffix uses --storage")
-    record.add_argument("--storage", choices=["mcap", "sqlite3"], default=None, help="bag storage (default: from --out, else mcap)")
+    record.add_argument(
+        "--out",
+        required=True,
+        help="bag to create: run.mcap or run.db3 makes the bag folder run/ (storage from the suffix); "
+        "a name without suffix uses --storage",
+    )
+    record.add_argument(
+        "--storage", choices=["mcap", "sqlite3"], default=None, help="bag storage (default: from --out, else mcap)"
+    )
     record.add_argument("--quiet", action="store_true", help="no progress bar")
     record.set_defaults(func=_record)
     preview = sub.add_parser("preview", help="contact sheet PNG: top view, frames, depth, masks")
     _common(preview)
     preview.add_argument("--out", default="preview.png", help="PNG to write (default preview.png)")
     preview.add_argument("--count", type=int, default=6, help="frames on the sheet (default 6)")
-    preview.add_argument("--span", type=float, default=None, help="seconds the frames spread over (default: one path period)")
+    preview.add_argument(
+        "--span", type=float, default=None, help="seconds the frames spread over (default: one path period)"
+    )
     preview.set_defaults(func=_preview)

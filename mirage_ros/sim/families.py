@@ -38,8 +38,9 @@ def _room(plan: Plan, m, rng, rect, light_range=(0.25, 0.8)) -> int:
     return rid
 
 
-def _door_into(plan: Plan, m, rng, rid: int, x: float, y: float, axis: str, inward: tuple[float, float],
-               closed: bool) -> list[int] | None:
+def _door_into(
+    plan: Plan, m, rng, rid: int, x: float, y: float, axis: str, inward: tuple[float, float], closed: bool
+) -> list[int] | None:
     """A door at ``(x, y)`` into room ``rid``; returns nav nodes [outside, inside, centre] if open."""
     plan.door(x, y, axis, 1.0, rid, closed, m["door"], m["frame"])
     if closed:
@@ -73,8 +74,16 @@ def corridor(seed: int) -> Scene:
     plan = Plan("corridor", seed, (1.0 + 2 * cw + ix, 1.0 + ds + 2 * cw + iy + dn), float(rng.uniform(2.6, 3.0)), rng)
     m = fu.materials(plan, rng)
     hall = plan.region(
-        [(0.5, ys, xe + cw, ys + cw), (0.5, yn, xe + cw, yn + cw), (0.5, ys, 0.5 + cw, yn + cw), (xe, ys, xe + cw, yn + cw)],
-        _pick(rng, m["walls"]), _pick(rng, m["floors"][2:]), m["ceiling"], 0.05,
+        [
+            (0.5, ys, xe + cw, ys + cw),
+            (0.5, yn, xe + cw, yn + cw),
+            (0.5, ys, 0.5 + cw, yn + cw),
+            (xe, ys, xe + cw, yn + cw),
+        ],
+        _pick(rng, m["walls"]),
+        _pick(rng, m["floors"][2:]),
+        m["ceiling"],
+        0.05,
     )
     ysc, ync, xwc, xec = ys + cw / 2, yn + cw / 2, 0.5 + cw / 2, xe + cw / 2
     south, north = {}, {}  # corridor x -> door nodes, per corridor side
@@ -135,7 +144,9 @@ def office(seed: int) -> Scene:
     md = 0.5 * int(rng.integers(7, 9))
     plan = Plan("office", seed, (w + 1.0, d + md + 1.0), float(rng.uniform(2.8, 3.2)), rng)
     m = fu.materials(plan, rng)
-    hall = plan.region((0.5, 0.5, 0.5 + w, 0.5 + d), _pick(rng, m["walls"][:2]), _pick(rng, m["floors"][:3]), m["ceiling"], 0.06)
+    hall = plan.region(
+        (0.5, 0.5, 0.5 + w, 0.5 + d), _pick(rng, m["walls"][:2]), _pick(rng, m["floors"][:3]), m["ceiling"], 0.06
+    )
     x0, y0, x1, y1 = 2.0, 2.0, w - 1.0, d - 1.0  # the loop aisle
     c = [plan.node(x0, y0), plan.node(x1, y0), plan.node(x1, y1), plan.node(x0, y1)]
     mid_s, mid_n = plan.node((x0 + x1) / 2, y0), plan.node((x0 + x1) / 2, y1)
@@ -184,7 +195,9 @@ def warehouse(seed: int) -> Scene:
     plan = Plan("warehouse", seed, (w + 1.0, d + 1.0), float(rng.uniform(5.5, 7.0)), rng)
     plan.ambient = 0.3
     m = fu.materials(plan, rng)
-    hall = plan.region((0.5, 0.5, 0.5 + w, 0.5 + d), _pick(rng, [m["walls"][2], m["walls"][0]]), m["floors"][4], m["ceiling"], 0.05)
+    hall = plan.region(
+        (0.5, 0.5, 0.5 + w, 0.5 + d), _pick(rng, [m["walls"][2], m["walls"][0]]), m["floors"][4], m["ceiling"], 0.05
+    )
     office_rect = (0.5 + w - 5.0, 0.5 + d - 4.0, 0.5 + w, 0.5 + d)
     aisle = float(rng.uniform(2.6, 3.0))
     pitch = aisle + 1.0

@@ -49,7 +49,10 @@ def materials(plan: Plan, rng: np.random.Generator) -> dict[str, int | list[int]
     m["cardboard"] = a.add("cardboard", tx.cardboard, None, (2.4, 2.4))
     m["posters"] = [a.add(f"poster{k}", tx.poster, None, (0.6, 0.8)) for k in range(8)]
     m["cloth"] = [a.add(f"cloth{k}", tx.cloth, None, (0.6, 0.6)) for k in range(10)]
-    m["skin"] = [a.add(f"skin{k}", tx.plaster, c, (0.3, 0.3)) for k, c in enumerate([(225, 185, 160), (180, 130, 95), (120, 80, 60)])]
+    m["skin"] = [
+        a.add(f"skin{k}", tx.plaster, c, (0.3, 0.3))
+        for k, c in enumerate([(225, 185, 160), (180, 130, 95), (120, 80, 60)])
+    ]
     plan.materials = m
     return m
 
@@ -62,7 +65,14 @@ def table(plan: Plan, m, centre, yaw: float, w: float, d: float, h: float = 0.74
     for sx in (-1, 1):
         for sy in (-1, 1):
             lx, ly = sx * (w / 2 - 0.06), sy * (d / 2 - 0.06)
-            plan.box((centre[0] + lx * c - ly * s, centre[1] + lx * s + ly * c), (0.025, 0.025), yaw, 0.0, h - 0.04, m["metal"])
+            plan.box(
+                (centre[0] + lx * c - ly * s, centre[1] + lx * s + ly * c),
+                (0.025, 0.025),
+                yaw,
+                0.0,
+                h - 0.04,
+                m["metal"],
+            )
     return True
 
 
@@ -102,8 +112,10 @@ def along_walls(plan: Plan, m, rid: int, rng, kinds: list[str], tries: int = 12)
                 continue
             # posters hang above furniture: release the floor space they claimed
             centre, yaw = spot
-            plan.free[int((centre[0] - w / 2) / 0.1) : int((centre[0] + w / 2) / 0.1) + 1,
-                      int((centre[1] - w / 2) / 0.1) : int((centre[1] + w / 2) / 0.1) + 1] = True
+            plan.free[
+                int((centre[0] - w / 2) / 0.1) : int((centre[0] + w / 2) / 0.1) + 1,
+                int((centre[1] - w / 2) / 0.1) : int((centre[1] + w / 2) / 0.1) + 1,
+            ] = True
             z0 = rng.uniform(1.2, 1.5)
             poster = m["posters"][int(rng.integers(len(m["posters"])))]
             plan.atlas.scales[poster] = (w, hgt)
@@ -115,7 +127,9 @@ def along_walls(plan: Plan, m, rid: int, rng, kinds: list[str], tries: int = 12)
             "bench": ((0.7, 0.22), 0.45, m["wood"], m["metal"]),
             "plant": ((0.2, 0.2), 1.1, m["plant"], m["plant"]),
         }[kind]
-        spot = plan.against_wall(rid, side, rng.uniform(half[0] + 0.2, max(length - half[0] - 0.2, half[0] + 0.21)), half)
+        spot = plan.against_wall(
+            rid, side, rng.uniform(half[0] + 0.2, max(length - half[0] - 0.2, half[0] + 0.21)), half
+        )
         if spot is None:
             continue
         centre, yaw = spot
@@ -138,7 +152,9 @@ def furnish_room(plan: Plan, m, rid: int, rng) -> None:
             spot = plan.against_wall(rid, side, rng.uniform(0.9, max(length - 0.9, 0.91)), (0.7, 0.35))
             if spot is not None:
                 c, yaw = spot
-                plan.free[int((c[0] - 0.8) / 0.1) : int((c[0] + 0.8) / 0.1), int((c[1] - 0.8) / 0.1) : int((c[1] + 0.8) / 0.1)] = True
+                plan.free[
+                    int((c[0] - 0.8) / 0.1) : int((c[0] + 0.8) / 0.1), int((c[1] - 0.8) / 0.1) : int((c[1] + 0.8) / 0.1)
+                ] = True
                 if desk(plan, m, c, yaw):
                     n = np.array([-math.sin(yaw), math.cos(yaw)])
                     chair(plan, m, c + n * 0.65, yaw + math.pi)
@@ -148,7 +164,12 @@ def furnish_room(plan: Plan, m, rid: int, rng) -> None:
         if w > 0.8 and d > 0.6 and table(plan, m, centre, 0.0, w, d):
             for k in range(int(w / 0.7)):
                 for sy in (-1, 1):
-                    chair(plan, m, centre + np.array([-w / 2 + 0.35 + 0.7 * k, sy * (d / 2 + 0.3)]), 0.0 if sy < 0 else math.pi)
+                    chair(
+                        plan,
+                        m,
+                        centre + np.array([-w / 2 + 0.35 + 0.7 * k, sy * (d / 2 + 0.3)]),
+                        0.0 if sy < 0 else math.pi,
+                    )
         along_walls(plan, m, rid, rng, ["poster", "cabinet", "plant"])
     elif kind == "storage":
         along_walls(plan, m, rid, rng, ["shelf", "shelf", "cabinet"], tries=16)

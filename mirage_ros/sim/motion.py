@@ -114,13 +114,15 @@ class Walkers:
                     break
                 track = track[:3] + (float(rng.uniform(0, track[0][-1])),)
             self.tracks.append(track)
-            self.looks.append((
-                materials["cloth"][int(rng.integers(len(materials["cloth"])))],
-                materials["cloth"][int(rng.integers(len(materials["cloth"])))],
-                materials["skin"][int(rng.integers(len(materials["skin"])))],
-                float(rng.uniform(0.92, 1.08)),
-                float(rng.uniform(0.18, 0.23)),
-            ))
+            self.looks.append(
+                (
+                    materials["cloth"][int(rng.integers(len(materials["cloth"])))],
+                    materials["cloth"][int(rng.integers(len(materials["cloth"])))],
+                    materials["skin"][int(rng.integers(len(materials["skin"])))],
+                    float(rng.uniform(0.92, 1.08)),
+                    float(rng.uniform(0.18, 0.23)),
+                )
+            )
 
     @staticmethod
     def _timeline(pts: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -147,7 +149,12 @@ class Walkers:
             head.append(h)
             dist.append(w)
             moving.append(m)
-        return np.asarray(pos).reshape(-1, 2), np.asarray(head).reshape(-1, 2), np.asarray(dist), np.asarray(moving, bool)
+        return (
+            np.asarray(pos).reshape(-1, 2),
+            np.asarray(head).reshape(-1, 2),
+            np.asarray(dist),
+            np.asarray(moving, bool),
+        )
 
     @staticmethod
     def _at(track, t: float):
@@ -185,7 +192,7 @@ class Walkers:
                 (0.0, 0.0, r, 0.85 * s, 1.47 * s, shirt),
                 (0.0, 0.0, 0.1, 1.47 * s, 1.72 * s, skin),
             ]
-            for f, l, rad, z0, z1, mat in parts:
-                c = pos[k] + f * fwd + l * side
+            for ahead, lateral, rad, z0, z1, mat in parts:
+                c = pos[k] + ahead * fwd + lateral * side
                 rows.append((c[0], c[1], rad, rad, 0.0, z0, z1, mat, mat, k + 1, True))
         return Prisms.from_rows(rows), moving_by_id

@@ -75,7 +75,9 @@ class Plan:
         self.regions[rid] = Region(tuple(float(v) for v in bbox), wall_mat, floor_mat, ceiling_mat, light)
         return rid
 
-    def door(self, x: float, y: float, axis: str, width: float, into: int, closed: bool, door_mat: int, frame_mat: int) -> None:
+    def door(
+        self, x: float, y: float, axis: str, width: float, into: int, closed: bool, door_mat: int, frame_mat: int
+    ) -> None:
         """A door centred at ``(x, y)`` on a wall along ``axis`` ("x": wall runs along x).
 
         ``into`` is the region the leaf swings into (an open leaf stands inside it, against the
@@ -110,14 +112,24 @@ class Plan:
         hinge = np.asarray(a) + along * 0.06 + normal * WALL
         angle = math.radians(self.rng.uniform(70, 100))
         leaf_dir = along * math.cos(angle) + normal * math.sin(angle)
-        self.box(hinge + leaf_dir * leaf + 0.02 * normal, (leaf, 0.025), math.atan2(leaf_dir[1], leaf_dir[0]),
-                 0.0, DOOR_HEIGHT - 0.02, frame_mat, front=door_mat)
+        self.box(
+            hinge + leaf_dir * leaf + 0.02 * normal,
+            (leaf, 0.025),
+            math.atan2(leaf_dir[1], leaf_dir[0]),
+            0.0,
+            DOOR_HEIGHT - 0.02,
+            frame_mat,
+            front=door_mat,
+        )
 
     # ------------------------------------------------------------------ prisms
-    def box(self, centre, half, yaw: float, z0: float, z1: float, mat: int, front: int | None = None, inst: int = 0) -> None:
+    def box(
+        self, centre, half, yaw: float, z0: float, z1: float, mat: int, front: int | None = None, inst: int = 0
+    ) -> None:
         """Add an oriented box prism (``half`` = (along local x, along local y))."""
-        self.rows.append((centre[0], centre[1], half[0], half[1], yaw, z0, z1, mat,
-                          mat if front is None else front, inst, False))
+        self.rows.append(
+            (centre[0], centre[1], half[0], half[1], yaw, z0, z1, mat, mat if front is None else front, inst, False)
+        )
 
     def cylinder(self, centre, radius: float, z0: float, z1: float, mat: int) -> None:
         self.rows.append((centre[0], centre[1], radius, radius, 0.0, z0, z1, mat, mat, 0, True))
@@ -158,7 +170,9 @@ class Plan:
         """Walkable link between nodes; keeps ``clearance`` metres around it free of furniture."""
         self.edges.append((a, b))
         p, q = np.asarray(self.nodes[a]), np.asarray(self.nodes[b])
-        gx, gy = np.meshgrid(np.arange(self.free.shape[0]) * 0.1 + 0.05, np.arange(self.free.shape[1]) * 0.1 + 0.05, indexing="ij")
+        gx, gy = np.meshgrid(
+            np.arange(self.free.shape[0]) * 0.1 + 0.05, np.arange(self.free.shape[1]) * 0.1 + 0.05, indexing="ij"
+        )
         pq = q - p
         t = np.clip(((gx - p[0]) * pq[0] + (gy - p[1]) * pq[1]) / max(pq @ pq, 1e-9), 0, 1)
         near = np.hypot(gx - p[0] - t * pq[0], gy - p[1] - t * pq[1]) < clearance
@@ -175,8 +189,10 @@ class Plan:
         for axis, grid in (("x", c), ("y", c.T)):
             for i in range(1, grid.shape[0]):
                 a_col, b_col = grid[i - 1], grid[i]
-                keys = [(int(a), int(b), (axis, i, j) in self.doors) if a != b else None
-                        for j, (a, b) in enumerate(zip(a_col, b_col))]
+                keys = [
+                    (int(a), int(b), (axis, i, j) in self.doors) if a != b else None
+                    for j, (a, b) in enumerate(zip(a_col, b_col))
+                ]
                 j = 0
                 while j < len(keys):
                     if keys[j] is None:
@@ -216,7 +232,9 @@ class Plan:
         base = np.zeros(rid.shape, np.float32)
         for k, reg in self.regions.items():
             floor[rid == k], ceiling[rid == k], base[rid == k] = reg.floor_mat, reg.ceiling_mat, reg.light
-        gx, gy = np.meshgrid((np.arange(rid.shape[0]) + 0.5) * MAP_RES, (np.arange(rid.shape[1]) + 0.5) * MAP_RES, indexing="ij")
+        gx, gy = np.meshgrid(
+            (np.arange(rid.shape[0]) + 0.5) * MAP_RES, (np.arange(rid.shape[1]) + 0.5) * MAP_RES, indexing="ij"
+        )
         light = base.copy()
         drop = max(self.ceiling - 0.8, 0.5)
         panels = np.zeros(rid.shape, bool)
@@ -231,7 +249,9 @@ class Plan:
         light *= float(self.rng.uniform(0.45, 0.65)) / max(float(light[rid > 0].mean()), 1e-6)
         # the ceiling layer: panels glow (the renderer's ceiling shading factor is 0.65)
         glow = np.where(panels, np.float32(1.25 / 0.65 - self.ambient), light)
-        return MapGrid(MAP_RES, floor.astype(np.int32), ceiling.astype(np.int32), np.stack([light, glow]).astype(np.float32))
+        return MapGrid(
+            MAP_RES, floor.astype(np.int32), ceiling.astype(np.int32), np.stack([light, glow]).astype(np.float32)
+        )
 
     def build(self) -> Scene:
         rows = self._wall_rows()
@@ -240,10 +260,17 @@ class Plan:
         objects = Prisms.from_rows(self.rows + [r for r in rows if r[5] > 0.0])
         size = self.cells.shape
         return Scene(
-            family=self.family, seed=self.seed, walls=walls, objects=objects, ceiling=self.ceiling,
-            ambient=self.ambient, grid=self._map(), atlas=self.atlas.build(),
+            family=self.family,
+            seed=self.seed,
+            walls=walls,
+            objects=objects,
+            ceiling=self.ceiling,
+            ambient=self.ambient,
+            grid=self._map(),
+            atlas=self.atlas.build(),
             nav_nodes=np.asarray(self.nodes, np.float64).reshape(-1, 2),
             nav_edges=np.asarray(self.edges, np.int64).reshape(-1, 2),
-            routes=dict(self.routes), bounds=(0.0, 0.0, size[0] * self.res, size[1] * self.res),
+            routes=dict(self.routes),
+            bounds=(0.0, 0.0, size[0] * self.res, size[1] * self.res),
             materials=self.materials,
         )

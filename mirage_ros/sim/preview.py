@@ -30,7 +30,9 @@ def _draw_map(ax, sim: Simulator, times: np.ndarray) -> None:
     ax.plot(track[:, 0], track[:, 1], "-", color="tab:blue", lw=1, label="camera path")
     for i, t in enumerate(times):
         T = sim.pose_at(t)
-        ax.annotate("", xy=T[:2, 3] + 1.2 * T[:2, 2], xytext=T[:2, 3], arrowprops={"arrowstyle": "->", "color": "tab:red"})
+        ax.annotate(
+            "", xy=T[:2, 3] + 1.2 * T[:2, 2], xytext=T[:2, 3], arrowprops={"arrowstyle": "->", "color": "tab:red"}
+        )
         ax.text(*T[:2, 3], str(i), color="tab:red", fontsize=8)
     if sim.walkers.count:
         pos = sim.walkers.state(float(times[0]))[0]

@@ -12,8 +12,9 @@ from mirage_ros.geometry import Intrinsics
 from mirage_ros.sim.scene import NEAR, Prisms, Scene
 
 
-def raycast_depth(scene: Scene, K: Intrinsics, T_world_cam: np.ndarray, dynamic: Prisms | None = None,
-                  max_range: float = 10.0) -> np.ndarray:
+def raycast_depth(
+    scene: Scene, K: Intrinsics, T_world_cam: np.ndarray, dynamic: Prisms | None = None, max_range: float = 10.0
+) -> np.ndarray:
     """Optical-z depth ``(H, W) float32`` (0 beyond ``max_range``) of ``scene`` from ``T_world_cam``."""
     u, v = np.meshgrid(np.arange(K.width), np.arange(K.height))
     rays = np.stack([(u - K.cx) / K.fx, (v - K.cy) / K.fy, np.ones(u.shape)], axis=-1).reshape(-1, 3)
@@ -42,8 +43,10 @@ def raycast_depth(scene: Scene, K: Intrinsics, T_world_cam: np.ndarray, dynamic:
                 t0, t1 = np.maximum(t0, lo), np.minimum(t1, hi)
             else:
                 c, s = np.cos(prisms.yaw[k]), np.sin(prisms.yaw[k])
-                for lo_, dl, h in ((ox * c + oy * s, d[:, 0] * c + d[:, 1] * s, prisms.hx[k]),
-                                   (-ox * s + oy * c, -d[:, 0] * s + d[:, 1] * c, prisms.hy[k])):
+                for lo_, dl, h in (
+                    (ox * c + oy * s, d[:, 0] * c + d[:, 1] * s, prisms.hx[k]),
+                    (-ox * s + oy * c, -d[:, 0] * s + d[:, 1] * c, prisms.hy[k]),
+                ):
                     ta, tb = (-h - lo_) / dl, (h - lo_) / dl
                     t0, t1 = np.maximum(t0, np.minimum(ta, tb)), np.minimum(t1, np.maximum(ta, tb))
             hit = (t0 <= t1) & (t0 > NEAR) & (t0 < best)

@@ -174,8 +174,19 @@ class ColumnRenderer:
                 # per (column, hit) attributes, gathered once for the pixels that show them
                 side_mat = np.where(np.take_along_axis(o_face, order, 1) == 0, objs.mat[order], objs.mat_front[order])
                 side_n = np.take_along_axis(o_n, order[:, :, None], 1)
-                fields = np.stack([t_in, z0, z1, side_mat, objs.mat[order], objs.inst[order],
-                                   np.take_along_axis(o_tu, order, 1), _facing(side_n, d[:, None, :])], axis=-1)
+                fields = np.stack(
+                    [
+                        t_in,
+                        z0,
+                        z1,
+                        side_mat,
+                        objs.mat[order],
+                        objs.inst[order],
+                        np.take_along_axis(o_tu, order, 1),
+                        _facing(side_n, d[:, None, :]),
+                    ],
+                    axis=-1,
+                )
                 got = fields.reshape(-1, fields.shape[-1])[(pix % W) * n_hits + pick.ravel()[pix]].astype(np.float32)
                 tin, gz0, gz1 = got[:, 0], got[:, 1], got[:, 2]
                 bsel = self.b[pix // W]

@@ -85,7 +85,10 @@ class Prisms:
         normal = np.zeros((W, N, 2), np.float32)
         d = d.astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            for ids, fn in ((np.flatnonzero(~self.cyl), self._cast_boxes), (np.flatnonzero(self.cyl), self._cast_cylinders)):
+            for ids, fn in (
+                (np.flatnonzero(~self.cyl), self._cast_boxes),
+                (np.flatnonzero(self.cyl), self._cast_cylinders),
+            ):
                 if len(ids):
                     a, b, f, u, n = fn(self.subset(ids), xy, d)
                     ok = (a <= b) & (a > NEAR)

@@ -50,7 +50,9 @@ class KinectModel:
         phase = np.random.default_rng(np.random.SeedSequence([seed, 12])).uniform(0, 2 * math.pi, 2)
         luma = float(img.mean()) + 1.0
         gain = min(max((110.0 / luma) ** 0.5, 0.75), 1.5)
-        gain *= 1 + self.exposure_drift * (math.sin(2 * math.pi * t / 7.0 + phase[0]) + 0.5 * math.sin(2 * math.pi * t / 2.3 + phase[1]))
+        gain *= 1 + self.exposure_drift * (
+            math.sin(2 * math.pi * t / 7.0 + phase[0]) + 0.5 * math.sin(2 * math.pi * t / 2.3 + phase[1])
+        )
         img = img * gain
         img += rng.normal(0, 1, img.shape).astype(np.float32) * (self.read_noise + 0.03 * img)
         rgb_out = np.clip(img, 0, 255).astype(np.uint8)
@@ -84,7 +86,9 @@ def _shift(img: np.ndarray, du: int, dv: int, fill: float) -> np.ndarray:
     """Translate an image by whole pixels; uncovered borders get ``fill``."""
     out = np.full_like(img, fill)
     H, W = img.shape[:2]
-    out[max(dv, 0) : H + min(dv, 0), max(du, 0) : W + min(du, 0)] = img[max(-dv, 0) : H - max(dv, 0), max(-du, 0) : W - max(du, 0)]
+    out[max(dv, 0) : H + min(dv, 0), max(du, 0) : W + min(du, 0)] = img[
+        max(-dv, 0) : H - max(dv, 0), max(-du, 0) : W - max(du, 0)
+    ]
     return out
 
 

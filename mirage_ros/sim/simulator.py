@@ -99,8 +99,11 @@ class Simulator:
 
     def static_transforms(self) -> list[tuple[str, str, np.ndarray]]:
         """``(parent, child, T_parent_child)`` that never change: map->odom and the camera mount."""
-        return [(MAP, ODOM, self.T_map_odom), (BASE, CAMERA_LINK, self.T_base_camlink),
-                (CAMERA_LINK, OPTICAL, T_LINK_OPTICAL.copy())]
+        return [
+            (MAP, ODOM, self.T_map_odom),
+            (BASE, CAMERA_LINK, self.T_base_camlink),
+            (CAMERA_LINK, OPTICAL, T_LINK_OPTICAL.copy()),
+        ]
 
     def dynamic_transforms(self, t: float) -> list[tuple[str, str, np.ndarray]]:
         """``(parent, child, T_parent_child)`` at time ``t``: odom->base_link."""
@@ -145,8 +148,13 @@ class Simulator:
         if self.sensor is not None:
             rgb, depth = self.sensor.apply(rgb, depth, out.albedo_luma, self.config.seed, t, blur)
         return Frame(
-            stamp=float(t), rgb=rgb, depth=depth, K=self.K, T_world_cam=np.asarray(T_world_cam, np.float64).copy(),
-            motion_mask=moving[out.instance_ids], instance_ids=out.instance_ids,
+            stamp=float(t),
+            rgb=rgb,
+            depth=depth,
+            K=self.K,
+            T_world_cam=np.asarray(T_world_cam, np.float64).copy(),
+            motion_mask=moving[out.instance_ids],
+            instance_ids=out.instance_ids,
         )
 
     def _blur_px(self, t: float, T: np.ndarray) -> tuple[float, float]:

@@ -49,7 +49,9 @@ def brick(rng, base) -> np.ndarray:
     mortar = (fu < 0.04) | (fv < 0.1)
     c = _colour(base, rng, 8)
     img = c * (1 + per + 0.06 * noise(rng, 1.5))[..., None]
-    return np.where(mortar[..., None], np.array([190, 185, 175], np.float32) * (1 + 0.05 * noise(rng, 1))[..., None], img)
+    return np.where(
+        mortar[..., None], np.array([190, 185, 175], np.float32) * (1 + 0.05 * noise(rng, 1))[..., None], img
+    )
 
 
 def wood(rng, base, planks: int = 4) -> np.ndarray:
