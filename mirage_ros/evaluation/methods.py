@@ -13,6 +13,8 @@ the point cloud encodes at prediction time (its rasterised picture).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from mirage_ros.errors import InvalidInput
@@ -112,7 +114,8 @@ class LastFrameMethod:
         return int(self.warp.memory.stats()["bytes"])
 
 
-def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=None, weights_dir=None) -> list:
+def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=None, weights_dir=None,
+                  capacity_points: int | None = None) -> list:
     """The methods named (``latent_memory`` first: it also renders for the detector).
 
     Args:
@@ -121,6 +124,7 @@ def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=No
         world_model: a ready :class:`mirage_ros.pipeline.WorldModel` (default: a new one).
         weights_dir: folder with ``manifest.json`` + ONNX files for a new world model (default:
             the weights shipped in the package).
+        capacity_points: memory capacity of a new world model (default: ``MemoryConfig``'s).
 
     Raises:
         InvalidInput: ``"--methods"`` with an unknown name.
@@ -129,10 +133,18 @@ def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=No
     if unknown:
         raise InvalidInput("--methods", f"unknown {unknown}; choose from {METHOD_NAMES}")
     if world_model is None:
+        from mirage_ros.memory import MemoryConfig
         from mirage_ros.pipeline import WorldModel
         from mirage_ros.runtime.networks import Networks
 
-        world_model = WorldModel(Networks.load(weights_dir, provider=provider), provider=provider)
+        networks = Networks.load(weights_dir, provider=provider)
+        config = MemoryConfig(channels=networks.channels, stride=networks.stride)
+        if capacity_points is not None:
+            try:
+                config = replace(config, capacity_points=capacity_points)
+            except InvalidInput as exc:
+                raise InvalidInput("--capacity-points", exc.reason) from exc
+        world_model = WorldModel(networks, config, provider=provider)
     methods = [LatentMemoryMethod(world_model)]
     if "rgb_point_cloud" in names:
         methods.append(PointCloudMethod(world_model.networks, provider))

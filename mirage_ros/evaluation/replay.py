@@ -113,7 +113,7 @@ def _recording_summary(recording: Recording) -> dict:
 
 def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreConfig,
              methods: tuple[str, ...], provider: str, dynamics: str, command: str, arguments: dict,
-             show_progress: bool = True, weights: Path | None = None) -> dict:
+             show_progress: bool = True, weights: Path | None = None, capacity_points: int | None = None) -> dict:
     """Index, replay, score and report; returns the report document (also in ``out/report.json``).
 
     Raises:
@@ -127,7 +127,7 @@ def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreC
     recording = open_recording(input_path, options)
     if dynamics == "truth" and recording.details.get("topics", {}).get("mask") is None:
         raise InvalidInput("--dynamics", "'truth' needs a ground-truth motion mask in the input (--mask-topic)")
-    built = build_methods(methods, provider, weights_dir=weights)
+    built = build_methods(methods, provider, weights_dir=weights, capacity_points=capacity_points)
     masks = MovingMasks(dynamics, built[0], len(recording.stamps))
     with tqdm(total=len(recording.stamps), desc=f"eval {Path(input_path).name}", unit="frame",
               disable=not show_progress, file=sys.stderr) as bar:
@@ -175,6 +175,8 @@ def add_parser(subparsers) -> None:
     g.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="ONNX Runtime provider")
     g.add_argument("--weights", type=Path, default=None,
                    help="folder with manifest.json + encoder/renderer ONNX (default: the shipped weights)")
+    g.add_argument("--capacity-points", type=int, default=None,
+                   help="latent memory capacity (default: the world_model node's MemoryConfig default)")
     g.add_argument("--dynamics", choices=DYNAMICS_CHOICES, default="detector",
                    help="moving-object mask kept out of memory: the detector, ground truth, or none")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -229,7 +231,7 @@ def main(args: argparse.Namespace) -> int:
                  if k not in ("func", "option_defaults", "command")}
     report = run_eval(args.input, args.out, options, config, tuple(dict.fromkeys(args.methods)), args.provider,
                       args.dynamics, _command(args), arguments, show_progress=not args.no_progress,
-                      weights=args.weights)
+                      weights=args.weights, capacity_points=args.capacity_points)
     print(f"report: {Path(args.out) / 'report.html'} ({report['frames_replayed']} frames, "
           f"{report['planned']['future']} future views, {report['planned']['revisit']} revisits)")
     return 0

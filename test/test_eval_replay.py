@@ -1,0 +1,153 @@
+"""`mirage-ros eval` end to end: a simulator bag scores exactly like the same frames in memory;
+a TUM folder made from the simulator evaluates; bad inputs fail in one line with nothing written.
+
+The networks are randomly initialised tiny ones exported like the shipped weights (the property
+tested, bag path == in-memory path, holds for any weights, and tiny ones keep the test fast).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_eval_replay_fixtures import synthetic_frames, write_bag, write_tum
+
+from mirage_ros.cli import main as cli_main
+from mirage_ros.evaluation.methods import build_methods
+from mirage_ros.evaluation.replay import MovingMasks
+from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence
+from mirage_ros.evaluation.sources import open_recording
+from mirage_ros.sim import SimConfig, Simulator
+from mirage_ros.sim.bag import record_bag
+
+SIM = SimConfig(scene="corridor", seed=3, width=160, height=120, rate_hz=2.0, path="forward", speed=4.0)
+FRAMES = 40  # 20 s: down the corridor and back to the start, facing forward again (revisits)
+CAPACITY = 20_000  # read-out cost follows capacity: small keeps the test fast
+FAST = ("--query-every", 1.0, "--capacity-points", CAPACITY)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    import torch
+
+    from mirage_ros.model.export import export_networks
+    from mirage_ros.model.networks import Encoder, NetworkConfig, Renderer
+
+    cfg = NetworkConfig(stride=8, channels=6, width=8, renderer_levels=1)
+    out = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    entries = export_networks(Encoder(cfg), Renderer(cfg), cfg.stride, cfg.channels, out)
+    (out / "manifest.json").write_text(json.dumps({"network": {"stride": cfg.stride, "channels": cfg.channels},
+                                                   **entries}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sim_bag(tmp_path_factory) -> Path:
+    return record_bag(Simulator(SIM), tmp_path_factory.mktemp("bag") / "run.mcap", FRAMES, progress=False)
+
+
+def run_cli(*argv) -> int:
+    return cli_main(["eval", *map(str, argv), *map(str, FAST), "--no-progress", "--provider", "cpu"])
+
+
+def in_memory_scores(frames, weights: Path, stamps, dynamics: str = "detector") -> list[dict]:
+    """The same frames straight from the simulator, with the stamps the recording carries."""
+    frames = [replace(f, stamp=float(t)) for f, t in zip(frames, stamps)]
+    methods = build_methods(("latent_memory", "rgb_point_cloud", "last_frame_warp"), "cpu", weights_dir=weights,
+                            capacity_points=CAPACITY)
+    result = score_sequence(frames, np.array(stamps), np.array([f.T_world_cam for f in frames]), methods,
+                            ScoreConfig(query_every=1.0), dynamic_mask=MovingMasks(dynamics, methods[0], len(frames)))
+    return result.scores_as_dicts()
+
+
+def comparable(scores: list[dict]) -> list[tuple]:
+    keys = ("kind", "method", "horizon", "anchor_stamp", "target_stamp")
+    return sorted((tuple(round(s[k], 6) if isinstance(s[k], float) else s[k] for k in keys), s) for s in scores)
+
+
+def test_bag_from_the_simulator_scores_like_the_frames_in_memory(sim_bag, weights, tmp_path):
+    out = tmp_path / "report"
+    assert run_cli(sim_bag, "--out", out, "--weights", weights) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["recording"]["frames"] == FRAMES and report["frames_replayed"] == FRAMES
+    assert report["planned"]["revisit"] >= 2 and report["planned"]["future"] >= 3 * 5
+    assert report["recording"]["details"]["topics"]["mask"] == "/camera/motion_mask"
+    assert report["dynamics"]["source"] == "detector" and report["dynamics"]["frames"] == FRAMES
+    assert {"report.md", "report.html", "figures"} <= {p.name for p in out.iterdir()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging left behind
+
+    stamps = open_recording(sim_bag).stamps
+    expected = in_memory_scores(list(Simulator(SIM).frames(FRAMES)), weights, stamps)
+    got, want = comparable(report["scores"]), comparable(expected)
+    assert [k for k, _ in got] == [k for k, _ in want]
+    for (_, a), (_, b) in zip(got, want):
+        for key in ("psnr", "ssim", "psnr_covered", "ssim_covered", "coverage"):
+            if b[key] is None or not np.isfinite(b[key]):
+                assert a[key] is None
+            else:
+                assert a[key] == pytest.approx(b[key], abs=1e-6), (key, a)
+    rows = {r["method"]: r for r in report["summary"]}
+    assert set(rows) == {"latent_memory", "rgb_point_cloud", "last_frame_warp"}
+    assert all(np.isfinite(rows[m]["future@1s.psnr"]) for m in rows)
+    assert "| latent_memory |" in (out / "report.md").read_text()
+
+
+def test_tum_folder_made_by_the_simulator_evaluates(weights, tmp_path):
+    sim_frames = list(Simulator(SIM).frames(12))
+    folder = write_tum(tmp_path / "tum", [(f.stamp, f.rgb, f.depth, f.T_world_cam) for f in sim_frames])
+    K = sim_frames[0].K
+    out = tmp_path / "report"
+    assert run_cli(folder, "--out", out, "--weights", weights, "--dynamics", "off",
+                   "--intrinsics", K.fx, K.fy, K.cx, K.cy) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["recording"]["kind"] == "tum" and report["recording"]["frames"] == 12
+    assert report["dynamics"]["source"] == "off" and report["summary"][0]["future@1s.n"] >= 4
+    # TUM stores depth in 1/5000 m steps and poses as text: close to the frames in memory, not exact
+    expected = in_memory_scores(sim_frames, weights, [f.stamp for f in sim_frames], dynamics="off")
+    got, want = comparable(report["scores"]), comparable(expected)
+    assert [k for k, _ in got] == [k for k, _ in want]
+    gaps = np.array([a["psnr"] - b["psnr"] for (_, a), (_, b) in zip(got, want)])
+    print("TUM vs in-memory PSNR differences: mean", gaps.mean(), "max", np.abs(gaps).max())
+    assert np.abs(gaps).mean() < 0.05 and np.abs(gaps).max() < 0.5
+
+
+def test_an_existing_report_is_replaced_and_a_failed_run_writes_nothing(sim_bag, weights, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert run_cli(sim_bag, "--out", out, "--weights", weights, "--max-frames", "8", "--dynamics", "off",
+                   "--methods", "latent_memory") == 0
+    first = (out / "report.json").read_text()
+    assert run_cli(sim_bag, "--out", out, "--weights", tmp_path / "no_weights", "--max-frames", "8") == 2
+    assert "no weights manifest" in capsys.readouterr().err
+    assert (out / "report.json").read_text() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda d: write_bag(d / "bag", synthetic_frames(4), images=False), "--color-topic"),
+        (lambda d: write_bag(d / "bag", synthetic_frames(4), color_encoding="yuv422"), "yuv422"),
+        (lambda d: write_bag(d / "bag", synthetic_frames(4), poses="none"), "no pose"),
+        (lambda d: _truncate(write_bag(d / "bag", synthetic_frames(4))), "unreadable rosbag"),
+        (lambda d: (d / "folder").mkdir() or d / "folder", "neither a rosbag"),
+    ],
+    ids=["no-images", "unknown-encoding", "no-poses", "truncated", "neither"],
+)
+def test_bad_inputs_exit_2_with_one_line_and_no_report(tmp_path, capsys, make, words):
+    source = make(tmp_path)
+    out = tmp_path / "report"
+    assert run_cli(source, "--out", out) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mirage-ros eval: error:") and words in err
+    assert "\n" not in err and "Traceback" not in err
+    assert not out.exists() and not any(p.name.startswith(".report") for p in tmp_path.iterdir())
+
+
+def _truncate(bag: Path) -> Path:
+    data = next(bag.glob("*.mcap"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size * 2 // 3])
+    return bag
