@@ -117,11 +117,14 @@ class RGBPointCloudMemory:
     def read_out(self, T_world_cam, K: g.Intrinsics, encode: Callable[[np.ndarray], np.ndarray],
                  stride: int) -> Readout:
         """The baseline's latent at a view: rasterise, then re-encode with ``encode``
-        (``(H, W, 3) uint8 -> (C, H//stride, W//stride)``). Valid cells: any covered pixel."""
+        (``(H, W, 3) uint8 -> (C, H//stride, W//stride)``). Valid cells: any covered pixel; their
+        depth is the rasterised depth pooled like the latent memory's (the renderer ignores cells
+        without depth)."""
         rgb, covered = self.render(T_world_cam, K)
         latent = np.asarray(encode(rgb), np.float32)
         valid = g.pool_mask(covered, stride) > 0
-        return Readout(latent, valid, np.zeros(valid.shape, np.float32))
+        depth = np.where(covered, BoundSession.to_host(self._views[K.shape]["depth"]), 0.0)
+        return Readout(latent, valid, g.pool_depth(depth, stride))
 
 
 class LastFrameWarp:
