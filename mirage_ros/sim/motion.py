@@ -89,10 +89,14 @@ class Walkers:
     """People walking the scene's navigation graph; ``prisms(t)`` gives their bodies at ``t``.
 
     Each person is six cylinders (legs, arms swinging with the stride, torso, head) sharing an
-    instance id ``k = 1..count``.
+    instance id ``k = 1..count``. ``robot(t) -> (2,)`` is where the robot is: people start away
+    from it and step aside (up to ``DODGE`` m, sideways) when it comes close, as people do.
     """
 
-    def __init__(self, scene: Scene, count: int, seed: int, materials: dict, keep_clear: np.ndarray | None = None):
+    DODGE = 0.65  # metres: how far a person steps aside for the robot
+
+    def __init__(self, scene: Scene, count: int, seed: int, materials: dict, robot=None):
+        self.robot = robot
         rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
         self.count = count
         nodes, edges = scene.nav_nodes, scene.nav_edges
@@ -109,8 +113,8 @@ class Walkers:
                 walk.append(options[int(rng.integers(len(options)))])
             walk += walk[-2::-1]
             track = self._timeline(nodes[walk], rng)
-            for _ in range(20):  # do not start right in front of the camera (keep_clear = its start)
-                if keep_clear is None or np.hypot(*(self._at(track, 0.0)[0] - keep_clear)) > 2.0:
+            for _ in range(20):  # do not start right in front of the robot
+                if robot is None or np.hypot(*(self._at(track, 0.0)[0] - robot(0.0))) > 2.0:
                     break
                 track = track[:3] + (float(rng.uniform(0, track[0][-1])),)
             self.tracks.append(track)
@@ -142,19 +146,24 @@ class Walkers:
 
     def state(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Positions ``(n, 2)``, headings ``(n, 2)``, walked distance ``(n,)``, moving ``(n,) bool``."""
-        pos, head, dist, moving = [], [], [], []
-        for track in self.tracks:
-            p, h, w, m = self._at(track, t)
-            pos.append(p)
-            head.append(h)
-            dist.append(w)
-            moving.append(m)
-        return (
-            np.asarray(pos).reshape(-1, 2),
-            np.asarray(head).reshape(-1, 2),
-            np.asarray(dist),
-            np.asarray(moving, bool),
-        )
+        now = [self._at(track, t) for track in self.tracks]
+        pos = np.asarray([p for p, _, _, _ in now]).reshape(-1, 2)
+        head = np.asarray([h for _, h, _, _ in now]).reshape(-1, 2)
+        dist = np.asarray([w for _, _, w, _ in now])
+        moving = np.asarray([m for _, _, _, m in now], bool)
+        if self.robot is not None and self.count:
+            pos = self._dodge(pos, head, t)
+            before = self._dodge(np.asarray([self._at(track, t - 0.05)[0] for track in self.tracks]), head, t - 0.05)
+            moving |= np.hypot(*(pos - before).T) > 0.005  # stepping aside is moving too
+        return pos, head, dist, moving
+
+    def _dodge(self, pos: np.ndarray, head: np.ndarray, t: float) -> np.ndarray:
+        """Push people within ``DODGE`` m of the robot sideways (to the side they are on)."""
+        away = pos - np.asarray(self.robot(max(t, 0.0)))
+        side = np.stack([-head[:, 1], head[:, 0]], axis=1)
+        sign = np.where(np.sum(away * side, axis=1) < 0, -1.0, 1.0)
+        push = np.maximum(self.DODGE - np.hypot(*away.T), 0.0)
+        return pos + (sign * push)[:, None] * side
 
     @staticmethod
     def _at(track, t: float):

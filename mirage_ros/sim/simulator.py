@@ -74,8 +74,8 @@ class Simulator:
         self.K = Intrinsics(fx, fx, (cfg.width - 1) / 2, (cfg.height - 1) / 2, cfg.width, cfg.height)
         self.renderer = ColumnRenderer(self.scene, self.K, cfg.max_range)
         self.path = RobotPath(self.scene.routes[cfg.path], cfg.path, cfg.speed)
-        start = np.asarray(self.path.base_pose(0.0)[:2])
-        self.walkers = Walkers(self.scene, cfg.actor_count, cfg.seed, self.scene.materials, keep_clear=start)
+        self.walkers = Walkers(self.scene, cfg.actor_count, cfg.seed, self.scene.materials,
+                               robot=lambda t: np.asarray(self.path.base_pose(t)[:2]))
         self.sensor = KinectModel() if cfg.noise == "kinect" else None
         self.T_base_camlink = _planar(CAMERA_FORWARD, 0.0, 0.0, cfg.camera_height)
         self.T_base_cam = self.T_base_camlink @ T_LINK_OPTICAL
