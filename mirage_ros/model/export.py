@@ -1,5 +1,7 @@
 """``mirage-ros export``: checkpoint -> ``encoder.onnx`` + ``renderer.onnx`` + ``manifest.json``.
 
+Weights are stored as float16 (cast to float32 when loaded; see :func:`store_initializers_fp16`).
+
 ONNX opset 18, IR version <= 13, dynamic image size (``H``, ``W`` multiples of the stride; the
 renderer takes the latent grid ``h = H / s``). Each file is checked against torch on random
 inputs at two sizes with ONNX Runtime (CPU) and the largest absolute difference is recorded in the
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from onnx import TensorProto, helper, numpy_helper
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.model.config import config_from_dict
@@ -35,6 +38,30 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def round_weights_to_fp16(module: torch.nn.Module) -> None:
+    """Round every parameter to the nearest float16 value, in place (what the file will hold)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(p.half().float())
+
+
+def store_initializers_fp16(model: onnx.ModelProto, min_size: int = 1024) -> None:
+    """Store large float32 initializers as float16 followed by a ``Cast`` to float32.
+
+    Halves the files; ONNX Runtime folds the casts when it loads the model, so inference still runs
+    in float32 with weights that are exactly the float16-rounded ones the parity check uses.
+    """
+    graph = model.graph
+    for init in list(graph.initializer):
+        array = numpy_helper.to_array(init)
+        if array.dtype != np.float32 or array.size < min_size:
+            continue
+        graph.initializer.remove(init)
+        graph.initializer.append(numpy_helper.from_array(array.astype(np.float16), init.name + "_fp16"))
+        graph.node.insert(0, helper.make_node("Cast", [init.name + "_fp16"], [init.name],
+                                              to=TensorProto.FLOAT, name=init.name + "_cast"))
+
+
 def _to_onnx(module: torch.nn.Module, args: tuple, names_in: list[str], names_out: list[str],
              dynamic: dict) -> bytes:
     buf = io.BytesIO()
@@ -43,6 +70,7 @@ def _to_onnx(module: torch.nn.Module, args: tuple, names_in: list[str], names_ou
         torch.onnx.export(module, args, buf, opset_version=OPSET, dynamo=False,
                           input_names=names_in, output_names=names_out, dynamic_axes=dynamic)
     model = onnx.load_from_string(buf.getvalue())
+    store_initializers_fp16(model)
     model.ir_version = min(model.ir_version, MAX_IR_VERSION)
     onnx.checker.check_model(model)
     return model.SerializeToString()
@@ -55,6 +83,8 @@ def export_networks(encoder: Encoder, renderer: Renderer, stride: int, channels:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder, renderer = encoder.cpu().eval(), renderer.cpu().eval()
+    round_weights_to_fp16(encoder)
+    round_weights_to_fp16(renderer)
     h, w = PARITY_SIZES[0]
     rgb = torch.rand(1, 3, h, w)
     grid = (1, 1, h // stride, w // stride)
