@@ -85,6 +85,7 @@ class ColumnRenderer:
         v = (np.arange(H) - K.cy) / K.height
         radius2 = v[:, None] ** 2 + u[None, :] ** 2
         self.vignette = (1.0 - vignette * radius2 / 0.5).astype(np.float32)
+        self.col_norm = np.hypot(1.0, self.a).astype(np.float32)  # |column direction| (metres per unit z)
         self.half_fov = float(np.arctan(max(K.cx, W - 1 - K.cx) / K.fx)) + 0.02
         self.row_kind = np.where(b > 0, 1, 2).astype(np.int8)  # floor below the horizon
         self.row_facing = np.where(b > 0, 0.9, 0.65).astype(np.float32)  # floor, ceiling shading
@@ -201,14 +202,14 @@ class ColumnRenderer:
                 tu.ravel()[pix] = got[:, 6]
                 zoff.ravel()[pix] = gz0
                 facing.ravel()[pix] = np.where(cap, np.float32(0.95), got[:, 7])
-        return self._shade(cam, d, depth, kind, mat, tu, zoff, facing, inst, albedo)
+        return self._shade(cam, d, depth, kind, mat, tu, zoff, facing, inst, col_wall, albedo)
 
     def _floor_ceiling(self, h: float) -> np.ndarray:
         """Per row ``(H,)`` depth of the floor (below the horizon) or ceiling (above)."""
         return np.where(self.b > 0, h / self.b, (h - self.scene.ceiling) / self.b).astype(np.float32)
 
     # ------------------------------------------------------------------ shading
-    def _shade(self, cam, d, depth, kind, mat, tu, zoff, facing, inst, albedo: bool) -> RenderOutput:
+    def _shade(self, cam, d, depth, kind, mat, tu, zoff, facing, inst, col_wall, albedo: bool) -> RenderOutput:
         scene, atlas = self.scene, self.scene.atlas
         h = np.float32(cam[2])
         dx, dy = d[:, 0].astype(np.float32), d[:, 1].astype(np.float32)
@@ -234,6 +235,14 @@ class ColumnRenderer:
         gain = self.light[cell]
         gain += scene.ambient
         gain *= np.where(flat, self.row_facing[:, None], facing * (0.8 + (0.25 / scene.ceiling) * z))
+        # contact darkening (cheap ambient occlusion): vertical faces near the floor, floor and
+        # ceiling near the walls (horizontal distance to the column's wall)
+        gap = (col_wall.astype(np.float32) - depth) * self.col_norm
+        near = np.where(flat, gap, z)
+        near *= np.float32(5.5)
+        near *= near
+        near += np.float32(1.0)
+        gain *= np.float32(1.0) - np.float32(0.35) / near
         gain *= self.vignette
         g = np.minimum(gain * 128.0, 256.0).astype(np.uint16)  # fixed point: 255 * 256 fits uint16
         rgb = texel * g[:, :, None]  # all four bytes: contiguous is faster than a strided 3
