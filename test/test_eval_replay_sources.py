@@ -44,6 +44,16 @@ def test_bgr8_and_16uc1_are_decoded_to_rgb_and_metres(tmp_path):
     check_frames(recording)
 
 
+def test_gazebo_style_body_frame_images_get_the_optical_pose(tmp_path):
+    path = write_bag(tmp_path / "rec", FRAMES, image_frame="camera_link")
+    recording = open_recording(path)
+    assert recording.details["camera_frame"] == "camera_link"
+    assert recording.details["camera_frame_convention"] == "body"
+    check_frames(recording)  # camera_link pose @ T_LINK_OPTICAL == the optical frame's pose
+    wrong = open_recording(path, SourceOptions(camera_frame_convention="optical"))
+    assert not np.allclose(wrong.poses[0], FRAMES[0][3], atol=1e-3)
+
+
 def test_odometry_poses_need_the_camera_offset_and_then_match(tmp_path):
     path = write_bag(tmp_path / "rec", FRAMES, poses="odom")
     with pytest.raises(InvalidInput) as info:

@@ -179,6 +179,16 @@ def _figures(report: dict, scores: Sequence[Score], timeline: Sequence[dict], ex
     return figures
 
 
+def _facts(report: dict) -> list[tuple[str, object]]:
+    """What was read and how (detected topics, frames, intrinsics) and what each method is."""
+    rec = report["recording"]
+    facts = [(key, value) for key, value in rec.get("details", {}).items()]
+    if "intrinsics" in rec:
+        facts.append(("intrinsics", ", ".join(f"{k} {v:.2f}" for k, v in rec["intrinsics"].items())))
+    facts += [(name, text) for name, text in report.get("method_details", {}).items()]
+    return facts
+
+
 def _markdown(report: dict, figures: list[tuple[str, str]]) -> str:
     rec = report["recording"]
     lines = [f"# mirage-ros eval: {Path(rec['path']).name}", "",
@@ -197,7 +207,9 @@ def _markdown(report: dict, figures: list[tuple[str, str]]) -> str:
         lines += [f"Moving mask vs ground truth: IoU {d['iou']:.3f}, F1 {d['f1']:.3f} over {d['frames']} frames.", ""]
     for name, caption in figures:
         lines += [f"![{caption}](figures/{name})", "", f"*{caption}*", ""]
-    lines += ["## Skipped", ""]
+    lines += ["## Input and methods", ""]
+    lines += [f"- {key}: {value}" for key, value in _facts(report)]
+    lines += ["", "## Skipped", ""]
     lines += [f"- {s['what']}: {s['reason']}" for s in report["skipped"]] or ["nothing"]
     lines += ["", "Full numbers: `report.json`."]
     return "\n".join(lines) + "\n"
@@ -222,7 +234,9 @@ def _html(report: dict, markdown_free: list[tuple[str, str]], folder: Path) -> s
         data = base64.b64encode((folder / name).read_bytes()).decode()
         parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{esc(caption)}'>"
                      f"<figcaption>{esc(caption)}</figcaption></figure>")
-    parts.append("<h2>Skipped</h2><ul>")
+    parts.append("<h2>Input and methods</h2><ul>")
+    parts += [f"<li>{esc(key)}: {esc(str(value))}</li>" for key, value in _facts(report)]
+    parts.append("</ul><h2>Skipped</h2><ul>")
     parts += [f"<li>{esc(s['what'])}: {esc(s['reason'])}</li>" for s in report["skipped"]] or ["<li>nothing</li>"]
     parts.append("</ul>")
     return "\n".join(parts) + "\n"
