@@ -156,15 +156,23 @@ def _pool_cells(b: _Builder, stride: int, p: dict[str, str]):
     return b.flat(median), has_depth, dynamic_fraction
 
 
-def _hash(b: _Builder, voxel, primes, modulus):
-    parts = [b.op("Mul", b.take(voxel, axis, 1), b.i(prime)) for axis, prime in enumerate(primes)]
-    return b.imod(b.op("Add", b.op("Add", parts[0], parts[1]), parts[2]), modulus)
+def _dot(b: _Builder, columns, weights):  # sum_i column_i * weight_i, exact int64 (no ReduceSum:
+    parts = [b.op("Mul", c, b.i(w)) for c, w in zip(columns, weights)]  # ORT's loses low bits)
+    return b.op("Add", b.op("Add", parts[0], parts[1]), parts[2])
+
+
+def _hash(b: _Builder, columns, primes, modulus):
+    return b.imod(_dot(b, columns, primes), modulus)
+
+
+def _scalars(b: _Builder, vector: str, names) -> dict[str, str]:  # one Split, (1,) each
+    return dict(zip(names, b.op("Split", vector, n_out=len(names), axis=0, num_outputs=len(names))))
 
 
 def build_update(stride: int) -> onnx.ModelProto:
     """Update graph: pool depth, lift cells, key them by voxel, fuse into the hash table."""
     b = _Builder()
-    p = {name: b.take("params", i, 0) for i, name in enumerate(L.UPDATE_PARAMS)}
+    p = _scalars(b, "params", L.UPDATE_PARAMS)
 
     # --- lift: one candidate point per latent cell, in the world frame -------------------------
     depth, has_depth, dynamic_fraction = _pool_cells(b, stride, p)
@@ -189,8 +197,8 @@ def build_update(stride: int) -> onnx.ModelProto:
     p_world = b.where(b.col(valid), p_world, b.f(0.0))
     cells = b.where(b.col(valid), cells, b.f(0.0))
     voxel = b.op("Add", b.op("Cast", b.where(b.col(valid), voxel_f, b.f(0.0)), to=I64), b.i(L.KEY_OFFSET))
-    key = b.op("Add", b.op("Add", b.op("Mul", b.take(voxel, 0, 1), b.i(1 << (2 * L.KEY_BITS))),
-                          b.op("Mul", b.take(voxel, 1, 1), b.i(1 << L.KEY_BITS))), b.take(voxel, 2, 1))
+    columns = [b.flat(c) for c in b.op("Split", voxel, n_out=3, axis=1, num_outputs=3)]
+    key = _dot(b, columns, (1 << (2 * L.KEY_BITS), 1 << L.KEY_BITS, 1))
 
     # --- table geometry, derived on the device -----------------------------------------------
     n_buckets = b.op("Cast", p["n_buckets"], to=I64)
@@ -199,9 +207,9 @@ def build_update(stride: int) -> onnx.ModelProto:
     cell_id = b.op("Sub", b.op("CumSum", ones, b.i(0)), b.i(1))
     n_cells = b.op("ReduceSum", ones, b.i([0]), keepdims=1)
     ways = b.i(np.arange(L.WAYS)[None, :])
-    candidates = b.op("Add", b.op("Mul", b.col(_hash(b, voxel, L.BUCKET_PRIMES, n_buckets)),
+    candidates = b.op("Add", b.op("Mul", b.col(_hash(b, columns, L.BUCKET_PRIMES, n_buckets)),
                                   b.i(L.WAYS)), ways)  # (M, WAYS) slot ids
-    start_way = b.col(_hash(b, voxel, L.WAY_PRIMES, b.i(L.WAYS)))
+    start_way = b.col(_hash(b, columns, L.WAY_PRIMES, b.i(L.WAYS)))
     preference = b.op("Cast", b.imod(b.op("Add", b.op("Sub", ways, start_way), b.i(L.WAYS)),
                                      b.i(L.WAYS)), to=F32)
     empty_score = b.op("Mul", b.f(2.0 / 3.0 * BIG),
@@ -296,7 +304,7 @@ def build_update(stride: int) -> onnx.ModelProto:
 def build_readout() -> onnx.ModelProto:
     """Read-out graph: project stored points to the latent grid, z-buffer (min), gather winners."""
     b = _Builder()
-    grid = {name: b.take("grid", i, 0) for i, name in enumerate(L.READOUT_GRID)}
+    grid = _scalars(b, "grid", L.READOUT_GRID)
     matrix = b.op("Transpose", b.op("Slice", "projection", b.i([0]), b.i([3]), b.i([1])), perm=[1, 0])
     offset = b.op("Reshape", b.op("Slice", "projection", b.i([3]), b.i([4]), b.i([1])), b.i([1, 3]))
     uvz = b.op("Transpose", b.op("Add", b.op("MatMul", "positions", matrix), offset), perm=[1, 0])
