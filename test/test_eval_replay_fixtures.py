@@ -92,12 +92,14 @@ def _odometry(ts, t, T_world_base):
 
 def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mcap", color_encoding: str = "rgb8",
               depth_encoding: str = "32FC1", poses: str = "tf", camera_info: bool = True, images: bool = True,
-              depth_dt: float = 0.004, image_frame: str = "camera_optical_frame") -> Path:
+              depth_dt: float = 0.004, image_frame: str = "camera_optical_frame",
+              depth_step: tuple[int, int] = (1, 1)) -> Path:
     """Write ``frames`` as a bag; ``poses`` is ``"tf"``, ``"odom"`` (odometry, no camera TF) or ``"none"``.
 
     ``storage``: ``"mcap"`` / ``"sqlite3"`` (rosbag2 folder) or ``"ros1"`` (``path`` must end in .bag).
     Depth is stamped ``depth_dt`` after colour, like a real driver. ``image_frame="camera_link"``
-    stamps images with the body frame, as Gazebo's bridged cameras do.
+    stamps images with the body frame, as Gazebo's bridged cameras do. ``depth_step`` subsamples
+    the depth image (rows, columns), like a depth sensor of lower resolution.
     """
     from rosbags.typesys import Stores, get_typestore
 
@@ -145,6 +147,7 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
                      "rgba8": np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]),
                      "yuv422": rgb[:, :, :2]}[color_encoding]
             write("/camera/color/image_raw", _image(ts, stamp, image_frame, color, color_encoding), stamp)
+            depth = depth[:: depth_step[0], :: depth_step[1]]
             depth_pixels = (np.nan_to_num(depth * 1000.0).astype(np.uint16) if depth_encoding == "16UC1"
                             else depth.astype(np.float32))
             write("/camera/depth/image_raw",

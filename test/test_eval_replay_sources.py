@@ -54,6 +54,16 @@ def test_gazebo_style_body_frame_images_get_the_optical_pose(tmp_path):
     assert not np.allclose(wrong.poses[0], FRAMES[0][3], atol=1e-3)
 
 
+def test_smaller_depth_of_the_same_aspect_is_upsampled_and_another_aspect_refused(tmp_path):
+    frames = [(t, rgb, np.full_like(depth, 2.5), T) for t, rgb, depth, T in FRAMES]
+    recording = open_recording(write_bag(tmp_path / "half", frames, depth_step=(2, 2)))
+    assert "nearest" in recording.details["depth_resampled"]
+    check_frames(recording, frames)
+    with pytest.raises(InvalidInput) as info:
+        open_recording(write_bag(tmp_path / "skewed", frames, depth_step=(2, 1)))
+    assert info.value.parameter == "--depth-topic" and "aligned" in info.value.reason
+
+
 def test_odometry_poses_need_the_camera_offset_and_then_match(tmp_path):
     path = write_bag(tmp_path / "rec", FRAMES, poses="odom")
     with pytest.raises(InvalidInput) as info:
