@@ -110,107 +110,119 @@ class ColumnRenderer:
 
         ``albedo``: also return the albedo luminance (the sensor model needs it).
         """
-        scene, K = self.scene, self.K
-        H, W = K.height, K.width
+        scene = self.scene
         cam, fwd, d = self._columns(T_world_cam)
-        h = float(cam[2])
         reach = max(3.0 * self.max_range, 30.0)  # colour shows what depth cannot reach
         cone = (fwd, self.half_fov)
+        col_wall, wall_mat, wall_tu, wall_facing = self._walls(scene.walls.near(cam[:2], reach, *cone), cam, d)
 
-        # full-height walls -> per column background depth
-        walls = scene.walls.near(cam[:2], reach, *cone)
-        if len(walls):
-            w_in, _, _, w_tu, w_n = walls.cast(cam[:2], d)
-            wsel = np.argmin(w_in, axis=1)
-            cols = np.arange(W)
-            col_wall = w_in[cols, wsel]
-            wall_mat, wall_tu = walls.mat[wsel], w_tu[cols, wsel]
-            wall_facing = _facing(w_n[cols, wsel], d)
-        else:
-            col_wall = np.full(W, np.inf, np.float32)
-            wall_mat, wall_tu, wall_facing = np.zeros(W, np.int32), np.zeros(W, np.float32), np.ones(W, np.float32)
-
-        # background: wall between floor and ceiling
-        fc = self._floor_ceiling(h)
+        # background: the column's wall between floor and ceiling
+        H, W = self.K.height, self.K.width
+        fc = self._floor_ceiling(float(cam[2]))
         is_wall = col_wall[None, :] < fc[:, None]
-        depth = np.minimum(col_wall[None, :], fc[:, None])
-        kind = ~is_wall * self.row_kind[:, None]
-        inst = np.zeros((H, W), np.int32)
-        tu = np.broadcast_to(wall_tu[None, :], (H, W))
-        zoff = None
-        mat = np.broadcast_to(wall_mat[None, :], (H, W))
-        facing = np.broadcast_to(wall_facing[None, :], (H, W))
-
-        # other prisms: keep the nearest hits in front of the wall, paint them back to front
+        px = {
+            "depth": np.minimum(col_wall[None, :], fc[:, None]),
+            "kind": ~is_wall * self.row_kind[:, None],
+            "inst": np.zeros((H, W), np.int32),
+            "tu": np.broadcast_to(wall_tu[None, :], (H, W)),
+            "mat": np.broadcast_to(wall_mat[None, :], (H, W)),
+            "facing": np.broadcast_to(wall_facing[None, :], (H, W)),
+            "zoff": None,
+        }
         objs = scene.objects.near(cam[:2], reach, *cone)
         if dynamic is not None and len(dynamic):
             objs = objs.concat(dynamic.near(cam[:2], reach, *cone))
+        self._paint_objects(objs, cam, d, col_wall, px)
+        return self._shade(cam, d, px, col_wall, albedo)
+
+    def _walls(self, walls: Prisms, cam: np.ndarray, d: np.ndarray):
+        """Per column ``(W,)``: nearest full-height wall's depth, material, texture u, shading."""
+        W = len(d)
+        if not len(walls):
+            return (
+                np.full(W, np.inf, np.float32),
+                np.zeros(W, np.int32),
+                np.zeros(W, np.float32),
+                np.ones(W, np.float32),
+            )
+        w_in, _, _, w_tu, w_n = walls.cast(cam[:2], d)
+        wsel = np.argmin(w_in, axis=1)
+        cols = np.arange(W)
+        return w_in[cols, wsel], walls.mat[wsel], w_tu[cols, wsel], _facing(w_n[cols, wsel], d)
+
+    def _paint_objects(self, objs: Prisms, cam: np.ndarray, d: np.ndarray, col_wall: np.ndarray, px: dict) -> None:
+        """Overwrite ``px`` where prisms in front of the walls show: nearest ``MAX_HITS`` per
+        column, each painted over its run of rows, back to front."""
+        K, H, W, h = self.K, self.K.height, self.K.width, float(cam[2])
         o_in, o_out, o_face, o_tu, o_n = objs.cast(cam[:2], d)
         o_in[o_in >= col_wall[:, None]] = np.inf
         n_hits = min(int(np.max(np.sum(np.isfinite(o_in), axis=1))) if o_in.shape[1] else 0, MAX_HITS)
-        if n_hits:
-            order = np.argsort(o_in, axis=1)[:, :n_hits]  # (W, k) nearest first
-            t_in = np.take_along_axis(o_in, order, 1)
-            t_out = np.take_along_axis(o_out, order, 1)
-            valid = np.isfinite(t_in)
-            z0, z1 = objs.z0[order], objs.z1[order]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t_near = np.where(valid, t_in, 1.0)
-                t_far = np.where(valid, t_out, 1.0)
-                b_lo = np.minimum((h - z1) / t_near, (h - z1) / t_far)
-                b_hi = np.maximum((h - z0) / t_near, (h - z0) / t_far)
-            r0 = np.where(valid, np.ceil(K.cy + K.fy * b_lo), 0).clip(0, H).astype(np.int32)
-            r1 = np.where(valid, np.floor(K.cy + K.fy * b_hi) + 1, 0).clip(0, H).astype(np.int32)
-            pick = np.full((H, W), -1, np.int8)
-            for k in range(n_hits - 1, -1, -1):  # back to front; each pass only over its bounding box
-                cols = np.flatnonzero(r1[:, k] > r0[:, k])
-                if cols.size:
-                    c0, c1 = cols[0], cols[-1] + 1
-                    a, b = r0[c0:c1, k], r1[c0:c1, k]
-                    lo, hi = int(a[b > a].min()), int(b.max())
-                    rows = self.rows[lo:hi]
-                    np.putmask(pick[lo:hi, c0:c1], (rows >= a) & (rows < b), k)
-            pix = np.flatnonzero(pick >= 0)
-            if pix.size:
-                # per (column, hit) attributes, gathered once for the pixels that show them
-                side_mat = np.where(np.take_along_axis(o_face, order, 1) == 0, objs.mat[order], objs.mat_front[order])
-                side_n = np.take_along_axis(o_n, order[:, :, None], 1)
-                fields = np.stack(
-                    [
-                        t_in,
-                        z0,
-                        z1,
-                        side_mat,
-                        objs.mat[order],
-                        objs.inst[order],
-                        np.take_along_axis(o_tu, order, 1),
-                        _facing(side_n, d[:, None, :]),
-                    ],
-                    axis=-1,
-                )
-                got = fields.reshape(-1, fields.shape[-1])[(pix % W) * n_hits + pick.ravel()[pix]].astype(np.float32)
-                tin, gz0, gz1 = got[:, 0], got[:, 1], got[:, 2]
-                bsel = self.b[pix // W]
-                tz = (h - np.where(bsel > 0, gz1, gz0)) / bsel
-                cap = tz > tin  # the ray enters through the top (or bottom) face
-                tu, mat, facing = tu.copy(), mat.copy(), facing.copy()
-                zoff = np.zeros((H, W), np.float32)
-                depth.ravel()[pix] = np.where(cap, tz, tin)
-                kind.ravel()[pix] = np.where(cap, 3, 4)
-                inst.ravel()[pix] = got[:, 5]
-                mat.ravel()[pix] = np.where(cap, got[:, 4], got[:, 3])
-                tu.ravel()[pix] = got[:, 6]
-                zoff.ravel()[pix] = gz0
-                facing.ravel()[pix] = np.where(cap, np.float32(0.95), got[:, 7])
-        return self._shade(cam, d, depth, kind, mat, tu, zoff, facing, inst, col_wall, albedo)
+        if not n_hits:
+            return
+        order = np.argsort(o_in, axis=1)[:, :n_hits]  # (W, k) nearest first
+        t_in = np.take_along_axis(o_in, order, 1)
+        t_out = np.take_along_axis(o_out, order, 1)
+        valid = np.isfinite(t_in)
+        z0, z1 = objs.z0[order], objs.z1[order]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # rows whose ray crosses the prism's rectangle [t_in, t_out] x [z0, z1] of this column
+            t_near = np.where(valid, t_in, 1.0)
+            t_far = np.where(valid, t_out, 1.0)
+            b_lo = np.minimum((h - z1) / t_near, (h - z1) / t_far)
+            b_hi = np.maximum((h - z0) / t_near, (h - z0) / t_far)
+        r0 = np.where(valid, np.ceil(K.cy + K.fy * b_lo), 0).clip(0, H).astype(np.int32)
+        r1 = np.where(valid, np.floor(K.cy + K.fy * b_hi) + 1, 0).clip(0, H).astype(np.int32)
+        pick = np.full((H, W), -1, np.int8)
+        for k in range(n_hits - 1, -1, -1):  # back to front; each pass only over its bounding box
+            cols = np.flatnonzero(r1[:, k] > r0[:, k])
+            if cols.size:
+                c0, c1 = cols[0], cols[-1] + 1
+                a, b = r0[c0:c1, k], r1[c0:c1, k]
+                lo, hi = int(a[b > a].min()), int(b.max())
+                rows = self.rows[lo:hi]
+                np.putmask(pick[lo:hi, c0:c1], (rows >= a) & (rows < b), k)
+        pix = np.flatnonzero(pick >= 0)
+        if not pix.size:
+            return
+        # per (column, hit) attributes, gathered once for the pixels that show them
+        side_mat = np.where(np.take_along_axis(o_face, order, 1) == 0, objs.mat[order], objs.mat_front[order])
+        side_n = np.take_along_axis(o_n, order[:, :, None], 1)
+        fields = [
+            t_in,
+            z0,
+            z1,
+            side_mat,
+            objs.mat[order],
+            objs.inst[order],
+            np.take_along_axis(o_tu, order, 1),
+            _facing(side_n, d[:, None, :]),
+        ]
+        got = np.stack(fields, axis=-1).reshape(-1, len(fields))[(pix % W) * n_hits + pick.ravel()[pix]]
+        got = got.astype(np.float32)
+        tin, gz0, gz1 = got[:, 0], got[:, 1], got[:, 2]
+        bsel = self.b[pix // W]
+        tz = (h - np.where(bsel > 0, gz1, gz0)) / bsel
+        cap = tz > tin  # the ray enters through the top (or bottom) face
+        for key in ("tu", "mat", "facing"):
+            px[key] = px[key].copy()
+        px["zoff"] = np.zeros((H, W), np.float32)
+        px["depth"].ravel()[pix] = np.where(cap, tz, tin)
+        px["kind"].ravel()[pix] = np.where(cap, 3, 4)
+        px["inst"].ravel()[pix] = got[:, 5]
+        px["mat"].ravel()[pix] = np.where(cap, got[:, 4], got[:, 3])
+        px["tu"].ravel()[pix] = got[:, 6]
+        px["zoff"].ravel()[pix] = gz0
+        px["facing"].ravel()[pix] = np.where(cap, np.float32(0.95), got[:, 7])
 
     def _floor_ceiling(self, h: float) -> np.ndarray:
         """Per row ``(H,)`` depth of the floor (below the horizon) or ceiling (above)."""
         return np.where(self.b > 0, h / self.b, (h - self.scene.ceiling) / self.b).astype(np.float32)
 
     # ------------------------------------------------------------------ shading
-    def _shade(self, cam, d, depth, kind, mat, tu, zoff, facing, inst, col_wall, albedo: bool) -> RenderOutput:
+    def _shade(self, cam, d, px: dict, col_wall: np.ndarray, albedo: bool) -> RenderOutput:
+        """Texture, light and quantise the resolved pixels ``px`` (see :meth:`render`)."""
         scene, atlas = self.scene, self.scene.atlas
+        depth, kind, mat, tu, zoff, facing = (px[k] for k in ("depth", "kind", "mat", "tu", "zoff", "facing"))
         h = np.float32(cam[2])
         dx, dy = d[:, 0].astype(np.float32), d[:, 1].astype(np.float32)
         x = depth * dx + np.float32(cam[0])
@@ -251,7 +263,7 @@ class ColumnRenderer:
         rgb = rgb[:, :, :3].astype(np.uint8)
         luma = atlas.luma.ravel()[idx] if albedo else None
         depth = np.where((depth > self.max_range) | ~np.isfinite(depth), np.float32(0), depth)
-        return RenderOutput(rgb, depth, inst, luma)
+        return RenderOutput(rgb, depth, px["inst"], luma)
 
 
 def _facing(normal: np.ndarray, d: np.ndarray) -> np.ndarray:
