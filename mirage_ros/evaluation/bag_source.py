@@ -29,6 +29,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from mirage_ros.errors import InvalidInput
+from mirage_ros.evaluation.bag_topics import ODOMETRY, TF, detect_topics
 from mirage_ros.evaluation.sources import (
     Observation,
     Recording,
@@ -39,8 +40,6 @@ from mirage_ros.evaluation.sources import (
 )
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.ros.convert import (
-    COLOR_ENCODINGS,
-    DEPTH_ENCODINGS,
     depth_from_image,
     intrinsics_from_camera_info,
     mask_from_image,
@@ -52,12 +51,6 @@ from mirage_ros.ros.convert import (
 from mirage_ros.ros.frames import resolve_convention, to_optical
 from mirage_ros.ros.pose_source import offset_matrix
 from mirage_ros.transforms import TransformBuffer, TransformLookupError
-
-IMAGE = "sensor_msgs/msg/Image"
-CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-TF = "tf2_msgs/msg/TFMessage"
-ODOMETRY = "nav_msgs/msg/Odometry"
-
 
 @contextmanager
 def _reading(path: Path):
@@ -165,63 +158,6 @@ def _fit_depth(depth: np.ndarray, K: Intrinsics) -> np.ndarray:
     return depth[rows[:, None], cols[None, :]]
 
 
-def _pick(candidates: list[tuple[str, str]], prefer: tuple[str, ...], avoid: tuple[str, ...]) -> str | None:
-    """First topic by preference: names with a ``prefer`` word, then plain, then ``avoid`` names."""
-
-    def rank(item: tuple[int, tuple[str, str]]) -> tuple[int, int]:
-        name = item[1][0].lower()
-        if any(word in name for word in avoid):
-            return (2, item[0])
-        return (0 if any(word in name for word in prefer) else 1, item[0])
-
-    ordered = sorted(enumerate(candidates), key=rank)
-    return ordered[0][1][0] if ordered else None
-
-
-def _detect_topics(reader, options: SourceOptions, skipped: list[Skipped]) -> dict[str, str | None]:
-    """Choose colour, depth, mask, camera_info topics (options first, auto-detection otherwise)."""
-    topics = {c.topic: c.msgtype for c in reader.connections}
-    encodings: dict[str, str] = {}
-    for connection in reader.connections:
-        if connection.msgtype == IMAGE and connection.topic not in encodings:
-            first = next(reader.messages(connections=[connection]), None)
-            if first is not None:
-                encodings[connection.topic] = reader.deserialize(first[2], IMAGE).encoding
-    inventory = ", ".join(f"{t} [{e}]" for t, e in encodings.items()) or "none"
-
-    def chosen(option: str | None, flag: str, msgtype: str) -> str | None:
-        if option is not None and topics.get(option) != msgtype:
-            have = topics.get(option, "absent")
-            raise InvalidInput(flag, f"topic {option!r} is {have}, not {msgtype} (Image topics: {inventory})")
-        return option
-
-    color = chosen(options.color_topic, "--color-topic", IMAGE) or _pick(
-        [(t, e) for t, e in encodings.items() if e in COLOR_ENCODINGS], ("color", "rgb"), ("depth", "mask", "seg", "label")
-    )
-    if color is None:
-        compressed = [t for t, m in topics.items() if m == "sensor_msgs/msg/CompressedImage"]
-        hint = f"; compressed topics {compressed} need decompressing first (image_transport republish)" if compressed else ""
-        raise InvalidInput("--color-topic", f"no sensor_msgs/Image topic with a colour encoding "
-                           f"{COLOR_ENCODINGS} (Image topics: {inventory}){hint}")
-    depth = chosen(options.depth_topic, "--depth-topic", IMAGE) or _pick(
-        [(t, e) for t, e in encodings.items() if e in DEPTH_ENCODINGS], ("aligned", "depth"), ()
-    )
-    if depth is None:
-        raise InvalidInput("--depth-topic", f"no depth Image topic in {DEPTH_ENCODINGS} (Image topics: {inventory})")
-    mask = chosen(options.mask_topic, "--mask-topic", IMAGE) or next(
-        (t for t, e in encodings.items() if e == "mono8" and "mask" in t.lower() and t != color), None
-    )
-    infos = [t for t, m in topics.items() if m == CAMERA_INFO]
-    namespace = color.rsplit("/", 1)[0]
-    info = chosen(options.info_topic, "--info-topic", CAMERA_INFO) or next(
-        (t for t in infos if t.rsplit("/", 1)[0] == namespace), infos[0] if infos else None
-    )
-    for topic, encoding in encodings.items():
-        if topic not in (color, depth, mask) and encoding not in COLOR_ENCODINGS + DEPTH_ENCODINGS:
-            skipped.append(Skipped(topic, f"unsupported encoding {encoding!r}"))
-    return {"color": color, "depth": depth, "mask": mask, "info": info}
-
-
 def open_bag(path: Path, options: SourceOptions) -> BagRecording:
     """Index a rosbag: topics, colour/depth pairs, poses and intrinsics (pass 1 of 2).
 
@@ -231,7 +167,7 @@ def open_bag(path: Path, options: SourceOptions) -> BagRecording:
     skipped: list[Skipped] = []
     with _reading(path), _reader(path) as reader:
         kind = "rosbag2" if reader.is2 else "rosbag1"
-        topics = _detect_topics(reader, options, skipped)
+        topics = detect_topics(reader, options, skipped)
         index = _index(reader, topics, options, skipped)
     tf, odom_note = _pose_graph(index, options)
     skipped.extend(Skipped(what, f"{n} transform(s) rejected") for what, n in index["pose_problems"].items())
