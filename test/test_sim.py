@@ -137,3 +137,18 @@ def test_make_scene_checks_its_arguments():
         make_scene("corridor", -1)
     with pytest.raises(InvalidInput, match="n:"):
         next(Simulator(SimConfig(**SMALL)).frames(-2))
+
+
+@pytest.mark.parametrize("path", ["forward", "pan", "static"])
+def test_other_paths_move_like_a_robot(path):
+    sim = Simulator(SimConfig(scene="office", seed=1, path=path, **SMALL))
+    poses = [sim.pose_at(t) for t in np.linspace(0, 60, 121)]
+    heights = [T[2, 3] for T in poses]
+    assert np.allclose(heights, 1.15) and all(np.allclose(T[:3, 1], [0, 0, -1]) for T in poses)
+    moved = max(np.linalg.norm(T[:2, 3] - poses[0][:2, 3]) for T in poses)
+    turned = max(abs(math.atan2(T[1, 2], T[0, 2]) - math.atan2(poses[0][1, 2], poses[0][0, 2])) for T in poses)
+    if path == "static":
+        assert moved == 0 and turned == 0 and sim.period == math.inf
+    else:
+        assert moved > 3.0 and turned > 0.5
+        assert np.allclose(sim.pose_at(sim.period), poses[0])
