@@ -95,7 +95,10 @@ def _preview(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "sim", help="simulated RGB-D camera: record bags, preview scenes", description=__doc__
+        "sim",
+        help="simulated RGB-D camera: record bags, preview scenes",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
     record = sub.add_parser("record", help="write a rosbag2 (MCAP or sqlite3) of simulated frames")
