@@ -75,6 +75,13 @@ def test_odometry_poses_need_the_camera_offset_and_then_match(tmp_path):
     check_frames(recording)
 
 
+def test_a_repeated_colour_stamp_is_skipped(tmp_path):
+    frames = FRAMES[:5] + [FRAMES[4]] + FRAMES[5:]
+    recording = open_recording(write_bag(tmp_path / "rec", frames))
+    assert [s.reason for s in recording.skipped] == ["same stamp as the previous colour image"]
+    check_frames(recording)
+
+
 def test_frames_without_depth_or_pose_are_skipped_with_reasons(tmp_path):
     path = write_bag(tmp_path / "rec", FRAMES, depth_dt=0.05)
     with pytest.raises(InvalidInput, match="no depth image within 0.02 s"):

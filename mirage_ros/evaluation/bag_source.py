@@ -198,6 +198,9 @@ def open_bag(path: Path, options: SourceOptions) -> BagRecording:
         t = float(color_stamps[i])
         if not color.ok[i]:
             continue
+        if stamps and t <= stamps[-1]:
+            skipped.append(Skipped(f"frame t={t:.3f}", "same stamp as the previous colour image"))
+            continue
         if depth_idx[i] < 0:
             skipped.append(Skipped(f"frame t={t:.3f}", f"no depth image within {options.max_depth_dt} s"))
             continue

@@ -134,6 +134,9 @@ def open_tum(folder: Path, options: SourceOptions) -> TumRecording:
     files, stamps, Ts = [], [], []
     for i in np.argsort(rgb_t, kind="stable"):
         what = f"rgb {rgb_rows[i][1]}"
+        if stamps and rgb_t[i] <= stamps[-1]:
+            skipped.append(Skipped(what, "same stamp as the previous colour image"))
+            continue
         if depth_of[i] < 0:
             skipped.append(Skipped(what, f"no depth image within {options.max_depth_dt} s"))
             continue
