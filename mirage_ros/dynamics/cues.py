@@ -130,29 +130,32 @@ def photometric_cue(
     levels: tuple[float, float],
     gain_limits: tuple[float, float],
 ) -> tuple[np.ndarray, float]:
-    """Gain-normalised grey residual against the rendering's local min/max.
+    """Gain-normalised colour residual against the rendering's local min/max.
 
-    The residual is how far ``live / g`` falls outside ``[min, max]`` of the rendered grey in a
-    ``window`` neighbourhood, so a one-pixel shift or a blurred edge gives ~0.
+    The gain ``g`` is estimated on grey levels (one exposure for all channels). Per channel, the
+    residual is how far ``live / g`` falls outside ``[min, max]`` of the rendering in a ``window``
+    neighbourhood, so a one-pixel shift or a blurred edge gives ~0; the largest channel counts
+    (a red shirt on a grey wall of the same brightness still differs).
 
     Args:
         live_rgb, rendered_rgb: ``(H, W, 3) uint8``.
         rendered_valid: ``(H, W) bool``.
         window: odd window side in pixels.
-        levels: ``(lo, hi)`` residual in grey units ``[0, 1]`` mapped to evidence 0..1.
+        levels: ``(lo, hi)`` residual in intensity units ``[0, 1]`` mapped to evidence 0..1.
         gain_limits: allowed range of the exposure gain.
 
     Returns:
         evidence ``(H, W) float32`` in ``[0, 1]`` (0 where the memory is invalid), and the gain.
     """
-    live = to_grey(live_rgb, "live_rgb")
-    rendered = to_grey(rendered_rgb, "rendered_rgb")
     valid = np.asarray(rendered_valid, bool)
-    gain = estimate_gain(live, rendered, valid, gain_limits)
-    live = live / gain
-    lo = ndimage.minimum_filter(np.where(valid, rendered, 1.0), size=window, mode="nearest")
-    hi = ndimage.maximum_filter(np.where(valid, rendered, 0.0), size=window, mode="nearest")
-    residual = np.maximum(np.maximum(live - hi, lo - live), 0.0)
+    gain = estimate_gain(to_grey(live_rgb, "live_rgb"), to_grey(rendered_rgb, "rendered_rgb"),
+                         valid, gain_limits)
+    live = np.asarray(live_rgb, np.float32) / (255.0 * gain)
+    rendered = np.asarray(rendered_rgb, np.float32) / 255.0
+    size = (window, window, 1)
+    lo = ndimage.minimum_filter(np.where(valid[..., None], rendered, 1.0), size=size, mode="nearest")
+    hi = ndimage.maximum_filter(np.where(valid[..., None], rendered, 0.0), size=size, mode="nearest")
+    residual = np.maximum(np.maximum(live - hi, lo - live), 0.0).max(axis=2)
     return np.where(valid, ramp(residual, *levels), 0.0).astype(np.float32), gain
 
 

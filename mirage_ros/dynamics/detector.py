@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from mirage_ros.dynamics.cues import depth_cue, fuse_cues, latent_cue, photometric_cue, ramp
+from mirage_ros.dynamics.cues import (
+    depth_cue,
+    depth_sigma,
+    fuse_cues,
+    latent_cue,
+    photometric_cue,
+    ramp,
+)
 from mirage_ros.dynamics.regions import (
     depth_edges,
     extract_blobs,
@@ -64,7 +71,9 @@ class DetectorConfig:
             rest still go into ``memory_mask``.
         change_window: window (odd) of the frame-to-frame depth comparison (the previous frame
             is the same sensor with a known relative pose: less slack than the memory needs).
-        frame_change_levels: ``(lo, hi)`` share of a region's pixels that were farther in the
+        change_sigma: ``(base, quadratic, relative)`` depth noise of the frame-to-frame comparison
+            (sensor noise only: both frames are live readings).
+        frame_change_levels: ``(lo, hi)`` share of a region's pixels whose depth changed in the
             warped previous frame, mapped to motion evidence 0..1.
         min_memory_coverage: below this share of valid rendered pixels the frame is "unknown".
         pose_error_share: when more than this share of the covered view is clearly nearer AND
@@ -94,6 +103,7 @@ class DetectorConfig:
     edge_rel_gap: float = 0.05
     max_regions: int = 16
     change_window: int = 3
+    change_sigma: tuple[float, float, float] = (0.005, 0.002, 0.0)
     frame_change_levels: tuple[float, float] = (0.05, 0.2)
     min_memory_coverage: float = 0.15
     pose_error_share: float = 0.1
@@ -194,11 +204,13 @@ class MovingObjectDetector:
         self.config = config or DetectorConfig()
         self.tracker = Tracker(self.config.tracking)
         self._previous: _PreviousFrame | None = None
+        self._track_ids: np.ndarray | None = None  # last frame's track id per working pixel
 
     def reset(self) -> None:
         """Forget tracks and the previous frame (e.g. the memory was cleared)."""
         self.tracker.reset()
         self._previous = None
+        self._track_ids = None
 
     def update(
         self,
@@ -261,6 +273,7 @@ class MovingObjectDetector:
         previous = self._previous
         self._previous = _PreviousFrame(depth, Kw, T_world_cam, stamp)
         coverage = float(valid.mean())
+        previous_track_ids, self._track_ids = self._track_ids, None
         if jump or coverage < cfg.min_memory_coverage:
             self.tracker.reset()
             reason = jump or f"memory covers {coverage:.0%} of the view"
@@ -307,6 +320,12 @@ class MovingObjectDetector:
             stamp,
         )
         track_of = {b.label: t for b, t in zip(tracked, tracks)}
+        for blob in kept:
+            if blob.centroid_world is None and previous_track_ids is not None:
+                track = self._follow_by_overlap(blob, labels, previous_track_ids, stamp)
+                if track is not None:
+                    track_of[blob.label] = track
+        track_ids = np.zeros(depth.shape, np.int32)
 
         out_labels = np.zeros(depth.shape, np.uint8)
         keep_out = np.isin(labels, [b.label for b in overflow])
@@ -316,12 +335,15 @@ class MovingObjectDetector:
             state = track.state(cfg.tracking) if track else STATE_UNKNOWN
             pixels = labels == blob.label
             out_labels[pixels] = index
+            if track is not None:
+                track_ids[pixels] = track.id
             if state != STATE_NEW_STATIC:
                 keep_out |= pixels
             described.append((index, blob, track, state))
         if cfg.feedback_dilation > 0 and keep_out.any():
             keep_out = ndimage.binary_dilation(keep_out, np.ones((3, 3), bool), cfg.feedback_dilation)
 
+        self._track_ids = track_ids
         full_labels = _upsample(out_labels, step, shape)
         counts = np.bincount(full_labels.ravel(), minlength=len(kept) + 1)
         moving = [i for i, _, _, s in described if s == STATE_MOVING]
@@ -341,6 +363,15 @@ class MovingObjectDetector:
             coverage=coverage,
             gain=gain,
         )
+
+    def _follow_by_overlap(self, blob, labels, previous_track_ids, stamp):
+        """The track whose last region covers most of this depthless region (>= 30 %), if any."""
+        inside = labels[blob.slices] == blob.label
+        ids = previous_track_ids[blob.slices][inside]
+        counts = np.bincount(ids[ids > 0])
+        if counts.size == 0 or counts.max() < 0.3 * blob.pixel_count:
+            return None
+        return self.tracker.follow_without_depth(int(np.argmax(counts)), stamp)
 
     def _pose_jump(self, T_world_cam: np.ndarray, stamp: float) -> str:
         """Reason string if the pose jumped (or time ran backwards) since the last frame, else ""."""
@@ -366,22 +397,28 @@ class MovingObjectDetector:
         self, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray, stamp: float,
         previous: _PreviousFrame | None,
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(changed, covered)`` working-resolution bool maps: the live surface is nearer than
-        what the previous frame saw along the same ray (something moved in), and where the
-        previous frame gives a comparison; ``None`` without a usable previous frame."""
+        """``(changed, covered)`` working-resolution bool maps: along the same 3D ray, the surface
+        is now nearer or farther than what the previous frame saw (something moved in, towards or
+        away), and where the previous frame gives a comparison; ``None`` without a usable one."""
         cfg = self.config
         if previous is None or previous.K != K or stamp - previous.stamp > cfg.max_frame_gap_s:
             return None
         seen = reproject(depth, K, T_world_cam, previous.K, previous.T_world_cam)
-        # nearest earlier depth around the landing pixel: misregistration and edges do not fire
+        # nearest / farthest earlier depth around the landing pixel: edges and misregistration
+        # do not fire
         prev_ok = valid_depth(previous.depth)
-        nearest = ndimage.minimum_filter(np.where(prev_ok, previous.depth, np.inf),
-                                         size=cfg.change_window, mode="nearest")
-        earlier = seen.sample(nearest)
-        covered = seen.valid & np.isfinite(earlier)
-        cue = depth_cue(seen.z, np.where(covered, earlier, 0.0), covered, 1, cfg.depth_sigma,
-                        cfg.depth_sigmas)
-        return cue.nearer >= 0.5, covered
+        size = cfg.change_window
+        nearest = ndimage.minimum_filter(np.where(prev_ok, previous.depth, np.inf), size=size,
+                                         mode="nearest")
+        farthest = ndimage.maximum_filter(np.where(prev_ok, previous.depth, 0.0), size=size,
+                                          mode="nearest")
+        lo, hi = seen.sample(nearest), seen.sample(farthest)
+        covered = seen.valid & np.isfinite(lo)
+        z = seen.z
+        with np.errstate(invalid="ignore"):
+            tolerance = cfg.depth_sigmas[1] * depth_sigma(z, *cfg.change_sigma)
+            changed = covered & ((z < lo - tolerance) | (z > hi + tolerance))
+        return changed, covered
 
 
 def _region_motion(change, labels, blob, levels) -> float | None:

@@ -40,18 +40,22 @@ class TrackingConfig:
         stopped_persistence_s: the same for a region that has moved before (a person who stops
             to chat walks on: keep them out of memory longer).
         max_missed_s: a track not observed for this long is dropped.
+        max_depthless_frames: a track may be followed this many frames in a row by image overlap
+            alone, when its region has no depth reading (a person closer than the sensor's
+            minimum range, dark clothes).
     """
 
     gate_m: float = 0.35
     max_speed: float = 2.5
-    speed_levels: tuple[float, float] = (0.25, 0.6)
-    speed_window_s: float = 0.6
+    speed_levels: tuple[float, float] = (0.3, 0.8)
+    speed_window_s: float = 0.4
     motion_alpha: float = 0.6
     enter_moving: float = 0.5
     leave_moving: float = 0.25
     persistence_s: float = 1.5
     stopped_persistence_s: float = 5.0
     max_missed_s: float = 0.5
+    max_depthless_frames: int = 10
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Track:
     ever_moved: bool = False
     last_motion: float = 0.0
     last_seen: float = 0.0
+    depthless: int = 0  # consecutive frames followed by image overlap only
 
     def state(self, config: TrackingConfig) -> int:
         """``STATE_MOVING``; else ``STATE_NEW_STATIC`` once still long enough; else unknown."""
@@ -116,8 +121,8 @@ class Tracker:
         Args:
             centroids: world ``(3,)`` centroid of each region of this frame.
             frame_motion: per region, frame-to-frame motion evidence in ``[0, 1]`` (share of its
-                pixels that were farther in the ego-motion-warped previous frame), or ``None``
-                when the previous frame does not cover it.
+                pixels whose depth along the same 3D ray changed since the previous frame, after
+                ego-motion compensation), or ``None`` when the previous frame does not cover it.
             stamp: time of the frame, seconds.
 
         Returns:
@@ -135,6 +140,7 @@ class Tracker:
                 self.tracks.append(track)
             track.history.append((stamp, np.asarray(centroid, np.float64)))
             track.last_seen = stamp
+            track.depthless = 0
             speed = track.speed(cfg.speed_window_s)
             speed_evidence = None if speed is None else float(ramp(speed, *cfg.speed_levels))
             evidence = [e for e in (motion, speed_evidence) if e is not None]
@@ -149,6 +155,20 @@ class Tracker:
                 track.moving = False
             out.append(track)
         return out
+
+    def follow_without_depth(self, track_id: int, stamp: float) -> Track | None:
+        """Keep track ``track_id`` alive for a region without depth that overlaps its last region.
+
+        Its state and motion are carried over unchanged (no new evidence); ``None`` when the track
+        is gone or has gone ``max_depthless_frames`` frames without depth.
+        """
+        for track in self.tracks:
+            if track.id == track_id and track.depthless < self.config.max_depthless_frames:
+                if track.last_seen != stamp:
+                    track.depthless += 1
+                track.last_seen = stamp
+                return track
+        return None
 
     def _associate(self, centroids: list[np.ndarray], stamp: float) -> dict[int, Track]:
         if not centroids or not self.tracks:
