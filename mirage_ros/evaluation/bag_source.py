@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,8 +159,10 @@ def _fit_depth(depth: np.ndarray, K: Intrinsics) -> np.ndarray:
     return depth[rows[:, None], cols[None, :]]
 
 
-def open_bag(path: Path, options: SourceOptions) -> BagRecording:
+def open_bag(path: Path, options: SourceOptions, progress: bool = False) -> BagRecording:
     """Index a rosbag: topics, colour/depth pairs, poses and intrinsics (pass 1 of 2).
+
+    ``progress`` shows a bar over the messages read (long bags take a while to index).
 
     Raises:
         InvalidInput: see :func:`mirage_ros.evaluation.sources.open_recording`.
@@ -168,7 +171,7 @@ def open_bag(path: Path, options: SourceOptions) -> BagRecording:
     with _reading(path), _reader(path) as reader:
         kind = "rosbag2" if reader.is2 else "rosbag1"
         topics = detect_topics(reader, options, skipped)
-        index = _index(reader, topics, options, skipped)
+        index = _index(reader, topics, options, skipped, progress)
     tf, odom_note = _pose_graph(index, options)
     skipped.extend(Skipped(what, f"{n} transform(s) rejected") for what, n in index["pose_problems"].items())
     camera_frame = options.camera_frame or index["color"].frame_id
@@ -244,7 +247,8 @@ def _summarise(skipped: list[Skipped]) -> list[Skipped]:
     return skipped[:MAX_SKIPPED_LISTED] + [Skipped("...", f"{rest} more items skipped (not listed)")]
 
 
-def _index(reader, topics: dict[str, str | None], options: SourceOptions, skipped: list[Skipped]) -> dict:
+def _index(reader, topics: dict[str, str | None], options: SourceOptions, skipped: list[Skipped],
+           progress: bool) -> dict:
     """Pass 1: decode-check every image, collect CameraInfo, TF and odometry (no pixels kept)."""
     odom_topics = [c.topic for c in reader.connections if c.msgtype == ODOMETRY]
     if options.odom_topic is not None and options.odom_topic not in odom_topics:
@@ -257,7 +261,12 @@ def _index(reader, topics: dict[str, str | None], options: SourceOptions, skippe
     out: dict = {"info": None, "info_size": None, "tf": [], "odom": [], "odom_topic": odom_topic}
     wanted = [c for c in reader.connections
               if c.topic in images or c.topic in (topics["info"], odom_topic) or c.msgtype == TF]
+    from tqdm import tqdm
+
+    bar = tqdm(total=sum(c.msgcount for c in wanted), desc=f"index {_bag_name(reader)}", unit="msg",
+               disable=not progress, file=sys.stderr)
     for connection, msg, problem in _messages(reader, wanted, skipped):
+        bar.update(1)
         topic = connection.topic
         if topic in images:
             record = images[topic]
@@ -290,6 +299,7 @@ def _index(reader, topics: dict[str, str | None], options: SourceOptions, skippe
                 out["info"] = intrinsics_from_camera_info(_ros2_camera_info(msg))
             except InvalidInput as exc:
                 skipped.append(Skipped(f"{topic} t={_stamp(msg):.3f}", exc.reason))
+    bar.close()
     out.update({"color": images[topics["color"]], "depth": images[topics["depth"]],
                 "mask": images.get(topics["mask"])})
     for role in ("color", "depth"):
@@ -305,6 +315,11 @@ def _ros2_camera_info(msg):
     if hasattr(msg, "k"):
         return msg
     return SimpleNamespace(k=msg.K, p=msg.P, width=msg.width, height=msg.height)
+
+
+def _bag_name(reader) -> str:
+    """Short name of the bag a reader reads, for progress bars."""
+    return reader.paths[0].name
 
 
 def _first_reason(skipped: list[Skipped], topic: str) -> str:

@@ -124,7 +124,7 @@ def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreC
     started = time.perf_counter()
     out = Path(out)
     check_destination(out)
-    recording = open_recording(input_path, options)
+    recording = open_recording(input_path, options, progress=show_progress)
     if dynamics == "truth" and recording.details.get("topics", {}).get("mask") is None:
         raise InvalidInput("--dynamics", "'truth' needs a ground-truth motion mask in the input (--mask-topic)")
     built = build_methods(methods, provider, weights_dir=weights, capacity_points=capacity_points)

@@ -130,8 +130,10 @@ class Recording(ABC):
         """The usable frames in stamp order, one :class:`Observation` per entry of ``stamps``."""
 
 
-def open_recording(path: str | Path, options: SourceOptions = SourceOptions()) -> Recording:
+def open_recording(path: str | Path, options: SourceOptions = SourceOptions(), progress: bool = False) -> Recording:
     """Index a rosbag (rosbag2 folder, ``.mcap``, ``.db3``, ROS 1 ``.bag``) or a TUM RGB-D folder.
+
+    ``progress`` shows a progress bar while a bag is indexed.
 
     Raises:
         InvalidInput: ``"INPUT"`` when the path is missing, neither kind, unreadable or corrupt,
@@ -147,7 +149,7 @@ def open_recording(path: str | Path, options: SourceOptions = SourceOptions()) -
     elif path.suffix in (".bag", ".mcap", ".db3") or (path.is_dir() and (path / "metadata.yaml").exists()):
         from mirage_ros.evaluation.bag_source import open_bag
 
-        recording = open_bag(path, options)
+        recording = open_bag(path, options, progress)
     else:
         raise InvalidInput(
             "INPUT",
