@@ -66,6 +66,8 @@ PARAMS = [
 
 
 class SimCameraNode(Node):
+    """Renders frame ``i`` of the configured simulation on every tick and publishes it (see module doc)."""
+
     def __init__(self):
         super().__init__("sim_camera")
         p = declare(self, PARAMS)
