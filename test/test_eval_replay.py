@@ -78,6 +78,9 @@ def test_bag_from_the_simulator_scores_like_the_frames_in_memory(sim_bag, weight
     assert report["recording"]["details"]["topics"]["mask"] == "/camera/motion_mask"
     assert report["dynamics"]["source"] == "detector" and report["dynamics"]["frames"] == FRAMES
     assert {"report.md", "report.html", "figures"} <= {p.name for p in out.iterdir()}
+    figures = {Path(f).name for f in report["figures"]}
+    assert {"psnr_over_time.png", "memory_over_time.png", "latency_histogram.png", "moving_mask_overlay.png",
+            "example_3_revisit.png"} <= figures and all((out / "figures" / f).stat().st_size for f in figures)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging left behind
 
     stamps = open_recording(sim_bag).stamps

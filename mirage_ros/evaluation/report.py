@@ -122,7 +122,8 @@ def _figures(report: dict, scores: Sequence[Score], timeline: Sequence[dict], ex
                 ax.axis("off")
         what = "revisit" if example.kind == "revisit" else f"future view {example.horizon:g} s ahead"
         fig.suptitle(f"{what}, t={example.target_stamp - t0:.2f} s", fontsize=10)
-        save(fig, f"example_{index}_{example.kind}.png", f"Observed / predicted / error: {what}")
+        save(fig, f"example_{index}_{example.kind}.png",
+             f"Observed / predicted / error: {what} (the best-covered target of the run's second half)")
 
     groups = sorted({(s.kind, s.horizon) for s in scores}, key=lambda g: (g[0] == "revisit", g[1] or 0))
     if groups:

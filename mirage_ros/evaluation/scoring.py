@@ -65,7 +65,9 @@ class ScoreConfig:
         revisit_min_path, revisit_min_time: the detour needed between the two visits.
         max_revisits: cap on scored revisits (the earliest are kept).
         warmup: seconds of frames observed before the first anchor.
-        examples: number of observed / predicted / error examples kept for the report.
+        examples: number of observed / predicted / error examples kept for the report: per target
+            group (revisit, each horizon), the target in the second half of the run that the first
+            method's memory covers most.
     """
 
     horizons: tuple[float, ...] = (0.5, 1.0, 2.0)
@@ -243,24 +245,17 @@ def score_sequence(
     revisits = dict(find_revisits(stamps, poses, config))
     result = SequenceResult(planned={"future": sum(map(len, future.values())), "revisit": len(revisits)})
     pending: dict[int, list[tuple[float, int, dict]]] = {}  # target j -> [(horizon, anchor, {method: pred})]
-    exampled: set = set()
-
-    def keep(kind: str, horizon, i: int) -> bool:
-        """One example per target group, from the second half of the run (a built-up memory)."""
-        wanted = (kind, horizon) not in exampled and len(exampled) < config.examples
-        if wanted and (kind == "revisit" or i >= len(stamps) // 2):
-            exampled.add((kind, horizon))
-            return True
-        return False
+    best: dict[tuple, tuple[float, Example]] = {}  # target group -> (coverage, example)
+    halfway = len(stamps) // 2
 
     for i, frame in enumerate(frames):
         if i >= len(stamps):
             break
         if i in revisits:
             predictions = {m.name: _timed_predict(m, poses[i], frame.K) for m in methods}
-            _score(result, "revisit", None, stamps[i - 1], frame, predictions, keep("revisit", None, i))
+            _score(result, "revisit", None, stamps[i - 1], frame, predictions, best)
         for horizon, anchor, predictions in pending.pop(i, []):
-            _score(result, "future", horizon, stamps[anchor], frame, predictions, keep("future", horizon, i))
+            _score(result, "future", horizon, stamps[anchor], frame, predictions, best if i >= halfway else None)
         mask = dynamic_mask(frame) if dynamic_mask is not None else None
         for method in methods:
             start = time.perf_counter()
@@ -274,6 +269,8 @@ def score_sequence(
         result.frames += 1
         if progress is not None:
             progress(1)
+    groups = sorted(best, key=lambda g: (g[0] == "revisit", g[1] or 0.0))[: config.examples]
+    result.examples = [best[g][1] for g in groups]
     return result
 
 
@@ -283,9 +280,13 @@ def _timed_predict(method: Method, T_world_cam: np.ndarray, K: Intrinsics):
     return rgb, np.asarray(valid, dtype=bool), (time.perf_counter() - start) * 1e3
 
 
-def _score(result: SequenceResult, kind: str, horizon, anchor_stamp: float, frame, predictions, keep: bool) -> None:
-    """Score every method's prediction of ``frame``; keep the images as an example if asked."""
-    example = Example(kind, horizon, float(frame.stamp), frame.rgb) if keep else None
+def _score(result: SequenceResult, kind: str, horizon, anchor_stamp: float, frame, predictions,
+           best: dict | None) -> None:
+    """Score every method's prediction of ``frame``.
+
+    ``best`` (target group -> (coverage, Example)) keeps, per group, the target the first method's
+    memory covers most: an example that shows the memory rather than the renderer's hole filling.
+    """
     for name, (rgb, valid, predict_ms) in predictions.items():
         height, width = rgb.shape[:2]  # renderers may crop a ragged edge of whole latent cells
         observed = frame.rgb[:height, :width]
@@ -294,10 +295,14 @@ def _score(result: SequenceResult, kind: str, horizon, anchor_stamp: float, fram
             target_stamp=float(frame.stamp), psnr=psnr(rgb, observed), ssim=ssim(rgb, observed),
             psnr_covered=psnr(rgb, observed, valid), ssim_covered=ssim(rgb, observed, valid),
             coverage=float(valid.mean()), predict_ms=predict_ms))
-        if example is not None:
-            example.predictions[name] = (rgb, valid)
-    if example is not None:
-        result.examples.append(example)
+    if best is None:
+        return
+    coverage = float(next(iter(predictions.values()))[1].mean())
+    group = (kind, horizon)
+    if group not in best or coverage > best[group][0]:
+        example = Example(kind, horizon, float(frame.stamp), frame.rgb,
+                          {name: (rgb, valid) for name, (rgb, valid, _) in predictions.items()})
+        best[group] = (coverage, example)
 
 
 def summarise(scores: Sequence[Score], methods: Sequence[str], horizons: Sequence[float]) -> list[dict]:
