@@ -7,6 +7,7 @@ from sensor_msgs.msg import Image
 
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.ros import convert, outputs
+from mirage_ros.ros.dds import large_message_env
 from mirage_ros.ros.recorder import Recorder
 
 K = Intrinsics(80.0, 80.0, 63.5, 47.5, 128, 96)
@@ -25,7 +26,7 @@ def scene(stamp: float, with_box: bool):
 
 @pytest.mark.usefixtures("interfaces")
 def test_monitor_flags_what_the_memory_lacks(ros_process):
-    monitor = ros_process(module="mirage_ros.ros.consistency_monitor")
+    monitor = ros_process(module="mirage_ros.ros.consistency_monitor", env=large_message_env())
     with Recorder("test_monitor") as rec:
         masks = rec.record("moving/memory_mask", Image)
         moving = rec.record("moving/mask", Image)
@@ -36,12 +37,14 @@ def test_monitor_flags_what_the_memory_lacks(ros_process):
         assert rec.wait_for_subscribers(pub_view, timeout=20), monitor.output()
         rec.wait_for_subscribers(pub_depth)
         sent = []
-        for k in range(5):
+        for k in range(12):  # until 5 frames came back (a best-effort camera message may be lost)
+            if len(masks) >= 5:
+                break
             stamp = convert.sec_to_time(100.0 + 0.1 * k)
             rgb, depth = scene(100.0 + 0.1 * k, with_box=True)
             mem_rgb, mem_depth = scene(100.0 + 0.1 * k, with_box=False)
             request = outputs.ViewRequest(np.eye(4), stamp, 0.0, PredictedView.SOURCE_LIVE)
-            view = outputs.predicted_view(request, mem_rgb, mem_depth, np.ones((96, 128), bool), K, "cam", "map")
+            view = outputs.predicted_view(request, mem_rgb, mem_depth, np.ones((96, 128), np.float32), K, "cam", "map")
             pub_view.publish(view)  # rendering first: the monitor must wait for the live frame
             rec.spin_for(0.02)
             pub_image.publish(convert.array_to_image(rgb, "rgb8", stamp, "cam"))
@@ -49,7 +52,8 @@ def test_monitor_flags_what_the_memory_lacks(ros_process):
             sent.append(100.0 + 0.1 * k)
             rec.spin_for(0.1)
         assert rec.spin_until(lambda: len(masks) >= 5 and len(regions) >= 5, timeout=20), monitor.output()
-    assert [convert.time_to_sec(m.msg.header.stamp) for m in masks] == pytest.approx(sent)
+    stamps = [convert.time_to_sec(m.msg.header.stamp) for m in masks]
+    assert stamps == sorted(stamps) and set(np.round(stamps, 6)) <= set(np.round(sent, 6))
     mask = convert.mask_from_image(masks[-1].msg)
     assert mask.shape == (96, 128) and masks[-1].msg.header.frame_id == "cam"
     assert mask[BOX].mean() > 0.9, "the object absent from memory must be kept out of it"

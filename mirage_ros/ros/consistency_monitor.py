@@ -115,7 +115,7 @@ class ConsistencyMonitorNode(Node):
                                              rendered_rgb, rendered_depth, valid)
         except InvalidInput as exc:
             self.counts["skipped"] += 1
-            self.warn.warn(exc.parameter.split(".")[0], f"frame {stamp:.3f} skipped: {exc}")
+            self.warn.warn(exc.parameter, f"frame {stamp:.3f} skipped: {exc}")
             return
         self.detect_time.append(time.perf_counter() - t0)
         self.counts["frames"] += 1

@@ -35,7 +35,7 @@ class ViewRequest:
     path_index: int = 0
 
 
-def predicted_view(request: ViewRequest, rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray,
+def predicted_view(request: ViewRequest, rgb: np.ndarray, depth: np.ndarray, confidence: np.ndarray,
                    K: Intrinsics, frame_id: str, world_frame: str):
     """``mirage_ros_msgs/PredictedView`` of one prediction.
 
@@ -43,7 +43,8 @@ def predicted_view(request: ViewRequest, rgb: np.ndarray, depth: np.ndarray, val
         request: pose, stamp and origin of the view.
         rgb: ``(H, W, 3) uint8`` predicted colour.
         depth: ``(H, W) float32`` metres, 0 = unknown.
-        valid: ``(H, W) bool``, True where memory covers the pixel.
+        confidence: ``(H, W) float32`` in ``[0, 1]``: 1 where memory covers the pixel, 0 where
+            the renderer filled a hole.
         K: intrinsics of the view (``(H, W) == K.shape``).
         frame_id: optical frame name of the camera.
         world_frame: fixed frame of ``camera_pose``.
@@ -62,8 +63,8 @@ def predicted_view(request: ViewRequest, rgb: np.ndarray, depth: np.ndarray, val
     msg.image = array_to_image(rgb, "rgb8", request.stamp, frame_id)
     clean_depth = np.where(valid_depth(depth), depth, 0.0).astype(np.float32)
     msg.depth = array_to_image(clean_depth, "32FC1", request.stamp, frame_id)
-    msg.confidence = array_to_image(valid.astype(np.float32), "32FC1", request.stamp, frame_id)
-    msg.coverage = float(np.mean(valid)) if valid.size else 0.0
+    msg.confidence = array_to_image(np.asarray(confidence, np.float32), "32FC1", request.stamp, frame_id)
+    msg.coverage = float(np.mean(confidence > 0.5)) if confidence.size else 0.0
     return msg
 
 

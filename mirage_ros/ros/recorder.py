@@ -62,6 +62,18 @@ class Recorder:
         """A publisher on this recorder's node."""
         return self.node.create_publisher(msg_type, topic, qos)
 
+    def call(self, service: str, srv_type, request=None, timeout: float = 10.0):
+        """Call a service and return its response (``None`` if it is not there in ``timeout`` s)."""
+        client = self.node.create_client(srv_type, service)
+        try:
+            if not self.spin_until(client.service_is_ready, timeout):
+                return None
+            future = client.call_async(request if request is not None else srv_type.Request())
+            self.spin_until(future.done, timeout)
+            return future.result() if future.done() else None
+        finally:
+            self.node.destroy_client(client)
+
     def spin_for(self, seconds: float) -> None:
         """Process callbacks for ``seconds``."""
         deadline = time.monotonic() + seconds

@@ -44,12 +44,13 @@ class ApproximateSync:
         self._slop = slop
         self._callback = callback
         self._serial = 0  # tie-breaker: messages are never compared
-        self._last_emitted = float("-inf")
 
     def add(self, index: int, msg: object, stamp: float) -> None:
-        """Offer ``msg`` (stamped ``stamp`` seconds) on input ``index``; may call the callback."""
-        if stamp <= self._last_emitted:
-            return  # older than a set already emitted: can never be matched
+        """Offer ``msg`` (stamped ``stamp`` seconds) on input ``index``; may call the callback.
+
+        Sets older than one already emitted are emitted too (as message_filters does): judging
+        order (out-of-order frame, or a bag loop that resets the memory) is the caller's job.
+        """
         queue = self._queues[index]
         self._serial += 1
         bisect.insort(queue, (stamp, self._serial, msg))
@@ -63,14 +64,12 @@ class ApproximateSync:
             return
         for q, item in zip(self._queues, chosen):
             del q[: q.index(item) + 1]
-        self._last_emitted = max(self._last_emitted, min(stamps))
         self._callback(*(item[2] for item in chosen))
 
     def clear(self) -> None:
         """Forget every queued message (after a time jump)."""
         for q in self._queues:
             q.clear()
-        self._last_emitted = float("-inf")
 
 
 class SynchronizedSubscription:

@@ -34,12 +34,14 @@ from mirage_ros.ros.frame_gate import FrameGate, PendingFrame
 from mirage_ros.ros.frames import resolve_convention, to_optical
 from mirage_ros.ros.node_util import WarningThrottle, run_node
 from mirage_ros.ros.params import Param, declare
+from mirage_ros.ros.point_colour import LinearColourProbe
 from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource, TopicPoseSource, offset_matrix
 from mirage_ros.ros.prediction_poses import extrapolate, path_poses, sample_path
 from mirage_ros.ros.sync import SynchronizedSubscription
 
 PARAMS = [
     Param("provider", "auto", "ONNX Runtime execution provider", choices=("auto", "cuda", "cpu")),
+    Param("weights_dir", "", "folder with manifest.json + ONNX networks ('' = the shipped ones)"),
     Param("world_frame", "map", "fixed frame of the memory and of predicted poses (REP-105)"),
     Param("base_frame", "base_link", "robot base frame; planned path poses are poses of this frame"),
     Param("camera_frame_convention", "auto",
@@ -88,14 +90,17 @@ class WorldModelNode(Node):
         super().__init__("world_model", **kwargs)
         self.p = p = declare(self, PARAMS)
         self.warn = WarningThrottle(self.get_logger())
-        self.model = build_model(p.provider)
-        self.get_logger().info(f"world model on provider {self.model.provider}")
+        self.model = build_model(p.provider, p.weights_dir)
+        self.colour = LinearColourProbe(self.model.networks.channels)
+        self.get_logger().info(f"world model ready: provider {self.model.networks.provider}, "
+                               f"stride {self.model.stride}, horizons {p.horizons}")
         self.pose = self._pose_source()
         self.gate = FrameGate(p.mask_hold if p.use_moving_mask else 0.0, p.tf_timeout, p.max_pending_frames)
         self.history: deque[tuple[float, np.ndarray]] = deque(maxlen=64)  # (stamp, T_world_cam)
         self.last_frame: PendingFrame | None = None
         self.last_stamp: float | None = None
         self.counts = {"frames_in": 0, "integrated": 0, "skipped": 0, "dropped_pose": 0, "dropped_queue": 0}
+        self.received_before = [0, 0, 0]  # sync counters at the last diagnostics tick
         self.latency = deque(maxlen=200)  # (seconds image-in -> predictions out)
         self.timing = {"observe": deque(maxlen=200), "predict": deque(maxlen=200)}
 
@@ -139,7 +144,7 @@ class WorldModelNode(Node):
         try:
             frame = self._decode(image, depth_msg, info, stamp)
         except InvalidInput as exc:
-            self._skip(exc.parameter.split(".")[0], f"frame {stamp:.3f} skipped: {exc}")
+            self._skip(exc.parameter, f"frame {stamp:.3f} skipped: {exc}")
             return
         if self.last_stamp is not None and stamp <= self.last_stamp:
             if self.last_stamp - stamp > self.p.time_jump_threshold:
@@ -180,7 +185,7 @@ class WorldModelNode(Node):
         self._step()
 
     def _on_path(self, msg: PathMsg) -> None:
-        if self.last_frame is None or self.model.is_empty():
+        if self.last_frame is None or self._memory_empty():
             self.warn.warn("path", "path received before any frame was integrated: no views predicted")
             return
         if msg.header.frame_id and msg.header.frame_id != self.p.world_frame:
@@ -248,11 +253,14 @@ class WorldModelNode(Node):
             mask = None
         t0 = time.perf_counter()
         try:
-            self.model.observe(frame.rgb, frame.depth, frame.K, frame.T_world_cam, frame.stamp, dynamic_mask=mask)
+            latent = self.model.observe(frame.rgb, frame.depth, frame.K, frame.T_world_cam, frame.stamp,
+                                        dynamic_mask=mask)
         except InvalidInput as exc:
             self._skip("observe", f"frame {frame.stamp:.3f} not integrated: {exc}")
             return
         self.timing["observe"].append(time.perf_counter() - t0)
+        if self.p.pointcloud_period > 0:
+            self.colour.update(latent, frame.rgb, self.model.stride)
         self.counts["integrated"] += 1
         self.last_frame = frame
         self.history.append((frame.stamp, frame.T_world_cam))
@@ -273,7 +281,7 @@ class WorldModelNode(Node):
         self.timing["predict"].append(time.perf_counter() - t0)
         h, w = prediction.depth.shape
         K = frame.K if (h, w) == frame.K.shape else Intrinsics(frame.K.fx, frame.K.fy, frame.K.cx, frame.K.cy, w, h)
-        return outputs.predicted_view(request, prediction.rgb, prediction.depth, prediction.valid, K,
+        return outputs.predicted_view(request, prediction.rgb, prediction.depth, prediction.confidence, K,
                                       self._optical_frame(frame.frame_id), self.p.world_frame)
 
     def _optical_frame(self, frame_id: str) -> str:
@@ -285,28 +293,35 @@ class WorldModelNode(Node):
 
     # ---------------------------------------------------------------- outputs
     def _publish_cloud(self) -> None:
-        if self.model.is_empty() or self.pub_cloud.get_subscription_count() == 0:
+        if self.pub_cloud.get_subscription_count() == 0 or self._memory_empty():
             return
-        points, colors = self.model.points()
-        self.pub_cloud.publish(outputs.point_cloud(points, colors, self.get_clock().now().to_msg(), self.p.world_frame))
+        points = self.model.memory.points()
+        colours = self.colour.colours(points["latents"])
+        self.pub_cloud.publish(outputs.point_cloud(points["positions"], colours, self.get_clock().now().to_msg(),
+                                                   self.p.world_frame))
+
+    def _memory_empty(self) -> bool:
+        return self.model.memory.stats()["points"] == 0
 
     def _publish_diagnostics(self) -> None:
         values = dict(self.counts)
         values["dropped_sync"] = self.sync.dropped
         values["received_image_depth_info"] = "/".join(map(str, self.sync.received))
         level, message = 0, "ok"
-        received = self.sync.received
-        if received[0] > 0 and received[2] == 0:
-            level, message = 1, "no camera_info received: frames cannot be used"
-            self.warn.warn("camera_info", f"images arrive but no camera_info on "
-                           f"{self.resolve_topic_name('camera_info')}: frames skipped")
+        received, before = list(self.sync.received), self.received_before
+        self.received_before = received
+        if received[0] > before[0] and received[2] == before[2]:
+            level, message = 1, "images arrive without camera_info: frames cannot be used"
+            self.warn.warn("camera_info", f"frames skipped: images arrive but no camera_info on "
+                           f"{self.resolve_topic_name('camera_info')}")
         for name, series in (("latency_ms", self.latency), ("observe_ms", self.timing["observe"]),
                              ("predict_ms", self.timing["predict"])):
             if series:
                 values[f"{name}_mean"] = 1e3 * float(np.mean(series))
                 values[f"{name}_max"] = 1e3 * float(np.max(series))
-        values.update({f"memory_{k}": v for k, v in self.model.stats().items()})
-        values.update(provider=self.model.provider, pose_source=self.pose.backend, sync=self.sync.backend)
+        values.update({k if k.endswith("_ms") or k == "provider" else f"memory_{k}": v
+                       for k, v in self.model.stats().items()})
+        values.update(pose_source=self.pose.backend, sync=self.sync.backend)
         self.pub_diag.publish(outputs.diagnostic_array(self.get_clock().now().to_msg(), "mirage_ros: world_model",
                                                        self.get_fully_qualified_name(), level, message, values))
 
@@ -344,15 +359,17 @@ class WorldModelNode(Node):
             response.success, response.message = False, f"{op} {path} failed: {exc}"
             self.get_logger().error(response.message)
             return response
-        response.success, response.message = True, f"{op}d {path} ({self.model.stats()})"
+        response.success, response.message = True, f"{op}d {path}: {self.model.memory.stats()['points']} points"
         return response
 
 
-def build_model(provider: str):
-    """The engine behind the node: :class:`mirage_ros.pipeline.WorldModel` on ``provider``."""
+def build_model(provider: str, weights_dir: str = ""):
+    """The engine behind the node: :class:`mirage_ros.pipeline.WorldModel` on ``provider``, with
+    the shipped networks or those in ``weights_dir``."""
     from mirage_ros.pipeline import WorldModel
+    from mirage_ros.runtime.networks import Networks
 
-    return WorldModel.load(provider=provider)
+    return WorldModel(Networks.load(weights_dir or None, provider=provider), provider=provider)
 
 
 def main(args=None) -> None:

@@ -1,0 +1,90 @@
+"""Publish RGB-D frames with their TF from a script: the benchmark's and the tests' camera.
+
+Unlike the ``sim_camera`` node (a free-running simulated sensor), :class:`CameraFeed` publishes
+exactly the frames it is given, when it is told to, so a caller controls stamps and timing and
+can inject malformed messages. Frames are published like a ROS RGB-D driver does:
+
+- ``<prefix>/color/image_raw`` (rgb8), ``<prefix>/depth/image_raw`` (32FC1),
+  ``<prefix>/color/camera_info``, all stamped in ``optical_frame``;
+- ``/tf``: ``world_frame -> base_frame`` at the frame stamp; ``/tf_static``:
+  ``base_frame -> optical_frame``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from geometry_msgs.msg import TransformStamped
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
+
+from mirage_ros.geometry import Intrinsics
+from mirage_ros.ros import convert
+from mirage_ros.ros.recorder import Recorder
+
+
+def transform_msg(T_parent_child: np.ndarray, parent: str, child: str, stamp) -> TransformStamped:
+    """``geometry_msgs/TransformStamped`` of a ``(4, 4)`` transform."""
+    msg = TransformStamped()
+    msg.header.stamp, msg.header.frame_id, msg.child_frame_id = stamp, parent, child
+    msg.transform = convert.matrix_to_transform(T_parent_child)
+    return msg
+
+
+class CameraFeed:
+    """Publishers of one RGB-D camera and its TF on a :class:`Recorder`'s node.
+
+    Args:
+        recorder: supplies the node.
+        T_base_cam: ``(4, 4)`` optical camera pose on the robot base (sent on ``/tf_static``).
+        prefix: topic prefix (``/camera``).
+        world_frame, base_frame, optical_frame: TF frame names.
+    """
+
+    def __init__(self, recorder: Recorder, T_base_cam: np.ndarray, prefix: str = "/camera",
+                 world_frame: str = "map", base_frame: str = "base_link",
+                 optical_frame: str = "camera_color_optical_frame"):
+        self.recorder = recorder
+        self.frames = (world_frame, base_frame, optical_frame)
+        self.image = recorder.publisher(f"{prefix}/color/image_raw", Image, 10)
+        self.depth = recorder.publisher(f"{prefix}/depth/image_raw", Image, 10)
+        self.info = recorder.publisher(f"{prefix}/color/camera_info", CameraInfo, 10)
+        self.tf = recorder.publisher("/tf", TFMessage, 100)
+        static_qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                reliability=ReliabilityPolicy.RELIABLE)
+        self.tf_static = recorder.publisher("/tf_static", TFMessage, static_qos)
+        self.tf_static.publish(TFMessage(transforms=[
+            transform_msg(T_base_cam, base_frame, optical_frame, convert.sec_to_time(0.0))]))
+
+    def wait_for_subscribers(self, timeout: float = 30.0, tf: bool = True) -> bool:
+        """Spin until image, depth, camera_info (and ``/tf``) each have a subscriber.
+
+        DDS discovery matches each topic separately, seconds apart on a loaded machine: frames sent
+        before every topic is matched are lost or unsynchronisable."""
+        publishers = (self.image, self.depth, self.info) + ((self.tf,) if tf else ())
+        return all(self.recorder.wait_for_subscribers(p, timeout=timeout) for p in publishers)
+
+    def publish_pose(self, T_world_base: np.ndarray, stamp: float) -> None:
+        """``world_frame -> base_frame`` on ``/tf`` at ``stamp`` seconds."""
+        world, base, _ = self.frames
+        self.tf.publish(TFMessage(transforms=[transform_msg(T_world_base, world, base, convert.sec_to_time(stamp))]))
+
+    def publish(self, rgb: np.ndarray, depth: np.ndarray, K: Intrinsics, stamp: float,
+                T_world_base: np.ndarray | None = None, image: Image | None = None,
+                depth_msg: Image | None = None, info: CameraInfo | None = None) -> None:
+        """Publish one frame (pose first, as drivers' TF usually leads the image).
+
+        ``image`` / ``depth_msg`` / ``info`` replace the messages built from the arrays (to send
+        malformed ones); ``T_world_base=None`` publishes no pose.
+        """
+        if T_world_base is not None:
+            self.publish_pose(T_world_base, stamp)
+        ros_stamp, frame = convert.sec_to_time(stamp), self.frames[2]
+        image = image or convert.array_to_image(rgb, "rgb8", ros_stamp, frame)
+        depth_msg = depth_msg or convert.array_to_image(depth.astype(np.float32), "32FC1", ros_stamp, frame)
+        info = info or convert.camera_info_from_intrinsics(K, ros_stamp, frame)
+        for msg in (image, depth_msg, info):
+            msg.header.stamp, msg.header.frame_id = ros_stamp, frame
+        self.info.publish(info)
+        self.depth.publish(depth_msg)
+        self.image.publish(image)
