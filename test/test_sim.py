@@ -152,3 +152,24 @@ def test_other_paths_move_like_a_robot(path):
     else:
         assert moved > 3.0 and turned > 0.5
         assert np.allclose(sim.pose_at(sim.period), poses[0])
+
+
+def _footprint_hits(prisms, xy: np.ndarray, margin: float) -> np.ndarray:
+    """``(P, N)``: point ``p`` within ``margin`` of prism ``n``'s footprint (below 1.2 m)."""
+    ox, oy = xy[:, None, 0] - prisms.cx, xy[:, None, 1] - prisms.cy
+    c, s = np.cos(prisms.yaw), np.sin(prisms.yaw)
+    box = (np.abs(ox * c + oy * s) < prisms.hx + margin) & (np.abs(-ox * s + oy * c) < prisms.hy + margin)
+    cyl = np.hypot(ox, oy) < prisms.hx + margin
+    return np.where(prisms.cyl, cyl, box) & (prisms.z0 < 1.2)
+
+
+@pytest.mark.parametrize("scene", SCENES)
+def test_camera_paths_never_go_through_walls_or_furniture(scene):
+    for seed in (0, 7, 19):
+        for path in ("loop", "forward", "pan"):
+            sim = Simulator(SimConfig(scene=scene, seed=seed, path=path, actors=0, width=16, height=16))
+            times = np.linspace(0, sim.period, 200)
+            base = np.array([sim.path.base_pose(t)[:2] for t in times])
+            prisms = sim.scene.walls.concat(sim.scene.objects)
+            hits = _footprint_hits(prisms, base, 0.15)
+            assert not hits.any(), f"{scene} seed {seed} {path}: the robot drives into {np.argwhere(hits)[0]}"

@@ -24,8 +24,9 @@ class SimConfig:
         width, height: image size in pixels (16..4096).
         rate_hz: frame rate of :meth:`Simulator.frames` (> 0).
         path: camera path: ``loop`` (closed loop with a detour into a room; revisits its start),
-            ``forward`` (straight down the main corridor/aisle and back), ``pan`` (stops that
-            look left and right), ``static`` (a fixed camera looking down a corridor).
+            ``forward`` (straight down the main corridor/aisle and back), ``pan`` (the loop,
+            stopping at every waypoint to look 60 degrees left and right), ``static`` (a fixed
+            camera looking down a corridor).
         actors: people walking about: ``True`` = 5, ``False``/0 = a fully static scene, or a count.
         speed: robot driving speed in m/s (> 0, <= 5); turns in place run at 0.6 rad/s.
         camera_height: optical centre above the floor in metres (0.2..2.0). The camera is level:

@@ -132,7 +132,6 @@ def corridor(seed: int) -> Scene:
         cycle[at:at] = [detour[1], detour[2], detour[1], detour[0]]
     plan.routes["loop"] = _route(plan, cycle + [start])
     plan.routes["forward"] = _route(plan, [sw, se])
-    plan.routes["pan"] = _route(plan, [start, se, ne])
     plan.routes["static"] = np.array([[xwc + 1.0, ysc], [xec, ysc]])
     return plan.build()
 
@@ -183,7 +182,6 @@ def office(seed: int) -> Scene:
         cycle[at:at] = [top[0][1], top[0][2], top[0][1], top[0][0]]
     plan.routes["loop"] = _route(plan, cycle + [c[0]])
     plan.routes["forward"] = _route(plan, [c[0], c[1]])
-    plan.routes["pan"] = _route(plan, [c[0], mid_s, c[2]])
     plan.routes["static"] = np.array([[x0, y0], [x1, y0]])
     return plan.build()
 
@@ -231,7 +229,6 @@ def warehouse(seed: int) -> Scene:
     n = len(ys) - 1
     plan.routes["loop"] = _route(plan, [nodes_w[0], nodes_e[0], nodes_e[n], nodes_w[n], nodes_w[0]])
     plan.routes["forward"] = _route(plan, [nodes_w[0], nodes_e[0]])
-    plan.routes["pan"] = _route(plan, [nodes_w[0], nodes_e[n // 2], nodes_w[n]])
     plan.routes["static"] = np.array([plan.nodes[nodes_w[n // 2]], plan.nodes[nodes_e[n // 2]]])
     return plan.build()
 

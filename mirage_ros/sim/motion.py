@@ -28,8 +28,8 @@ class RobotPath:
     Args:
         waypoints: ``(P, 2)`` metres in the world (map) frame.
         mode: ``loop`` (closed, revisits its start every period), ``forward`` (drive to the end,
-            turn round, drive back), ``pan`` (stop at each waypoint and look 60 degrees left and
-            right), ``static`` (stand at waypoint 0 facing waypoint 1).
+            turn round, drive back), ``pan`` (a closed route that stops at each waypoint to look
+            60 degrees left and right), ``static`` (stand at waypoint 0 facing waypoint 1).
     """
 
     def __init__(self, waypoints: np.ndarray, mode: str, speed: float, turn_rate: float = 0.6):
@@ -42,8 +42,6 @@ class RobotPath:
             return
         if mode == "forward":
             pts = np.concatenate([pts, pts[-2::-1]])
-        elif mode == "pan":
-            pts = np.concatenate([pts, pts[:1]])
         self.speed, self.turn_rate = speed, turn_rate
         for i in range(1, len(pts)):
             step = pts[i] - pts[i - 1]

@@ -110,7 +110,7 @@ class Plan:
         if np.dot(centre - np.asarray(mid), normal) < 0:
             normal = -normal
         hinge = np.asarray(a) + along * 0.06 + normal * WALL
-        angle = math.radians(self.rng.uniform(70, 100))
+        angle = math.radians(self.rng.uniform(100, 160))  # swung open, clear of the doorway
         leaf_dir = along * math.cos(angle) + normal * math.sin(angle)
         self.box(
             hinge + leaf_dir * leaf + 0.02 * normal,

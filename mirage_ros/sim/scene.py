@@ -183,8 +183,8 @@ class Scene:
 
     walls: full-height prisms (floor to ceiling); objects: everything else (furniture, lintels,
     doors, posters, pillars). nav_nodes ``(P, 2)`` and nav_edges ``(E, 2)`` form a walkable graph;
-    routes name camera waypoint lists (``"loop"`` is closed and revisits its start, ``"forward"``
-    a straight run, ``"pan"`` look-around stops, ``"static"`` one pose).
+    routes name camera waypoint lists along its edges (``"loop"`` is closed and revisits its
+    start, ``"forward"`` a straight run, ``"static"`` a position and a point to look at).
     """
 
     family: str

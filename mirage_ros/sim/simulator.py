@@ -73,7 +73,8 @@ class Simulator:
         fx = (cfg.width / 2) / math.tan(math.radians(cfg.hfov_deg) / 2)
         self.K = Intrinsics(fx, fx, (cfg.width - 1) / 2, (cfg.height - 1) / 2, cfg.width, cfg.height)
         self.renderer = ColumnRenderer(self.scene, self.K, cfg.max_range)
-        self.path = RobotPath(self.scene.routes[cfg.path], cfg.path, cfg.speed)
+        route = self.scene.routes["loop" if cfg.path == "pan" else cfg.path]  # pan: the loop, with stops
+        self.path = RobotPath(route, cfg.path, cfg.speed)
         self.walkers = Walkers(self.scene, cfg.actor_count, cfg.seed, self.scene.materials,
                                robot=lambda t: np.asarray(self.path.base_pose(t)[:2]))
         self.sensor = KinectModel() if cfg.noise == "kinect" else None
