@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("mirage_ros.model.export", "export a training checkpoint to ONNX + manifest"),
     "eval-dynamics": ("mirage_ros.evaluation.eval_dynamics", "score moving-object flags and memory consistency (sim)"),
     "sim": ("mirage_ros.sim.cli", "simulated RGB-D camera: record rosbag2 runs, preview scenes"),
+    "demo": ("mirage_ros.demo", "run sim camera + world model + monitor over DDS for a while; write demo_out/"),
 }
 
 

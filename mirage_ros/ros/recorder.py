@@ -46,17 +46,22 @@ class Recorder:
 
     def record(self, topic: str, msg_type, qos: QoSProfile | int = 10, best_effort: bool = False) -> list[Received]:
         """Start recording ``topic``; returns the (growing) list of :class:`Received`."""
-        if best_effort:
-            qos = QoSProfile(depth=qos if isinstance(qos, int) else qos.depth, reliability=ReliabilityPolicy.BEST_EFFORT)
         store = self.topics.setdefault(topic, [])
 
-        def keep(msg) -> None:
-            store.append(Received(msg, time.monotonic()))
+        def keep(msg, arrived: float) -> None:
+            store.append(Received(msg, arrived))
             if len(store) > self._max:
                 del store[0]
 
-        self.node.create_subscription(msg_type, topic, keep, qos)
+        self.subscribe(topic, msg_type, keep, qos, best_effort)
         return store
+
+    def subscribe(self, topic: str, msg_type, callback: Callable[[object, float], None],
+                  qos: QoSProfile | int = 10, best_effort: bool = False) -> None:
+        """Call ``callback(msg, arrived)`` for every message instead of keeping it."""
+        if best_effort:
+            qos = QoSProfile(depth=qos if isinstance(qos, int) else qos.depth, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.node.create_subscription(msg_type, topic, lambda msg: callback(msg, time.monotonic()), qos)
 
     def publisher(self, topic: str, msg_type, qos: QoSProfile | int = 10):
         """A publisher on this recorder's node."""
