@@ -54,13 +54,13 @@ class KinectModel:
             math.sin(2 * math.pi * t / 7.0 + phase[0]) + 0.5 * math.sin(2 * math.pi * t / 2.3 + phase[1])
         )
         img = img * gain
-        img += rng.normal(0, 1, img.shape).astype(np.float32) * (self.read_noise + 0.03 * img)
+        img += rng.standard_normal(img.shape, dtype=np.float32) * (self.read_noise + 0.03 * img)
         rgb_out = np.clip(img, 0, 255).astype(np.uint8)
 
         z = depth.astype(np.float32)
         valid = z > 0
         sigma = 0.0012 + 0.0019 * (z - 0.4) ** 2
-        z = z + rng.normal(0, 1, z.shape).astype(np.float32) * sigma
+        z = z + rng.standard_normal(z.shape, dtype=np.float32) * sigma
         step = 0.00285 * z * z  # disparity quantisation of a Kinect v1 (1/8 px at 640 px)
         z = np.round(z / np.maximum(step, 1e-6)) * step
         hole = ~valid | (z < self.min_range)
@@ -75,8 +75,8 @@ class KinectModel:
         fg_right[:, :-1] = depth[:, 1:] < depth[:, :-1] * (1 - self.edge_jump)
         for k in range(1, max(int(round(self.shadow_px * scale)), 1)):
             fg_right[:, :-k] |= fg_right[:, k:]
-        dark = rng.random(z.shape) < np.clip((self.dark_luma - albedo_luma) / self.dark_luma, 0, 1) * 0.7
-        hole |= jump | fg_right | dark | (rng.random(z.shape) < self.speckle)
+        p_lost = np.clip((self.dark_luma - albedo_luma) / self.dark_luma, 0, 1) * 0.7 + self.speckle
+        hole |= jump | fg_right | (rng.random(z.shape, dtype=np.float32) < p_lost)  # dark surfaces, speckle
         z = np.where(hole, 0.0, z).astype(np.float32)
         du, dv_ = self.shift(seed, W)
         return rgb_out, _shift(z, du, dv_, fill=0.0)
