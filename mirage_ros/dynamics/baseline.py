@@ -30,19 +30,19 @@ class FrameDifferencing:
             raise InvalidInput("threshold", f"must be in (0, 1), got {threshold}")
         self.threshold = threshold
         self.opening = opening
-        self._previous: tuple[np.ndarray, np.ndarray, Intrinsics, np.ndarray] | None = None
+        self._previous: tuple[np.ndarray, Intrinsics, np.ndarray] | None = None
 
-    def update(
+    def difference(
         self, rgb: np.ndarray, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray
     ) -> np.ndarray:
-        """Flag pixels that changed since the previous call, after ego-motion warp.
+        """Absolute grey difference to the previous call's frame after ego-motion warp.
 
         Args:
             rgb: ``(H, W, 3) uint8``; depth: ``(H, W)`` metres (0/NaN = none); ``K.shape == (H, W)``.
             T_world_cam: ``(4, 4)`` camera pose (optical frame).
 
         Returns:
-            ``(H, W) bool`` mask; all False on the first frame, where the current depth has no
+            ``(H, W) float32`` in ``[0, 1]``; 0 on the first frame, where the current depth has no
             reading and where the pixel was outside the previous view.
         """
         T_world_cam = check_pose(T_world_cam)
@@ -51,10 +51,20 @@ class FrameDifferencing:
             raise InvalidInput("depth", f"must have shape {K.shape}, got {np.asarray(depth).shape}")
         previous, self._previous = self._previous, (grey, K, T_world_cam)
         if previous is None:
-            return np.zeros(K.shape, bool)
+            return np.zeros(K.shape, np.float32)
         prev_grey, prev_K, prev_T = previous
         seen = reproject(depth, K, T_world_cam, prev_K, prev_T)
-        changed = seen.valid & (np.abs(grey - seen.sample(prev_grey)) > self.threshold)
+        return np.where(seen.valid, np.abs(grey - seen.sample(prev_grey)), 0.0).astype(np.float32)
+
+    def threshold_mask(self, difference: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """``(H, W) bool``: ``difference > threshold`` (default ``self.threshold``), opened."""
+        changed = difference > (self.threshold if threshold is None else threshold)
         if self.opening:
             changed = ndimage.binary_opening(changed, iterations=self.opening)
         return changed
+
+    def update(
+        self, rgb: np.ndarray, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray
+    ) -> np.ndarray:
+        """Flag pixels that changed since the previous call: ``(H, W) bool`` (see :meth:`difference`)."""
+        return self.threshold_mask(self.difference(rgb, depth, K, T_world_cam))
