@@ -7,6 +7,7 @@ mirage-ros sim preview --scene office --seed 1 --out preview.png
 from __future__ import annotations
 
 import argparse
+import sys
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.sim.config import DEFAULT_ACTORS, NOISE_MODELS, SimConfig
@@ -75,8 +76,12 @@ def _record(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.frames < 1:
         raise InvalidInput("--frames", f"must be >= 1, got {args.frames}")
-    resolve_output(args.out, args.storage)  # fail before building anything
-    path = record_bag(Simulator(config), args.out, args.frames, args.storage, progress=not args.quiet)
+    final, _ = resolve_output(args.out, args.storage)  # fail before building anything
+    try:
+        path = record_bag(Simulator(config), args.out, args.frames, args.storage, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"mirage-ros sim record: interrupted; nothing was written to {final}", file=sys.stderr)
+        return 130
     print(
         f"wrote {path}/ ({args.frames} frames, {args.frames / config.rate_hz:.1f} s of {config.scene} seed {config.seed})"
     )
