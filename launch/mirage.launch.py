@@ -12,11 +12,13 @@ override the few that differ per robot. docs/nodes.md lists topics and parameter
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from mirage_ros.ros.dds import large_message_env
 
 ARGUMENTS = [
     ("namespace", "mirage", "namespace of both nodes and of their outputs"),
@@ -65,7 +67,10 @@ def generate_launch_description():
         parameters=[arg("monitor_config"), {"use_sim_time": arg("use_sim_time")}],
         remappings=camera, condition=IfCondition(arg("use_monitor")),
     )
+    # Fast DDS drops camera-sized best-effort messages with its default 512 KiB shared memory
+    # segment: a larger one for these processes (unless a profile is set; see mirage_ros/ros/dds.py)
+    dds = [SetEnvironmentVariable(name, value) for name, value in large_message_env().items()]
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=text) for name, default, text in ARGUMENTS]
-        + [world_model, monitor]
+        + dds + [world_model, monitor]
     )

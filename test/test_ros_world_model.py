@@ -66,7 +66,8 @@ class Run:
                 "-r", "depth:=/camera/depth/image_raw", "-r", "camera_info:=/camera/color/camera_info",
                 "-r", "path:=/plan"]
         for name, value in params.items():
-            args += ["-p", f"{name}:={json.dumps(value) if not isinstance(value, str) else value}"]
+            if value != "":
+                args += ["-p", f"{name}:={json.dumps(value) if not isinstance(value, str) else value}"]
         self.node = RosProcess(module="mirage_ros.ros.world_model", args=args, log_path=tmp / "world_model.log",
                                env=large_message_env())
         self.sim = Simulator(SimConfig(width=SIZE[0], height=SIZE[1], actors=False, path="loop"))

@@ -52,7 +52,10 @@ def ros_environment(domain_id: int | None = None) -> dict[str, str]:
 
 
 def _value(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    """A ``-p name:=value`` value: YAML, so strings go as they are except the empty one."""
+    if isinstance(value, str):
+        return value or '""'
+    return json.dumps(value)
 
 
 class NodeProcess:

@@ -60,8 +60,10 @@ PARAMS = [
     Param("use_moving_mask", True, "keep pixels flagged by the consistency monitor out of memory"),
     Param("mask_hold", 0.15, "seconds a frame waits for its moving mask before integrating anyway",
           (0.0, 2.0)),
-    Param("max_pending_frames", 4, "frames waiting for pose or mask; older ones are dropped", (1, 64)),
+    Param("max_pending_frames", 2, "frames waiting for pose or mask; older ones are dropped", (1, 64)),
     Param("horizons", [0.5, 1.0, 2.0], "seconds ahead to predict views for", (0.0, 30.0)),
+    Param("prediction_period", 0.0,
+          "least seconds (of stamps) between two sets of horizon views; 0 = every frame", (0.0, 60.0)),
     Param("motion_window", 0.5, "seconds of pose history the motion is extrapolated from", (0.05, 10.0)),
     Param("path_spacing", 0.5, "metres between predicted views along a planned path", (0.0, 100.0)),
     Param("path_max_views", 8, "most views predicted along one path", (1, 64)),
@@ -101,6 +103,8 @@ class WorldModelNode(Node):
         self.last_stamp: float | None = None
         self.counts = {"frames_in": 0, "integrated": 0, "skipped": 0, "dropped_pose": 0, "dropped_queue": 0}
         self.received_before = [0, 0, 0]  # sync counters at the last diagnostics tick
+        self.live_wanted = True  # someone listens to rendered/* (checked with the diagnostics)
+        self.last_prediction = -float("inf")
         self.latency = deque(maxlen=200)  # (seconds image-in -> predictions out)
         self.timing = {"observe": deque(maxlen=200), "predict": deque(maxlen=200)}
 
@@ -235,7 +239,9 @@ class WorldModelNode(Node):
             self.counts["dropped_pose"] += 1
             self.warn.warn("pose", f"frame {frame.stamp:.3f} skipped: {cause}")
         for frame in posed:
-            self._publish_live(frame)
+            if self.live_wanted:
+                self._publish_live(frame)
+            frame.posed_at = time.monotonic()  # the mask hold starts once the monitor has its input
         for frame, mask in ready:
             self._integrate(frame, mask)
 
@@ -264,6 +270,9 @@ class WorldModelNode(Node):
         self.counts["integrated"] += 1
         self.last_frame = frame
         self.history.append((frame.stamp, frame.T_world_cam))
+        if frame.stamp - self.last_prediction < self.p.prediction_period:
+            return
+        self.last_prediction = frame.stamp
         stamps = np.array([s for s, _ in self.history])
         poses = np.stack([T for _, T in self.history])
         for h in self.p.horizons:
@@ -303,7 +312,15 @@ class WorldModelNode(Node):
     def _memory_empty(self) -> bool:
         return self.model.memory.stats()["points"] == 0
 
+    def _watch_graph(self) -> None:
+        """Skip work nobody needs: the live rendering without subscribers, the mask hold without a
+        monitor publishing masks."""
+        self.live_wanted = any(pub.get_subscription_count() > 0 for pub in (self.pub_live, *self.pub_rendered.values()))
+        monitor = self.p.use_moving_mask and self.count_publishers(self.resolve_topic_name("moving/memory_mask")) > 0
+        self.gate.mask_hold = self.p.mask_hold if monitor else 0.0
+
     def _publish_diagnostics(self) -> None:
+        self._watch_graph()
         values = dict(self.counts)
         values["dropped_sync"] = self.sync.dropped
         values["received_image_depth_info"] = "/".join(map(str, self.sync.received))
@@ -333,6 +350,7 @@ class WorldModelNode(Node):
         self.history.clear()
         self.last_frame = None
         self.last_stamp = None
+        self.last_prediction = -float("inf")
 
     def _srv_reset(self, request, response):
         self._reset()
