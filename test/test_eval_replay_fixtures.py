@@ -93,13 +93,14 @@ def _odometry(ts, t, T_world_base):
 def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mcap", color_encoding: str = "rgb8",
               depth_encoding: str = "32FC1", poses: str = "tf", camera_info: bool = True, images: bool = True,
               depth_dt: float = 0.004, image_frame: str = "camera_optical_frame",
-              depth_step: tuple[int, int] = (1, 1)) -> Path:
+              depth_step: tuple[int, int] = (1, 1), short_frame: int | None = None) -> Path:
     """Write ``frames`` as a bag; ``poses`` is ``"tf"``, ``"odom"`` (odometry, no camera TF) or ``"none"``.
 
     ``storage``: ``"mcap"`` / ``"sqlite3"`` (rosbag2 folder) or ``"ros1"`` (``path`` must end in .bag).
     Depth is stamped ``depth_dt`` after colour, like a real driver. ``image_frame="camera_link"``
     stamps images with the body frame, as Gazebo's bridged cameras do. ``depth_step`` subsamples
-    the depth image (rows, columns), like a depth sensor of lower resolution.
+    the depth image (rows, columns), like a depth sensor of lower resolution. ``short_frame``: the
+    colour message of that frame index loses half its data (a damaged message).
     """
     from rosbags.typesys import Stores, get_typestore
 
@@ -132,7 +133,7 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
                                      ("map", "odom", np.eye(4))):
                 write("/tf_static", ts.types["tf2_msgs/msg/TFMessage"](
                     transforms=[_transform_stamped(ts, t_first, parent, child, T)]), t_first)
-        for stamp, rgb, depth, T_world_cam in frames:
+        for index, (stamp, rgb, depth, T_world_cam) in enumerate(frames):
             T_world_base = T_world_cam @ invert_pose(T_BASE_LINK @ T_LINK_OPTICAL)
             if poses == "tf":
                 write("/tf", ts.types["tf2_msgs/msg/TFMessage"](
@@ -146,7 +147,10 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
             color = {"rgb8": rgb, "bgr8": rgb[:, :, ::-1], "mono8": rgb[:, :, 0],
                      "rgba8": np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]),
                      "yuv422": rgb[:, :, :2]}[color_encoding]
-            write("/camera/color/image_raw", _image(ts, stamp, image_frame, color, color_encoding), stamp)
+            image = _image(ts, stamp, image_frame, color, color_encoding)
+            if index == short_frame:
+                image.data = image.data[: image.data.size // 2]
+            write("/camera/color/image_raw", image, stamp)
             depth = depth[:: depth_step[0], :: depth_step[1]]
             depth_pixels = (np.nan_to_num(depth * 1000.0).astype(np.uint16) if depth_encoding == "16UC1"
                             else depth.astype(np.float32))
