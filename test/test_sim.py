@@ -173,3 +173,15 @@ def test_camera_paths_never_go_through_walls_or_furniture(scene):
             prisms = sim.scene.walls.concat(sim.scene.objects)
             hits = _footprint_hits(prisms, base, 0.15)
             assert not hits.any(), f"{scene} seed {seed} {path}: the robot drives into {np.argwhere(hits)[0]}"
+
+
+@pytest.mark.parametrize("scene", SCENES)
+def test_people_walk_one_connected_graph(scene):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    for seed in range(4):
+        graph = make_scene(scene, seed)
+        edges, n = graph.nav_edges, len(graph.nav_nodes)
+        _, label = connected_components(coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n)))
+        assert len({label[i] for i in edges.ravel()}) == 1, f"{scene} seed {seed}: walkable graph is split"

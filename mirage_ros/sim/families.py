@@ -86,7 +86,7 @@ def corridor(seed: int) -> Scene:
         0.05,
     )
     ysc, ync, xwc, xec = ys + cw / 2, yn + cw / 2, 0.5 + cw / 2, xe + cw / 2
-    south, north = {}, {}  # corridor x -> door nodes, per corridor side
+    south, north = [], []  # (corridor x, node in front of a door), per corridor side
     rooms = []
     for a, b in _split(rng, 0.5, xe + cw):
         rooms.append((_room(plan, m, rng, (a, 0.5, b, ys)), (a + b) / 2, ys, (0.0, -1.0), south))
@@ -105,13 +105,13 @@ def corridor(seed: int) -> Scene:
         nodes = _door_into(plan, m, rng, rid, x, y, "x", inward, closed)
         if nodes:
             plan.nodes[nodes[0]] = (x, ysc if side is south else ync)
-            side[x] = nodes
+            side.append((x, nodes[0]))
             open_rooms.append(nodes)
     sw, se, ne, nw = plan.node(xwc, ysc), plan.node(xec, ysc), plan.node(xec, ync), plan.node(xwc, ync)
     start = plan.node(xwc + (xec - xwc) / 3, ysc)
-    south[plan.nodes[start][0]] = [start]
-    s_ids = [south[x][0] for x in sorted(south)]
-    n_ids = [north[x][0] for x in sorted(north, reverse=True)]
+    south.append((plan.nodes[start][0], start))
+    s_ids = [n for _, n in sorted(south)]
+    n_ids = [n for _, n in sorted(north, reverse=True)]
     ring = [sw, *s_ids, se, ne, *n_ids, nw, sw]
     _chain(plan, ring)
     for x in np.arange(xwc + 1.5, xec, 3.0):
@@ -123,7 +123,7 @@ def corridor(seed: int) -> Scene:
     fu.along_walls(plan, m, hall, rng, ["poster", "poster", "bench", "plant", "cabinet"], tries=30)
     for rid, *_ in rooms:
         fu.furnish_room(plan, m, rid, rng)
-    # loop: from `start` round the ring, with a detour into the first open room on the way
+    # loop: from `start` round the ring, with a detour into one open room
     k = ring.index(start)
     cycle = ring[k:-1] + ring[:k]
     detour = next((n for n in open_rooms if n[0] in cycle), None)
@@ -153,8 +153,9 @@ def office(seed: int) -> Scene:
     for a, b in _split(rng, 0.5, 0.5 + w, 3.5, 6.0):
         rid = _room(plan, m, rng, (a, 0.5 + d, b, 0.5 + d + md))
         x = 0.5 * round(a + b)
-        nodes = _door_into(plan, m, rng, rid, x, 0.5 + d, "x", (0.0, 1.0), bool(rng.random() < 0.25))
-        if nodes and x0 + 0.5 < x < x1 - 0.5:
+        closed = bool(rng.random() < 0.25) or not x0 + 0.5 < x < x1 - 0.5  # open doors face the aisle
+        nodes = _door_into(plan, m, rng, rid, x, 0.5 + d, "x", (0.0, 1.0), closed)
+        if nodes:
             plan.nodes[nodes[0]] = (x, y1)
             top.append(nodes)
     top.sort(key=lambda n: -plan.nodes[n[0]][0])
@@ -217,7 +218,8 @@ def warehouse(seed: int) -> Scene:
         for y in np.arange(3.0, d, 4.0):
             plan.light(float(x), float(y), float(rng.uniform(0.6, 0.9)))
     rid = _room(plan, m, rng, office_rect)
-    _door_into(plan, m, rng, rid, office_rect[0], office_rect[1] + 2.0, "y", (1.0, 0.0), False)
+    door = _door_into(plan, m, rng, rid, office_rect[0], office_rect[1] + 2.0, "y", (1.0, 0.0), False)
+    plan.edge(nodes_e[-1], door[0])  # people walk between the aisles and the office
     fu.furnish_room(plan, m, rid, rng)
     for x in np.arange(6.0, w - 8.0, 7.0):  # dock doors on the south wall, closed
         plan.door(float(x), 0.5, "x", 3.0, hall, True, m["metal"], m["frame"])
