@@ -93,14 +93,16 @@ def _odometry(ts, t, T_world_base):
 def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mcap", color_encoding: str = "rgb8",
               depth_encoding: str = "32FC1", poses: str = "tf", camera_info: bool = True, images: bool = True,
               depth_dt: float = 0.004, image_frame: str = "camera_optical_frame",
-              depth_step: tuple[int, int] = (1, 1), short_frame: int | None = None) -> Path:
+              depth_step: tuple[int, int] = (1, 1), short_frame: int | None = None,
+              garbage_frame: int | None = None) -> Path:
     """Write ``frames`` as a bag; ``poses`` is ``"tf"``, ``"odom"`` (odometry, no camera TF) or ``"none"``.
 
     ``storage``: ``"mcap"`` / ``"sqlite3"`` (rosbag2 folder) or ``"ros1"`` (``path`` must end in .bag).
     Depth is stamped ``depth_dt`` after colour, like a real driver. ``image_frame="camera_link"``
     stamps images with the body frame, as Gazebo's bridged cameras do. ``depth_step`` subsamples
     the depth image (rows, columns), like a depth sensor of lower resolution. ``short_frame``: the
-    colour message of that frame index loses half its data (a damaged message).
+    colour message of that frame index loses half its data (a damaged message); ``garbage_frame``:
+    that frame's colour message is bytes that do not deserialize.
     """
     from rosbags.typesys import Stores, get_typestore
 
@@ -121,10 +123,10 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
     with writer:
         conns = {}
 
-        def write(topic, msg, t):
+        def write(topic, msg, t, raw=None):
             if topic not in conns:
                 conns[topic] = writer.add_connection(topic, msg.__msgtype__, typestore=ts)
-            writer.write(conns[topic], int(round(t * 1e9)), serialize(msg, msg.__msgtype__))
+            writer.write(conns[topic], int(round(t * 1e9)), raw or serialize(msg, msg.__msgtype__))
 
         t_first = frames[0][0]
         if poses == "tf":
@@ -150,7 +152,7 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
             image = _image(ts, stamp, image_frame, color, color_encoding)
             if index == short_frame:
                 image.data = image.data[: image.data.size // 2]
-            write("/camera/color/image_raw", image, stamp)
+            write("/camera/color/image_raw", image, stamp, b"\x00\x01\x00\x00garbage" if index == garbage_frame else None)
             depth = depth[:: depth_step[0], :: depth_step[1]]
             depth_pixels = (np.nan_to_num(depth * 1000.0).astype(np.uint16) if depth_encoding == "16UC1"
                             else depth.astype(np.float32))
