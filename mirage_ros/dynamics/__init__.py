@@ -10,7 +10,8 @@ Entry point for the consistency monitor node::
 """
 
 from mirage_ros.dynamics.baseline import FrameDifferencing
-from mirage_ros.dynamics.detector import Detection, DetectorConfig, MovingObjectDetector, Region
+from mirage_ros.dynamics.config import DetectorConfig
+from mirage_ros.dynamics.detector import Detection, MovingObjectDetector, Region
 from mirage_ros.dynamics.tracking import (
     STATE_MOVING,
     STATE_NAMES,

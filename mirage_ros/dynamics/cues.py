@@ -150,12 +150,12 @@ def photometric_cue(
     valid = np.asarray(rendered_valid, bool)
     gain = estimate_gain(to_grey(live_rgb, "live_rgb"), to_grey(rendered_rgb, "rendered_rgb"),
                          valid, gain_limits)
-    live = np.asarray(live_rgb, np.float32) / (255.0 * gain)
-    rendered = np.asarray(rendered_rgb, np.float32) / 255.0
+    live = np.asarray(live_rgb, np.float32) / gain
+    rendered = np.asarray(rendered_rgb, np.uint8)  # filters run on bytes: 4x less memory traffic
     size = (window, window, 1)
-    lo = ndimage.minimum_filter(np.where(valid[..., None], rendered, 1.0), size=size, mode="nearest")
-    hi = ndimage.maximum_filter(np.where(valid[..., None], rendered, 0.0), size=size, mode="nearest")
-    residual = np.maximum(np.maximum(live - hi, lo - live), 0.0).max(axis=2)
+    lo = ndimage.minimum_filter(np.where(valid[..., None], rendered, 255), size=size, mode="nearest")
+    hi = ndimage.maximum_filter(np.where(valid[..., None], rendered, 0), size=size, mode="nearest")
+    residual = np.maximum(np.maximum(live - hi, lo - live), 0.0).max(axis=2) / 255.0
     return np.where(valid, ramp(residual, *levels), 0.0).astype(np.float32), gain
 
 

@@ -16,19 +16,13 @@ and at most ``max_regions`` regions are described and tracked.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from mirage_ros.dynamics.cues import (
-    depth_cue,
-    depth_sigma,
-    fuse_cues,
-    latent_cue,
-    photometric_cue,
-    ramp,
-)
+from mirage_ros.dynamics.config import DetectorConfig
+from mirage_ros.dynamics.cues import depth_cue, fuse_cues, latent_cue, photometric_cue, ramp
 from mirage_ros.dynamics.regions import (
     depth_edges,
     extract_blobs,
@@ -40,96 +34,10 @@ from mirage_ros.dynamics.tracking import (
     STATE_NEW_STATIC,
     STATE_UNKNOWN,
     Tracker,
-    TrackingConfig,
 )
-from mirage_ros.dynamics.warp import reproject
+from mirage_ros.dynamics.warp import depth_change
 from mirage_ros.errors import InvalidInput
-from mirage_ros.geometry import Intrinsics, check_pose, invert_pose, pool_mask, valid_depth
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    """Parameters of :class:`MovingObjectDetector`; windows are in working-resolution pixels.
-
-    Attributes:
-        work_width: images wider than this are subsampled by ``ceil(W / work_width)``.
-        depth_window: window (odd) over which the nearest memory depth is taken.
-        depth_sigma: ``(base m, quadratic 1/m, relative)`` depth noise model (Kinect-class + the
-            memory's coarse latent-resolution depth).
-        depth_sigmas: ``(lo, hi)`` disagreement, in sigmas, mapped to evidence 0..1.
-        photometric_window: window (odd) of the rendering's local min/max.
-        photometric_levels: ``(lo, hi)`` gain-normalised grey residual mapped to evidence 0..1.
-        gain_limits: allowed global exposure gain.
-        latent_levels: ``(lo, hi)`` cosine distance of encoder features mapped to evidence 0..1.
-        appearance_weight_on_depth_agree: weight of appearance evidence where depth agrees.
-        score_low, score_high: spatial hysteresis thresholds on the fused score.
-        min_region_fraction: regions smaller than this share of the image are dropped.
-        grow_pixels: regions extend at most this far into adjacent pixels the memory does not
-            cover (same surface: no depth edge of more than ``edge_rel_gap`` in between).
-        edge_rel_gap: relative depth jump that separates two surfaces.
-        max_regions: at most this many regions (largest first) are described and tracked; the
-            rest still go into ``memory_mask``.
-        change_window: window (odd) of the frame-to-frame depth comparison (the previous frame
-            is the same sensor with a known relative pose: less slack than the memory needs).
-        change_sigma: ``(base, quadratic, relative)`` depth noise of the frame-to-frame comparison
-            (sensor noise only: both frames are live readings).
-        frame_change_levels: ``(lo, hi)`` share of a region's pixels whose depth changed in the
-            warped previous frame, mapped to motion evidence 0..1.
-        min_memory_coverage: below this share of valid rendered pixels the frame is "unknown".
-        pose_error_share: when more than this share of the covered view is clearly nearer AND
-            more than this share clearly farther than the memory, the frame is "unknown": the pose
-            (or the memory) is wrong. A person filling the view is only nearer.
-        pose_jump_m, pose_jump_deg: slack of the pose-jump test, on top of
-            ``max_camera_speed`` (m/s) and ``max_camera_turn`` (deg/s) times the frame gap.
-        max_frame_gap_s: no frame-to-frame cue across a longer gap.
-        feedback_dilation: ``memory_mask`` is dilated by this many working pixels (silhouettes
-            smear over latent cells).
-        tracking: :class:`TrackingConfig`.
-    """
-
-    work_width: int = 320
-    depth_window: int = 5
-    depth_sigma: tuple[float, float, float] = (0.01, 0.002, 0.01)
-    depth_sigmas: tuple[float, float] = (2.0, 4.0)
-    photometric_window: int = 3
-    photometric_levels: tuple[float, float] = (0.08, 0.2)
-    gain_limits: tuple[float, float] = (0.5, 2.0)
-    latent_levels: tuple[float, float] = (0.3, 0.6)
-    appearance_weight_on_depth_agree: float = 0.5
-    score_low: float = 0.3
-    score_high: float = 0.6
-    min_region_fraction: float = 0.002
-    grow_pixels: int = 32
-    edge_rel_gap: float = 0.05
-    max_regions: int = 16
-    change_window: int = 3
-    change_sigma: tuple[float, float, float] = (0.005, 0.002, 0.0)
-    frame_change_levels: tuple[float, float] = (0.05, 0.2)
-    min_memory_coverage: float = 0.15
-    pose_error_share: float = 0.1
-    pose_jump_m: float = 0.3
-    pose_jump_deg: float = 15.0
-    max_camera_speed: float = 2.0
-    max_camera_turn: float = 120.0
-    max_frame_gap_s: float = 1.0
-    feedback_dilation: int = 3
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-
-    def __post_init__(self) -> None:
-        if self.work_width < 16:
-            raise InvalidInput("work_width", f"must be >= 16, got {self.work_width}")
-        for name in ("depth_window", "photometric_window", "change_window"):
-            value = getattr(self, name)
-            if value < 1 or value % 2 == 0:
-                raise InvalidInput(name, f"must be a positive odd integer, got {value}")
-        for name in ("depth_sigmas", "photometric_levels", "latent_levels", "frame_change_levels"):
-            lo, hi = getattr(self, name)
-            if not 0 <= lo < hi:
-                raise InvalidInput(name, f"must be (lo, hi) with 0 <= lo < hi, got {(lo, hi)}")
-        if not 0 < self.score_low <= self.score_high <= 1:
-            raise InvalidInput("score_low", "need 0 < score_low <= score_high <= 1")
-        if self.max_regions < 1:
-            raise InvalidInput("max_regions", f"must be >= 1, got {self.max_regions}")
+from mirage_ros.geometry import Intrinsics, check_pose, invert_pose, pool_mask
 
 
 @dataclass(frozen=True)
@@ -313,7 +221,11 @@ class MovingObjectDetector:
         blobs.sort(key=lambda b: b.pixel_count * b.score, reverse=True)
         kept, overflow = blobs[: cfg.max_regions], blobs[cfg.max_regions :]
         tracked = [b for b in kept if b.centroid_world is not None]
-        change = self._frame_change(depth, Kw, T_world_cam, stamp, previous)
+        change = None
+        if previous is not None and previous.K == Kw and stamp - previous.stamp <= cfg.max_frame_gap_s:
+            change = depth_change(depth, Kw, T_world_cam, previous.depth, previous.K,
+                                  previous.T_world_cam, cfg.change_window, cfg.change_sigma,
+                                  cfg.depth_sigmas[1])
         tracks = self.tracker.update(
             [b.centroid_world for b in tracked],
             [_region_motion(change, labels, b, cfg.frame_change_levels) for b in tracked],
@@ -392,33 +304,6 @@ class MovingObjectDetector:
         if turned > cfg.pose_jump_deg + cfg.max_camera_turn * gap:
             return f"pose turned {turned:.1f} deg in {dt:.3f} s"
         return ""
-
-    def _frame_change(
-        self, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray, stamp: float,
-        previous: _PreviousFrame | None,
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(changed, covered)`` working-resolution bool maps: along the same 3D ray, the surface
-        is now nearer or farther than what the previous frame saw (something moved in, towards or
-        away), and where the previous frame gives a comparison; ``None`` without a usable one."""
-        cfg = self.config
-        if previous is None or previous.K != K or stamp - previous.stamp > cfg.max_frame_gap_s:
-            return None
-        seen = reproject(depth, K, T_world_cam, previous.K, previous.T_world_cam)
-        # nearest / farthest earlier depth around the landing pixel: edges and misregistration
-        # do not fire
-        prev_ok = valid_depth(previous.depth)
-        size = cfg.change_window
-        nearest = ndimage.minimum_filter(np.where(prev_ok, previous.depth, np.inf), size=size,
-                                         mode="nearest")
-        farthest = ndimage.maximum_filter(np.where(prev_ok, previous.depth, 0.0), size=size,
-                                          mode="nearest")
-        lo, hi = seen.sample(nearest), seen.sample(farthest)
-        covered = seen.valid & np.isfinite(lo)
-        z = seen.z
-        with np.errstate(invalid="ignore"):
-            tolerance = cfg.depth_sigmas[1] * depth_sigma(z, *cfg.change_sigma)
-            changed = covered & ((z < lo - tolerance) | (z > hi + tolerance))
-        return changed, covered
 
 
 def _region_motion(change, labels, blob, levels) -> float | None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
+from mirage_ros.dynamics.cues import depth_sigma
 from mirage_ros.geometry import Intrinsics, backproject, invert_pose, valid_depth
 
 
@@ -66,3 +68,45 @@ def reproject(
     rows = np.clip(v, 0, K_source.height - 1).astype(np.int64)
     cols = np.clip(u, 0, K_source.width - 1).astype(np.int64)
     return Reprojection(rows, cols, np.where(inside, z, 0.0).astype(np.float32), inside)
+
+
+def depth_change(
+    depth: np.ndarray,
+    K: Intrinsics,
+    T_world_cam: np.ndarray,
+    previous_depth: np.ndarray,
+    K_previous: Intrinsics,
+    T_world_previous: np.ndarray,
+    window: int,
+    sigma: tuple[float, float, float],
+    n_sigma: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where did the scene change along the same 3D ray since an earlier frame (ego-motion removed)?
+
+    Each current point is seen from the earlier camera: if it is nearer than everything the
+    earlier frame saw around that pixel (something moved in), or farther than all of it
+    (something moved away), the pixel changed. The window absorbs edges and misregistration.
+
+    Args:
+        depth: ``(H, W)`` current depth, metres; ``K``, ``T_world_cam`` its camera.
+        previous_depth: ``(H_p, W_p)`` earlier depth; ``K_previous``, ``T_world_previous`` its camera.
+        window: odd window side, earlier-frame pixels.
+        sigma: ``(base, quadratic, relative)`` depth noise (``cues.depth_sigma``).
+        n_sigma: change threshold in sigmas.
+
+    Returns:
+        ``(changed, covered)``, ``(H, W) bool``: changed pixels, and pixels the earlier frame
+        gives a comparison for.
+    """
+    seen = reproject(depth, K, T_world_cam, K_previous, T_world_previous)
+    prev_ok = valid_depth(previous_depth)
+    nearest = ndimage.minimum_filter(np.where(prev_ok, previous_depth, np.inf), size=window,
+                                     mode="nearest")
+    farthest = ndimage.maximum_filter(np.where(prev_ok, previous_depth, 0.0), size=window,
+                                      mode="nearest")
+    lo, hi = seen.sample(nearest), seen.sample(farthest)
+    covered = seen.valid & np.isfinite(lo)
+    with np.errstate(invalid="ignore"):
+        tolerance = n_sigma * depth_sigma(seen.z, *sigma)
+        changed = covered & ((seen.z < lo - tolerance) | (seen.z > hi + tolerance))
+    return changed, covered
