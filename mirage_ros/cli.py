@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("mirage_ros.bench", "benchmarks printing JSON: memory | latency | sim"),
     "train": ("mirage_ros.model.train", "train encoder + renderer (torch), export ONNX"),
     "export": ("mirage_ros.model.export", "export a training checkpoint to ONNX + manifest"),
+    "eval-sim": ("mirage_ros.evaluation.eval_sim", "fidelity on held-out simulated scenes vs baselines"),
     "eval-dynamics": ("mirage_ros.evaluation.eval_dynamics", "score moving-object flags and memory consistency (sim)"),
     "sim": ("mirage_ros.sim.cli", "simulated RGB-D camera: record rosbag2 runs, preview scenes"),
     "demo": ("mirage_ros.demo", "run sim camera + world model + monitor over DDS for a while; write demo_out/"),

@@ -76,3 +76,15 @@ def test_sha256_mismatch_fails_clearly(tiny_weights, tmp_path):
         Networks.load(broken)
     with pytest.raises(WeightsError, match="no weights manifest"):
         Networks.load(tmp_path / "nowhere")
+
+
+def test_shipped_weights_verify_and_run():
+    manifest = verified_manifest(WEIGHTS_DIR)
+    nets = Networks.load(provider="cpu")
+    s = nets.stride
+    assert s == manifest["network"]["stride"] in (4, 8)
+    rgb = np.full((240, 320, 3), 128, np.uint8)
+    latent = nets.encode(rgb)
+    assert latent.shape == (nets.channels, 240 // s, 320 // s)
+    assert np.isfinite(latent).all()
+    assert max(manifest["parity_max_abs_diff"].values()) < 1e-4

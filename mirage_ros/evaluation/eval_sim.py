@@ -1,0 +1,246 @@
+"""``mirage-ros eval-sim``: fidelity of predicted views on held-out simulated scenes, vs baselines.
+
+For every held-out (scene family, seed) the simulator drives the camera along its ``loop`` path
+(which closes on itself: a revisit after a long detour) for ``--laps`` periods. Every frame is fed
+to our world model (``WorldModel``) and the baselines (RGB point-cloud memory with re-encode,
+last-frame warp) through the project's one sequence scorer (``evaluation.scoring``): future views
+at ``--horizons`` along the true path and revisits after at least ``--revisit-min-path`` metres,
+PSNR / SSIM on the whole frame and on the covered region. Moving people are kept out of every
+memory with the simulator's ground-truth motion masks (``--dynamics truth``; the detector is scored
+by ``eval-dynamics``). Prints / writes JSON, draws the observed / predicted / error figure and can
+record the result in the weights manifest (``--record-manifest``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mirage_ros.errors import InvalidInput
+from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
+from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise
+from mirage_ros.runtime.networks import MANIFEST_NAME, WEIGHTS_DIR
+
+#: Goals of the fidelity issue, checked on the measured summary (never assumed).
+REVISIT_PSNR_GOAL_DB = 28.0
+FUTURE_GAIN_GOAL_DB = 3.0
+FUTURE_GOAL_HORIZON_S = 1.0
+
+
+def sim_sequence(scene: str, seed: int, args) -> tuple:
+    """``(simulator, frames iterator, stamps (N,), poses (N, 4, 4))`` for one held-out sequence."""
+    from mirage_ros.sim import SimConfig, Simulator
+
+    sim = Simulator(SimConfig(scene=scene, seed=seed, width=args.width, height=args.height,
+                              rate_hz=args.rate, path="loop", actors=args.actors, noise=args.noise))
+    duration = args.duration if args.duration else args.laps * sim.period
+    n = int(math.floor(duration * args.rate)) + 1
+    stamps = np.arange(n) / args.rate
+    poses = np.stack([sim.pose_at(t) for t in stamps])
+    return sim, sim.frames(n), stamps, poses
+
+
+def check_goals(summary: list[dict]) -> dict:
+    """The issue's goals evaluated on ``summarise`` rows (measured values and pass/fail)."""
+    rows = {r["method"]: r for r in summary}
+    ours = rows.get("latent_memory", {})
+    goals = {}
+    revisit = ours.get("revisit.psnr", float("nan"))
+    goals["revisit_psnr_ge_28dB"] = {"measured": revisit, "goal": REVISIT_PSNR_GOAL_DB,
+                                     "pass": bool(revisit >= REVISIT_PSNR_GOAL_DB)}
+    if "rgb_point_cloud" in rows:
+        base = rows["rgb_point_cloud"]["revisit.psnr"]
+        goals["revisit_psnr_ge_point_cloud"] = {"measured": revisit, "baseline": base,
+                                                "pass": bool(revisit >= base)}
+    key = f"future@{FUTURE_GOAL_HORIZON_S:g}s.psnr"
+    if "last_frame_warp" in rows:
+        ours_f, base_f = ours.get(key, float("nan")), rows["last_frame_warp"][key]
+        goals["future_1s_ge_last_frame_plus_3dB"] = {
+            "measured": ours_f, "baseline": base_f, "gain": ours_f - base_f,
+            "goal_gain": FUTURE_GAIN_GOAL_DB, "pass": bool(ours_f - base_f >= FUTURE_GAIN_GOAL_DB)}
+    return goals
+
+
+def save_figure(path: Path, examples: list, methods: list[str]) -> Path:
+    """PNG: one column per example (a revisit and future views); rows observed, then for each
+    method its prediction and its absolute error (brighter = worse)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = 1 + 2 * len(methods)
+    fig, axes = plt.subplots(rows, len(examples), figsize=(3.2 * len(examples), 2.5 * rows), squeeze=False)
+    for col, ex in enumerate(examples):
+        title = "revisit" if ex.kind == "revisit" else f"future +{ex.horizon:g} s"
+        panels = [("observed", ex.observed)]
+        for name in methods:
+            rgb, valid = ex.predictions[name]
+            h, w = rgb.shape[:2]
+            error = np.abs(rgb.astype(np.int16) - ex.observed[:h, :w].astype(np.int16)).mean(axis=2)
+            panels += [(f"{name}", rgb), (f"{name} |error|", np.clip(error * 4, 0, 255).astype(np.uint8))]
+        for row, (label, image) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(image, cmap="magma" if image.ndim == 2 else None, vmin=0, vmax=255)
+            ax.set_xticks([]), ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(label, fontsize=8)
+            if row == 0:
+                ax.set_title(f"{title} (t={ex.target_stamp:.1f} s)", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def run_eval_sim(args, command: str) -> dict:
+    """Score every held-out sequence; returns the JSON document."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    config = ScoreConfig(horizons=tuple(args.horizons), query_every=args.query_every,
+                         revisit_min_path=args.revisit_min_path, revisit_min_time=args.revisit_min_time,
+                         max_revisits=args.max_revisits, warmup=args.warmup, examples=8)
+    scores, per_sequence, examples = [], [], []
+    names: list[str] = []
+    manifest = None
+    for scene in args.scenes:
+        for seed in args.seeds:
+            methods = build_methods(tuple(args.methods), args.provider, weights_dir=args.weights,
+                                    capacity_points=args.capacity_points)
+            names = [m.name for m in methods]
+            manifest = methods[0].model.networks.manifest
+            sim, frames, stamps, poses = sim_sequence(scene, seed, args)
+            truth = (lambda f: f.motion_mask) if args.dynamics == "truth" else None
+            with tqdm(total=len(stamps), desc=f"eval-sim {scene}/{seed}", unit="frame",
+                      disable=args.no_progress, file=sys.stderr) as bar:
+                result = score_sequence(frames, stamps, poses, methods, config, dynamic_mask=truth,
+                                        progress=bar.update)
+            scores += result.scores
+            examples += [(scene, seed, ex) for ex in result.examples]
+            per_sequence.append({"scene": scene, "seed": seed, "frames": result.frames,
+                                 "period_s": sim.period, "planned": result.planned,
+                                 "memory": methods[0].model.stats(),
+                                 "summary": summarise(result.scores, names, config.horizons)})
+    summary = summarise(scores, names, config.horizons)
+    return {
+        "command": command,
+        "weights": {k: v["sha256"] for k, v in manifest["files"].items()},
+        "network": {"stride": manifest["network"]["stride"], "channels": manifest["network"]["channels"]},
+        "sequences": {"scenes": args.scenes, "seeds": args.seeds, "path": "loop", "laps": args.laps,
+                      "duration_s": args.duration, "rate_hz": args.rate, "size": [args.width, args.height],
+                      "actors": args.actors, "noise": args.noise, "dynamics": args.dynamics},
+        "score_config": {"horizons": config.horizons, "query_every": config.query_every,
+                         "revisit_min_path": config.revisit_min_path,
+                         "revisit_min_time": config.revisit_min_time},
+        "summary": summary, "goals": check_goals(summary), "per_sequence": per_sequence,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+        "_examples": examples,
+    }
+
+
+def pick_figure_examples(examples: list) -> list:
+    """The revisit and the 1 s future view of the first sequence that has both (else what exists)."""
+    chosen = []
+    for kind, horizon in (("revisit", None), ("future", FUTURE_GOAL_HORIZON_S)):
+        match = [ex for _, _, ex in examples if ex.kind == kind and ex.horizon == horizon]
+        if match:
+            chosen.append(match[0])
+    return chosen or [ex for _, _, ex in examples[:2]]
+
+
+def record_in_manifest(weights_dir: Path, report: dict) -> Path:
+    """Write the eval-sim summary, goals and command into ``weights_dir/manifest.json``."""
+    path = Path(weights_dir) / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    manifest.setdefault("metrics", {})["eval_sim"] = {
+        k: report[k] for k in ("command", "sequences", "score_config", "summary", "goals", "elapsed_s")}
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("eval-sim", help="fidelity on held-out simulated scenes vs baselines",
+                              description=__doc__.splitlines()[0],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--scenes", nargs="+", default=["corridor", "office", "warehouse"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[2000],
+                   help="held-out seeds (training uses 0-7, validation 1000)")
+    p.add_argument("--laps", type=float, default=1.1, help="loop periods to drive (> 1 closes the loop)")
+    p.add_argument("--duration", type=float, default=None, help="seconds to drive instead of --laps")
+    p.add_argument("--rate", type=float, default=5.0, help="frame rate, Hz")
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--height", type=int, default=240)
+    p.add_argument("--actors", action=argparse.BooleanOptionalAction, default=True,
+                   help="people walking (kept out of memory by --dynamics)")
+    p.add_argument("--noise", choices=("none", "kinect"), default="none", help="sensor model")
+    p.add_argument("--dynamics", choices=("truth", "off"), default="truth",
+                   help="moving pixels kept out of every memory: ground truth or none")
+    p.add_argument("--horizons", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    p.add_argument("--query-every", type=float, default=2.0, help="s between scored anchors / revisits")
+    p.add_argument("--revisit-min-path", type=float, default=15.0, help="m travelled between visits")
+    p.add_argument("--revisit-min-time", type=float, default=20.0, help="s between visits")
+    p.add_argument("--max-revisits", type=int, default=20)
+    p.add_argument("--warmup", type=float, default=2.0, help="s observed before the first anchor")
+    p.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=list(METHOD_NAMES))
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--weights", type=Path, default=None, help="weights folder (default: shipped)")
+    p.add_argument("--capacity-points", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("--out", type=Path, default=None, help="also write eval_sim.json here (a folder)")
+    p.add_argument("--figure", type=Path, default=None, help="observed / predicted / error PNG")
+    p.add_argument("--record-manifest", action="store_true",
+                   help="store summary + goals in the weights manifest (the shipped numbers)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=main, option_defaults={a.dest: a.default for a in p._actions if a.option_strings})
+
+
+def _command(args) -> str:
+    words = ["mirage-ros", "eval-sim"]
+    for dest, default in args.option_defaults.items():
+        value = getattr(args, dest, default)
+        if dest in ("help", "no_progress", "json", "record_manifest", "out", "figure") or value == default:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + dest.replace("_", "-"))
+        else:
+            words += [flag, *(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))]
+    return shlex.join(words)
+
+
+def main(args) -> int:
+    for name in ("width", "height"):
+        if getattr(args, name) < 16:
+            raise InvalidInput(f"--{name}", f"must be >= 16, got {getattr(args, name)}")
+    if not args.rate > 0:
+        raise InvalidInput("--rate", f"must be > 0, got {args.rate}")
+    if not args.laps > 0:
+        raise InvalidInput("--laps", f"must be > 0, got {args.laps}")
+    report = run_eval_sim(args, _command(args))
+    examples = report.pop("_examples")
+    if args.figure:
+        methods = [row["method"] for row in report["summary"]]
+        report["figure"] = str(save_figure(args.figure, pick_figure_examples(examples), methods))
+    text = json.dumps(report, indent=2, default=float)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "eval_sim.json").write_text(text + "\n")
+    if args.record_manifest:
+        record_in_manifest(args.weights or WEIGHTS_DIR, report)
+    if args.json:
+        print(text)
+    else:
+        for row in report["summary"]:
+            print(row["method"], {k: round(v, 2) for k, v in row.items()
+                                  if k.endswith(".psnr") and isinstance(v, float)})
+        print(json.dumps(report["goals"], indent=1, default=float))
+    return 0

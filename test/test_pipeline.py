@@ -1,0 +1,80 @@
+"""WorldModel on the shipped ONNX networks and the real latent memory (CPU), on simulator frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mirage_ros.errors import InvalidInput
+from mirage_ros.evaluation import metrics
+from mirage_ros.geometry import Intrinsics
+from mirage_ros.memory import MemoryConfig
+from mirage_ros.pipeline import WorldModel
+from mirage_ros.runtime.networks import Networks
+from mirage_ros.sim import SimConfig, Simulator
+
+
+@pytest.fixture(scope="module")
+def networks():
+    return Networks.load(provider="cpu")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    sim = Simulator(SimConfig(scene="office", seed=2001, width=160, height=120, rate_hz=4.0,
+                              path="loop", actors=False))
+    return list(sim.frames(6))
+
+
+def observed_model(networks, frames) -> WorldModel:
+    wm = WorldModel(networks, provider="cpu")
+    for f in frames:
+        wm.observe(f.rgb, f.depth, f.K, f.T_world_cam, f.stamp, dynamic_mask=f.motion_mask)
+    return wm
+
+
+def test_prediction_at_an_observed_pose_matches_the_frame(networks, frames):
+    wm = observed_model(networks, frames)
+    empty = WorldModel(networks, provider="cpu")
+    last = frames[-1]
+    pred = wm.predict(last.T_world_cam, last.K)
+    assert pred.rgb.shape == (120, 160, 3) and pred.rgb.dtype == np.uint8
+    assert pred.depth.shape == (120, 160) and pred.depth.dtype == np.float32
+    assert pred.valid.dtype == bool and pred.valid.mean() > 0.8
+    ours = metrics.psnr(pred.rgb, last.rgb)
+    blind = metrics.psnr(empty.predict(last.T_world_cam, last.K).rgb, last.rgb)
+    assert ours > 20.0 and ours > blind + 5.0, (ours, blind)
+    covered = pred.valid & (last.depth > 0)
+    rel = np.abs(pred.depth[covered] - last.depth[covered]) / last.depth[covered]
+    assert np.median(rel) < 0.05
+    stats = wm.stats()
+    assert stats["frames_observed"] == len(frames) and stats["points"] > 0
+    assert {"encode_ms", "insert_ms", "read_out_ms", "render_ms"} <= set(stats)
+
+
+def test_ragged_size_reset_and_save_load(networks, frames, tmp_path):
+    wm = observed_model(networks, frames[:2])
+    K = frames[0].K
+    ragged = Intrinsics(K.fx, K.fy, K.cx, K.cy, 158, 118)  # not a multiple of the stride
+    pred = wm.predict(frames[1].T_world_cam, ragged)
+    s = wm.stride
+    assert pred.rgb.shape == (118, 158, 3)
+    assert not pred.valid[118 // s * s:].any() and not pred.valid[:, 158 // s * s:].any()
+    before = wm.predict(frames[1].T_world_cam, K).rgb
+    path = wm.save(tmp_path / "memory.npz")
+    wm.reset()
+    assert not wm.predict(frames[1].T_world_cam, K).valid.any()
+    wm.load(path)
+    np.testing.assert_array_equal(wm.predict(frames[1].T_world_cam, K).rgb, before)
+
+
+def test_bad_input_names_the_parameter(networks, frames):
+    wm = WorldModel(networks, provider="cpu")
+    f = frames[0]
+    with pytest.raises(InvalidInput, match="rgb"):
+        wm.observe(f.rgb[:-8], f.depth, f.K, f.T_world_cam, f.stamp)
+    with pytest.raises(InvalidInput, match="T_world_cam"):
+        wm.observe(f.rgb, f.depth, f.K, np.eye(3), f.stamp)
+    with pytest.raises(InvalidInput, match="memory_config"):
+        WorldModel(networks, MemoryConfig(channels=networks.channels + 1, stride=networks.stride),
+                   provider="cpu")
