@@ -3,8 +3,7 @@ diagnostics, and bad input (each frame skipped with a warning naming the cause, 
 
 One node process serves the whole module (start-up costs seconds). The camera is a CameraFeed
 publishing simulator frames with TF from this process, so stamps and bad messages are under the
-test's control. Networks: the shipped weights, or (until they ship) untrained networks of the
-same architecture exported to ONNX here: these tests check plumbing, not image quality.
+test's control. Networks: the shipped weights.
 """
 
 from __future__ import annotations
@@ -27,28 +26,10 @@ from mirage_ros.ros import convert
 from mirage_ros.ros.camera_feed import CameraFeed
 from mirage_ros.ros.dds import large_message_env
 from mirage_ros.ros.recorder import Recorder
-from mirage_ros.runtime.networks import WEIGHTS_DIR
 from mirage_ros.sim import SimConfig, Simulator
 
 HORIZONS = (0.5, 1.0)
 SIZE = (160, 120)
-
-
-def weights_dir(tmp_root: Path) -> str:
-    """The shipped weights' folder ('' = default) or a freshly exported untrained network."""
-    if (WEIGHTS_DIR / "manifest.json").is_file():
-        return ""
-    import torch
-
-    from mirage_ros.model.export import export_networks
-    from mirage_ros.model.networks import Encoder, NetworkConfig, Renderer
-
-    torch.manual_seed(0)
-    cfg = NetworkConfig(stride=8, channels=8, width=8, renderer_levels=1)
-    out = tmp_root / "weights"
-    exported = export_networks(Encoder(cfg), Renderer(cfg), cfg.stride, cfg.channels, out)
-    (out / "manifest.json").write_text(json.dumps({"network": {"stride": 8, "channels": 8}, **exported}))
-    return str(out)
 
 
 class Run:
@@ -57,7 +38,7 @@ class Run:
     def __init__(self, tmp: Path):
         self.memory_file = tmp / "memory.npz"
         params = {
-            "weights_dir": weights_dir(tmp), "use_moving_mask": False, "horizons": list(HORIZONS),
+            "use_moving_mask": False, "horizons": list(HORIZONS),
             "diagnostics_period": 0.3, "pointcloud_period": 0.5, "tf_timeout": 1.5,
             "path_spacing": 0.5, "max_image_pixels": 20_000, "memory_file": str(self.memory_file),
             "provider": "cpu",
@@ -66,8 +47,7 @@ class Run:
                 "-r", "depth:=/camera/depth/image_raw", "-r", "camera_info:=/camera/color/camera_info",
                 "-r", "path:=/plan"]
         for name, value in params.items():
-            if value != "":
-                args += ["-p", f"{name}:={json.dumps(value) if not isinstance(value, str) else value}"]
+            args += ["-p", f"{name}:={json.dumps(value) if not isinstance(value, str) else value}"]
         self.node = RosProcess(module="mirage_ros.ros.world_model", args=args, log_path=tmp / "world_model.log",
                                env=large_message_env())
         self.sim = Simulator(SimConfig(width=SIZE[0], height=SIZE[1], actors=False, path="loop"))
