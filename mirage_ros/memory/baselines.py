@@ -95,14 +95,14 @@ class RGBPointCloudMemory:
         if view is None:
             alloc = self._raster.alloc
             view = self._views[K.shape] = {
-                "projection": alloc((3, 4), np.float32), "grid": alloc((3,), np.float32),
+                "projection": alloc((3, 4), np.float32),
+                "grid": self._raster.upload(np.array([K.width, K.height, self.near], np.float32)),
                 "far": self._raster.upload(np.full(K.shape, np.inf, np.float32)),
                 "latent": alloc((3, *K.shape), np.float32), "valid": alloc(K.shape, np.bool_),
                 "depth": alloc(K.shape, np.float32),
             }
         T_cam_world = g.invert_pose(g.check_pose(T_world_cam, "T_world_cam"))
         BoundSession.write(view["projection"], L.projection_matrix(K, T_cam_world))
-        BoundSession.write(view["grid"], np.array([K.width, K.height, self.near], np.float32))
         inputs = {**self._cloud, "projection": view["projection"], "grid": view["grid"], "far": view["far"]}
         outputs = {n: view[n] for n in ("latent", "valid", "depth")}
         self._raster.run(inputs, outputs)

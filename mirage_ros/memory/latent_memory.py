@@ -132,9 +132,7 @@ class LatentMemory:
         T_world_cam = g.check_pose(T_world_cam, "T_world_cam")
         if isinstance(stamp, bool) or not isinstance(stamp, (int, float, np.number)) or not math.isfinite(stamp):
             raise InvalidInput("stamp", f"must be a finite number of seconds, got {stamp!r}")
-        if dynamic_mask is None:
-            dynamic_mask = np.zeros(K.shape, bool)
-        else:
+        if dynamic_mask is not None:
             dynamic_mask = np.asarray(dynamic_mask)
             if dynamic_mask.shape != K.shape or dynamic_mask.dtype != np.bool_:
                 raise InvalidInput("dynamic_mask", f"must be {K.shape} bool, got {dynamic_mask.dtype}{dynamic_mask.shape}")
@@ -149,7 +147,12 @@ class LatentMemory:
             BoundSession.write(frame["rays"], latent_rays(K_latent))
             self._rays_for = K_latent
         BoundSession.write(frame["depth"], np.asarray(depth[: h * s, : w * s], np.float32))
-        BoundSession.write(frame["dynamic"], dynamic_mask[: h * s, : w * s])
+        if dynamic_mask is not None:
+            BoundSession.write(frame["dynamic"], dynamic_mask[: h * s, : w * s])
+            self._dynamic_clear = False
+        elif not self._dynamic_clear:  # the buffer is all False already: skip the upload
+            BoundSession.write(frame["dynamic"], np.zeros((h * s, w * s), bool))
+            self._dynamic_clear = True
         BoundSession.write(frame["T_world_cam"], T_world_cam.astype(np.float32))
         BoundSession.write(frame["params"], params)
         inputs = dict(frame)
@@ -167,7 +170,7 @@ class LatentMemory:
             shapes = {"depth": (H, W), "dynamic": (H, W), "latent": (self.config.channels, h, w),
                       "rays": (2, h, w), "T_world_cam": (4, 4), "params": (len(L.UPDATE_PARAMS),)}
             self._frame = {n: self._update.alloc(shape, _FRAME_DTYPES[n]) for n, shape in shapes.items()}
-            self._frame_key, self._rays_for = key, None
+            self._frame_key, self._rays_for, self._dynamic_clear = key, None, True
             self._update.forget_bindings()
         return self._frame
 
@@ -180,17 +183,17 @@ class LatentMemory:
         K_latent = K.scaled(self.config.stride)
         h, w = K_latent.height, K_latent.width
         T_cam_world = g.invert_pose(g.check_pose(T_world_cam, "T_world_cam"))
-        if far is None:
-            far = np.full((h, w), np.inf, np.float32)
-        else:
+        view = self._view_buffers(h, w)
+        if far is not None:
             far = np.asarray(far, np.float32)
             if far.shape != (h, w):
                 raise InvalidInput("far", f"must be {(h, w)} like the latent grid, got {far.shape}")
-            far = np.where(np.isnan(far) | (far <= 0), np.inf, far).astype(np.float32)
-        view = self._view_buffers(h, w)
+            BoundSession.write(view["far"], np.where(np.isnan(far) | (far <= 0), np.inf, far).astype(np.float32))
+            view["far_is_open"] = False
+        elif not view["far_is_open"]:  # "no far plane" is already in the buffer otherwise
+            BoundSession.write(view["far"], np.full((h, w), np.inf, np.float32))
+            view["far_is_open"] = True
         BoundSession.write(view["projection"], L.projection_matrix(K_latent, T_cam_world))
-        BoundSession.write(view["grid"], np.array([w, h, self.config.near], np.float32))
-        BoundSession.write(view["far"], far)
         state = self.state
         inputs = {"positions": state["positions"], "latents": state["latents"], "slot_ids": self._slot_ids,
                   "projection": view["projection"], "grid": view["grid"], "far": view["far"]}
@@ -219,10 +222,12 @@ class LatentMemory:
     def _view_buffers(self, h: int, w: int) -> dict[str, ort.OrtValue]:
         key = (h, w)
         if key not in self._views:
-            alloc = self._readout.alloc
+            alloc, upload = self._readout.alloc, self._readout.upload
             self._views[key] = {
-                "projection": alloc((3, 4), np.float32), "grid": alloc((len(L.READOUT_GRID),), np.float32),
-                "far": alloc((h, w), np.float32), "latent": alloc((self.config.channels, h, w), np.float32),
+                "projection": alloc((3, 4), np.float32),
+                "grid": upload(np.array([w, h, self.config.near], np.float32)),
+                "far": upload(np.full((h, w), np.inf, np.float32)), "far_is_open": True,
+                "latent": alloc((self.config.channels, h, w), np.float32),
                 "valid": alloc((h, w), np.bool_), "depth": alloc((h, w), np.float32),
             }
         return self._views[key]

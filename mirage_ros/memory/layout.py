@@ -70,6 +70,7 @@ UPDATE_PARAMS = (
 )
 # read-out grid vector (float32): latent grid size and near plane (metres)
 READOUT_GRID = ("width", "height", "near")
+TRASH_CELLS = 1024  # read-out: spare z-buffer cells for points off the grid (spreads GPU atomics)
 FAR_SENTINEL = 1.0e10  # "no reading" depth inside the pooling (finite so differences stay finite)
 
 

@@ -80,6 +80,13 @@ class _Builder:
     def imod(self, x, divisor):  # x mod divisor for x >= 0 (int64 Div truncates)
         return self.op("Sub", x, self.op("Mul", self.op("Div", x, divisor), divisor))
 
+    def first_argmax(self, x, n: int):  # (M, n) -> (M, 1) int64: first column holding the row max
+        """ArgMax with ties broken towards the first column on every provider (CUDA's ArgMax picks
+        any of equal maxima): the smallest column index among those equal to the row maximum."""
+        is_max = self.op("Equal", x, self.op("ReduceMax", x, self.i([1]), keepdims=1))
+        column = self.where(is_max, self.f(np.arange(n)[None, :]), self.f(float(n)))
+        return self.op("Cast", self.op("ReduceMin", column, self.i([1]), keepdims=1), to=TensorProto.INT64)
+
     def count(self, mask):  # (M,) bool -> (1,) int64
         return self.op("ReduceSum", self.op("Cast", mask, to=TensorProto.INT64), self.i([0]), keepdims=1)
 
@@ -145,7 +152,7 @@ def _pool_cells(b: _Builder, stride: int, p: dict[str, str]):
     n_valid = b.op("ReduceSum", is_reading, b.i([1]), keepdims=1)
     need = b.op("Max", b.op("Mul", b.op("Cast", n_valid, to=F32), p["min_fraction"]), b.f(1.0))
     supported = b.op("Cast", b.op("GreaterOrEqual", b.op("Cast", sizes, to=F32), need), to=F32)
-    chosen = b.op("ArgMax", supported, axis=1, keepdims=1)  # first = nearest supported cluster
+    chosen = b.first_argmax(supported, s2)  # first = nearest supported cluster
     first = b.op("GatherElements", b.op("CumSum", sizes, b.i(1), exclusive=1), chosen, axis=1)
     size = b.op("Max", b.op("GatherElements", sizes, chosen, axis=1), b.i(1))
     lo = b.op("Add", first, b.op("Div", b.op("Sub", size, b.i(1)), b.i(2)))
@@ -226,7 +233,7 @@ def build_update(stride: int) -> onnx.ModelProto:
         score = b.where(b.op("Equal", cand_keys, key_col), b.f(BIG),
                         b.where(b.op("Greater", b.op("Gather", claimed, candidates), b.i(0)), b.f(-BIG),
                                 b.where(b.op("Less", cand_keys, b.i(0)), empty_score, lru_score)))
-        way = b.op("ArgMax", score, axis=1, keepdims=1)
+        way = b.first_argmax(score, L.WAYS)
         chosen_score = b.flat(b.op("GatherElements", score, way, axis=1))
         chosen_slot = b.flat(b.op("GatherElements", candidates, way, axis=1))
         is_match = b.op("Greater", chosen_score, b.f(2.5e30))
@@ -318,14 +325,17 @@ def build_readout() -> onnx.ModelProto:
         b.op("GreaterOrEqual", v, b.f(0.0)), b.op("Less", v, grid["height"]),
     )
     n_cells = b.op("Cast", b.op("Mul", grid["width"], grid["height"]), to=I64)
-    cell = b.where(inside, b.op("Cast", b.op("Add", b.op("Mul", v, grid["width"]), u), to=I64), n_cells)
+    # points that miss the grid go to one of TRASH_CELLS spare cells: one shared cell would make
+    # every scatter below pile its atomics onto a single address on the GPU
+    trash = b.op("Add", n_cells, b.imod("slot_ids", b.i(L.TRASH_CELLS)))
+    cell = b.where(inside, b.op("Cast", b.op("Add", b.op("Mul", v, grid["width"]), u), to=I64), trash)
     z_key = b.where(inside, z, b.f(np.inf))
     # the z-buffer starts at the far plane, so points beyond it can never win (no extra test)
-    far = b.op("Concat", b.op("Reshape", "far", b.i([-1])), b.f([np.inf]), axis=0)  # (M + 1,)
+    far = b.op("Concat", b.op("Reshape", "far", b.i([-1])), b.f(np.full(L.TRASH_CELLS, np.inf)), axis=0)
     zbuffer = b.op("ScatterElements", far, cell, z_key, axis=0, reduction="min")
     wins = b.op("Equal", z_key, b.op("Gather", zbuffer, cell, axis=0))
     point_id = b.op("Add", "slot_ids", b.i(1))
-    no_hit = b.op("Cast", b.op("Less", far, b.f(-1.0)), to=I64)  # zeros (M + 1,)
+    no_hit = b.op("Cast", b.op("Less", far, b.f(-1.0)), to=I64)  # zeros (M + TRASH_CELLS,)
     winner = b.op("ScatterElements", no_hit, cell, b.where(wins, point_id, b.i(0)), axis=0, reduction="max")
     # (h, w) cell ids built from far's shape on the device: no Shape op, so no CPU node
     ones = b.op("Add", b.op("Cast", b.op("Less", "far", b.f(-1.0)), to=I64), b.i(1))

@@ -154,12 +154,12 @@ def read_out_state(positions, latents, slot_ids, projection, grid, far):
     u, v = torch.floor(uz / z), torch.floor(vz / z)
     inside = (z > near) & (u >= 0) & (u < grid[0]) & (v >= 0) & (v < grid[1])
     n_cells = h * w
-    cell = torch.where(inside, (v * grid[0] + u).long(), n_cells)
+    cell = torch.where(inside, (v * grid[0] + u).long(), n_cells + slot_ids % L.TRASH_CELLS)
     z_key = torch.where(inside, z, float("inf"))
-    far_flat = torch.cat([far.reshape(-1), far.new_full((1,), float("inf"))])
+    far_flat = torch.cat([far.reshape(-1), far.new_full((L.TRASH_CELLS,), float("inf"))])
     zbuffer = far_flat.scatter_reduce(0, cell, z_key, "amin")
     wins = z_key == zbuffer[cell]
-    winner = torch.zeros(n_cells + 1, dtype=torch.long, device=far.device).scatter_reduce(
+    winner = torch.zeros(n_cells + L.TRASH_CELLS, dtype=torch.long, device=far.device).scatter_reduce(
         0, cell, torch.where(wins, slot_ids + 1, 0), "amax")[:n_cells] - 1
     hit = winner >= 0
     gathered = torch.where(hit[:, None], latents[torch.clamp(winner, min=0)].float(), 0.0)
