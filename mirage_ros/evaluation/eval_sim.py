@@ -101,35 +101,50 @@ def save_figure(path: Path, examples: list, methods: list[str]) -> Path:
     return path
 
 
-def run_eval_sim(args, command: str) -> dict:
-    """Score every held-out sequence; returns the JSON document."""
+def score_config(args) -> ScoreConfig:
+    return ScoreConfig(horizons=tuple(args.horizons), query_every=args.query_every,
+                       revisit_min_path=args.revisit_min_path, revisit_min_time=args.revisit_min_time,
+                       max_revisits=args.max_revisits, warmup=args.warmup, examples=8)
+
+
+def score_one(args, scene: str, seed: int, show_progress: bool) -> tuple[list, list, dict, dict]:
+    """Replay one held-out sequence through every method: ``(scores, examples, summary, manifest)``."""
     from tqdm import tqdm
 
+    config = score_config(args)
+    methods = build_methods(tuple(args.methods), args.provider, weights_dir=args.weights,
+                            capacity_points=args.capacity_points)
+    names = [m.name for m in methods]
+    sim, frames, stamps, poses = sim_sequence(scene, seed, args)
+    truth = (lambda f: f.motion_mask) if args.dynamics == "truth" else None
+    with tqdm(total=len(stamps), desc=f"eval-sim {scene}/{seed}", unit="frame",
+              disable=not show_progress, file=sys.stderr) as bar:
+        result = score_sequence(frames, stamps, poses, methods, config, dynamic_mask=truth,
+                                progress=bar.update)
+    summary = {"scene": scene, "seed": seed, "frames": result.frames, "period_s": sim.period,
+               "planned": result.planned, "memory": methods[0].model.stats(),
+               "summary": summarise(result.scores, names, config.horizons)}
+    return result.scores, [(scene, seed, ex) for ex in result.examples], summary, \
+        methods[0].model.networks.manifest
+
+
+def run_eval_sim(args, command: str) -> dict:
+    """Score every held-out sequence (``args.workers`` at a time); returns the JSON document."""
+    from concurrent.futures import ProcessPoolExecutor
+
     started = time.perf_counter()
-    config = ScoreConfig(horizons=tuple(args.horizons), query_every=args.query_every,
-                         revisit_min_path=args.revisit_min_path, revisit_min_time=args.revisit_min_time,
-                         max_revisits=args.max_revisits, warmup=args.warmup, examples=8)
-    scores, per_sequence, examples = [], [], []
-    names: list[str] = []
-    manifest = None
-    for scene in args.scenes:
-        for seed in args.seeds:
-            methods = build_methods(tuple(args.methods), args.provider, weights_dir=args.weights,
-                                    capacity_points=args.capacity_points)
-            names = [m.name for m in methods]
-            manifest = methods[0].model.networks.manifest
-            sim, frames, stamps, poses = sim_sequence(scene, seed, args)
-            truth = (lambda f: f.motion_mask) if args.dynamics == "truth" else None
-            with tqdm(total=len(stamps), desc=f"eval-sim {scene}/{seed}", unit="frame",
-                      disable=args.no_progress, file=sys.stderr) as bar:
-                result = score_sequence(frames, stamps, poses, methods, config, dynamic_mask=truth,
-                                        progress=bar.update)
-            scores += result.scores
-            examples += [(scene, seed, ex) for ex in result.examples]
-            per_sequence.append({"scene": scene, "seed": seed, "frames": result.frames,
-                                 "period_s": sim.period, "planned": result.planned,
-                                 "memory": methods[0].model.stats(),
-                                 "summary": summarise(result.scores, names, config.horizons)})
+    config = score_config(args)
+    jobs = [(scene, seed) for scene in args.scenes for seed in args.seeds]
+    if args.workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(args.workers, len(jobs))) as pool:
+            futures = [pool.submit(score_one, args, scene, seed, False) for scene, seed in jobs]
+            results = [f.result() for f in futures]
+    else:
+        results = [score_one(args, scene, seed, not args.no_progress) for scene, seed in jobs]
+    scores = [s for r in results for s in r[0]]
+    examples = [e for r in results for e in r[1]]
+    manifest = results[0][3]
+    names = [row["method"] for row in results[0][2]["summary"]]
     summary = summarise(scores, names, config.horizons)
     return {
         "command": command,
@@ -141,7 +156,7 @@ def run_eval_sim(args, command: str) -> dict:
         "score_config": {"horizons": config.horizons, "query_every": config.query_every,
                          "revisit_min_path": config.revisit_min_path,
                          "revisit_min_time": config.revisit_min_time},
-        "summary": summary, "goals": check_goals(summary), "per_sequence": per_sequence,
+        "summary": summary, "goals": check_goals(summary), "per_sequence": [r[2] for r in results],
         "elapsed_s": round(time.perf_counter() - started, 1),
         "_examples": examples,
     }
@@ -199,6 +214,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--figure", type=Path, default=None, help="observed / predicted / error PNG")
     p.add_argument("--record-manifest", action="store_true",
                    help="store summary + goals in the weights manifest (the shipped numbers)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="sequences scored in parallel processes (results do not depend on it)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=main, option_defaults={a.dest: a.default for a in p._actions if a.option_strings})
 
@@ -207,7 +224,8 @@ def _command(args) -> str:
     words = ["mirage-ros", "eval-sim"]
     for dest, default in args.option_defaults.items():
         value = getattr(args, dest, default)
-        if dest in ("help", "no_progress", "json", "record_manifest", "out", "figure") or value == default:
+        if dest in ("help", "no_progress", "json", "record_manifest", "out", "figure", "workers") \
+                or value == default:
             continue
         flag = "--" + dest.replace("_", "-")
         if isinstance(value, bool):
@@ -223,15 +241,16 @@ def main(args) -> int:
             raise InvalidInput(f"--{name}", f"must be >= 16, got {getattr(args, name)}")
     if not args.rate > 0:
         raise InvalidInput("--rate", f"must be > 0, got {args.rate}")
+    if args.workers < 1:
+        raise InvalidInput("--workers", f"must be >= 1, got {args.workers}")
     if not args.laps > 0:
         raise InvalidInput("--laps", f"must be > 0, got {args.laps}")
     report = run_eval_sim(args, _command(args))
     examples = report.pop("_examples")
     if args.figure:
-        methods = [row["method"] for row in report["summary"]]
-        report["figure"] = str(save_figure(args.figure, pick_figure_examples(examples), methods))
+        report["figure"] = str(args.figure)
     text = json.dumps(report, indent=2, default=float)
-    if args.out:
+    if args.out:  # numbers first: a figure failure must not lose them
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "eval_sim.json").write_text(text + "\n")
     if args.record_manifest:
@@ -243,4 +262,7 @@ def main(args) -> int:
             print(row["method"], {k: round(v, 2) for k, v in row.items()
                                   if k.endswith(".psnr") and isinstance(v, float)})
         print(json.dumps(report["goals"], indent=1, default=float))
+    if args.figure:
+        save_figure(args.figure, pick_figure_examples(examples),
+                    [row["method"] for row in report["summary"]])
     return 0
