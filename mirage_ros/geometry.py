@@ -189,6 +189,10 @@ def _as_points(points: np.ndarray, name: str) -> np.ndarray:
     return points
 
 
+_BOTTOM_ROW = np.array([0.0, 0.0, 0.0, 1.0])
+_IDENTITY3 = np.eye(3)
+
+
 def check_pose(T: np.ndarray, name: str = "T_world_cam", atol: float = 1e-4) -> np.ndarray:
     """Validate a rigid transform and return it as ``(4, 4) float64``.
 
@@ -201,10 +205,10 @@ def check_pose(T: np.ndarray, name: str = "T_world_cam", atol: float = 1e-4) -> 
         raise InvalidInput(name, f"must be a 4x4 matrix, got shape {T.shape}")
     if not np.all(np.isfinite(T)):
         raise InvalidInput(name, "must be finite (got NaN or inf)")
-    if not np.allclose(T[3], [0.0, 0.0, 0.0, 1.0], atol=atol):
+    if np.abs(T[3] - _BOTTOM_ROW).max() > atol:
         raise InvalidInput(name, f"bottom row must be [0, 0, 0, 1], got {T[3].tolist()}")
     R = T[:3, :3]
-    if not np.allclose(R.T @ R, np.eye(3), atol=atol) or np.linalg.det(R) < 0:
+    if np.abs(R.T @ R - _IDENTITY3).max() > atol or np.linalg.det(R) < 0:
         raise InvalidInput(name, "rotation block is not a proper rotation (orthonormal, det +1)")
     return T
 

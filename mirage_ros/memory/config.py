@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -84,7 +85,7 @@ class MemoryConfig:
         if not 0 <= self.dynamic_max_fraction < 1:
             raise InvalidInput("dynamic_max_fraction", f"must be in [0, 1), got {self.dynamic_max_fraction}")
 
-    @property
+    @functools.cached_property
     def slots(self) -> int:
         """Points the table can hold (the hard cap actually used, <= ``capacity_points``)."""
         return L.WAYS * _largest_prime_at_most(self.capacity_points // L.WAYS)

@@ -73,6 +73,7 @@ def create_session(
     *,
     cuda_graph: bool = False,
     threads: int | None = None,
+    allow_tf32: bool = False,
 ) -> ort.InferenceSession:
     """Open an ONNX model on the chosen provider (see :func:`resolve_provider`).
 
@@ -81,6 +82,9 @@ def create_session(
         provider: ``"auto"``, ``"cuda"`` or ``"cpu"``.
         cuda_graph: with CUDA, capture runs as CUDA graphs (IOBinding with fixed buffers only).
         threads: CPU intra-op threads (see :func:`session_options`).
+        allow_tf32: let CUDA run float32 MatMul/Conv in TF32 (10-bit mantissa). Off by default:
+            in TF32 a point 5 m away moves by millimetres, enough to change voxel keys and
+            z-buffer cells. Networks that tolerate it may turn it on for speed.
 
     Raises:
         InvalidInput / ProviderUnavailable: see :func:`resolve_provider`.
@@ -89,7 +93,7 @@ def create_session(
     device = resolve_provider(provider)
     options = session_options(threads)
     if device == "cuda":
-        cuda_options = {"device_id": "0"}
+        cuda_options = {"device_id": "0", "use_tf32": "1" if allow_tf32 else "0"}
         if cuda_graph:
             cuda_options["enable_cuda_graph"] = "1"
         providers = [(_ORT_NAMES["cuda"], cuda_options), _ORT_NAMES["cpu"]]
