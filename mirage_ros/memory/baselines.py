@@ -35,13 +35,14 @@ class RGBPointCloudMemory:
         keep_frames: keep only the last ``keep_frames`` frames (None: all; 1: last-frame warp).
         min_depth, max_depth: depth readings kept, metres.
         near: rasteriser near plane, metres.
+        cuda_graph: capture the rasteriser as a CUDA graph (as ``LatentMemory`` may).
     """
 
     def __init__(self, provider: str = "auto", keep_frames: int | None = None, min_depth: float = 0.1,
-                 max_depth: float = 10.0, near: float = 0.05):
+                 max_depth: float = 10.0, near: float = 0.05, *, cuda_graph: bool = False):
         if keep_frames is not None and keep_frames < 1:
             raise InvalidInput("keep_frames", f"must be None or >= 1, got {keep_frames}")
-        self._raster = BoundSession(L.graph_path("readout"), provider)
+        self._raster = BoundSession(L.graph_path("readout"), provider, cuda_graph=cuda_graph)
         self.device = self._raster.device
         self.min_depth, self.max_depth, self.near = min_depth, max_depth, near
         self._frames: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=keep_frames)
