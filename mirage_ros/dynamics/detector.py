@@ -27,6 +27,7 @@ from mirage_ros.dynamics.regions import (
     depth_edges,
     extract_blobs,
     grow_into_unjudged,
+    grow_regions,
     hysteresis_labels,
 )
 from mirage_ros.dynamics.tracking import (
@@ -213,10 +214,11 @@ class MovingObjectDetector:
             return _unknown(stamp, shape, reason, coverage)
 
         min_pixels = max(4, int(cfg.min_region_fraction * depth.size))
-        labels, n = hysteresis_labels(score, cfg.score_low, cfg.score_high, min_pixels)
+        edges = depth_edges(depth, cfg.edge_rel_gap)
+        labels, n = hysteresis_labels(score, cfg.score_low, cfg.score_high, min_pixels, cuts=edges)
+        unjudged = ~valid & ~edges
         if n and cfg.grow_pixels:
-            unjudged = ~valid & ~depth_edges(depth, cfg.edge_rel_gap)
-            labels, n = grow_into_unjudged(labels, unjudged, cfg.grow_pixels)
+            labels = grow_regions(labels, n, depth, unjudged, cfg.grow_pixels, cfg.grow_band)
         blobs = extract_blobs(labels, n, score, depth, Kw, T_world_cam)
         blobs.sort(key=lambda b: b.pixel_count * b.score, reverse=True)
         kept, overflow = blobs[: cfg.max_regions], blobs[cfg.max_regions :]
@@ -230,6 +232,7 @@ class MovingObjectDetector:
             [b.centroid_world for b in tracked],
             [_region_motion(change, labels, b, cfg.frame_change_levels) for b in tracked],
             stamp,
+            [_seen_whole(b, depth.shape) for b in tracked],
         )
         track_of = {b.label: t for b, t in zip(tracked, tracks)}
         for blob in kept:
@@ -252,6 +255,8 @@ class MovingObjectDetector:
             if state != STATE_NEW_STATIC:
                 keep_out |= pixels
             described.append((index, blob, track, state))
+        if cfg.grow_pixels and keep_out.any():
+            keep_out = grow_into_unjudged(keep_out, unjudged, cfg.grow_pixels)
         if cfg.feedback_dilation > 0 and keep_out.any():
             keep_out = ndimage.binary_dilation(keep_out, np.ones((3, 3), bool), cfg.feedback_dilation)
 
@@ -317,6 +322,13 @@ def _region_motion(change, labels, blob, levels) -> float | None:
         return None
     fraction = np.count_nonzero(changed[blob.slices] & inside) / seen
     return float(ramp(fraction, *levels))
+
+
+def _seen_whole(blob, shape: tuple[int, int], max_share: float = 0.3) -> bool:
+    """Region inside the image (1-pixel margin) and covering at most ``max_share`` of it."""
+    rows, cols = blob.slices
+    inside = rows.start > 0 and cols.start > 0 and rows.stop < shape[0] and cols.stop < shape[1]
+    return inside and blob.pixel_count <= max_share * shape[0] * shape[1]
 
 
 def _describe(index, blob, track, state, step, shape, pixel_count, window_s) -> Region:

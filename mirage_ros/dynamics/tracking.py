@@ -114,7 +114,11 @@ class Tracker:
         self.tracks = []
 
     def update(
-        self, centroids: list[np.ndarray], frame_motion: list[float | None], stamp: float
+        self,
+        centroids: list[np.ndarray],
+        frame_motion: list[float | None],
+        stamp: float,
+        whole: list[bool] | None = None,
     ) -> list[Track]:
         """Feed one frame's region centroids.
 
@@ -124,6 +128,9 @@ class Tracker:
                 pixels whose depth along the same 3D ray changed since the previous frame, after
                 ego-motion compensation), or ``None`` when the previous frame does not cover it.
             stamp: time of the frame, seconds.
+            whole: per region, whether it is seen whole (not cut by the image border, not most of
+                the view). The centroid speed of a cut or huge region measures the camera sweeping
+                over it, not its motion, so only whole regions get speed evidence. Default: all.
 
         Returns:
             the track of each region, in input order (new tracks for unmatched regions).
@@ -132,6 +139,7 @@ class Tracker:
         self.tracks = [t for t in self.tracks if stamp - t.last_seen <= cfg.max_missed_s]
         assigned = self._associate(centroids, stamp)
         out = []
+        whole = [True] * len(centroids) if whole is None else whole
         for i, (centroid, motion) in enumerate(zip(centroids, frame_motion)):
             track = assigned.get(i)
             if track is None:
@@ -141,7 +149,7 @@ class Tracker:
             track.history.append((stamp, np.asarray(centroid, np.float64)))
             track.last_seen = stamp
             track.depthless = 0
-            speed = track.speed(cfg.speed_window_s)
+            speed = track.speed(cfg.speed_window_s) if whole[i] else None
             speed_evidence = None if speed is None else float(ramp(speed, *cfg.speed_levels))
             evidence = [e for e in (motion, speed_evidence) if e is not None]
             if evidence:
