@@ -84,7 +84,7 @@ class RGBPointCloudMemory:
             self._cloud = {
                 "positions": self._raster.upload(positions),
                 "latents": self._raster.upload((colours / np.float16(255)).astype(np.float16)),
-                "slot_ids": self._raster.upload(np.arange(len(positions), dtype=np.int64)),
+                **{n: self._raster.upload(v) for n, v in L.readout_ids(len(positions)).items()},
             }
             self._raster.forget_bindings()
 

@@ -60,7 +60,7 @@ class LatentMemory:
         self.device = self._update.device
         self._states = [self._upload_state(self._empty()), self._upload_state(self._empty())]
         self._current = 0
-        self._slot_ids = self._readout.upload(np.arange(config.slots + 1, dtype=np.int64))
+        self._ids = {n: self._readout.upload(v) for n, v in L.readout_ids(config.slots + 1).items()}
         self._epoch: float | None = None
         self._frame: dict[str, ort.OrtValue] = {}
         self._frame_key: tuple | None = None
@@ -195,7 +195,7 @@ class LatentMemory:
             view["far_is_open"] = True
         BoundSession.write(view["projection"], L.projection_matrix(K_latent, T_cam_world))
         state = self.state
-        inputs = {"positions": state["positions"], "latents": state["latents"], "slot_ids": self._slot_ids,
+        inputs = {"positions": state["positions"], "latents": state["latents"], **self._ids,
                   "projection": view["projection"], "grid": view["grid"], "far": view["far"]}
         outputs = {n: view[n] for n in ("latent", "valid", "depth")}
         self._readout.run(inputs, outputs)

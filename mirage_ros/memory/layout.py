@@ -71,6 +71,14 @@ UPDATE_PARAMS = (
 # read-out grid vector (float32): latent grid size and near plane (metres)
 READOUT_GRID = ("width", "height", "near")
 TRASH_CELLS = 1024  # read-out: spare z-buffer cells for points off the grid (spreads GPU atomics)
+
+
+def readout_ids(n_points: int) -> dict[str, np.ndarray]:
+    """Constant index inputs of the read-out graph for ``n_points`` stored points: ``slot_ids``
+    ``(N,)`` = 0..N-1 and ``spill_ids`` ``(N,)`` = slot mod TRASH_CELLS (the spare cell a point
+    that misses the grid is sent to)."""
+    slot_ids = np.arange(n_points, dtype=np.int64)
+    return {"slot_ids": slot_ids, "spill_ids": slot_ids % TRASH_CELLS}
 FAR_SENTINEL = 1.0e10  # "no reading" depth inside the pooling (finite so differences stay finite)
 
 

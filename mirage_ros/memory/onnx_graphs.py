@@ -195,13 +195,14 @@ def build_update(stride: int) -> onnx.ModelProto:
     p_world = b.op("Add", b.op("MatMul", p_cam, b.op("Transpose", rotation, perm=[1, 0])), translation)
     candidate = b.and_(has_depth, finite_latent,
                        b.op("LessOrEqual", dynamic_fraction, p["dynamic_max_fraction"]))
-    p_world = b.where(b.col(candidate), p_world, b.f(0.0))  # skipped cells carry no NaN/inf
+    # p_world is finite (no-reading cells pool to a finite sentinel), so masking is a multiply
+    p_world = b.op("Mul", p_world, b.col(b.op("Cast", candidate, to=F32)))
     voxel_f = b.op("Floor", b.op("Div", p_world, p["voxel_size"]))
     in_range = b.op("Cast", b.and_(b.op("GreaterOrEqual", voxel_f, b.f(-L.KEY_OFFSET)),
                                    b.op("Less", voxel_f, b.f(L.KEY_OFFSET))), to=F32)
     valid = b.and_(candidate, b.op("Greater", b.op("ReduceMin", in_range, b.i([1]), keepdims=0),
                                    b.f(0.5)))
-    p_world = b.where(b.col(valid), p_world, b.f(0.0))
+    p_world = b.op("Mul", p_world, b.col(b.op("Cast", valid, to=F32)))
     cells = b.where(b.col(valid), cells, b.f(0.0))
     voxel = b.op("Add", b.op("Cast", b.where(b.col(valid), voxel_f, b.f(0.0)), to=I64), b.i(L.KEY_OFFSET))
     columns = [b.flat(c) for c in b.op("Split", voxel, n_out=3, axis=1, num_outputs=3)]
@@ -327,7 +328,7 @@ def build_readout() -> onnx.ModelProto:
     n_cells = b.op("Cast", b.op("Mul", grid["width"], grid["height"]), to=I64)
     # points that miss the grid go to one of TRASH_CELLS spare cells: one shared cell would make
     # every scatter below pile its atomics onto a single address on the GPU
-    trash = b.op("Add", n_cells, b.imod("slot_ids", b.i(L.TRASH_CELLS)))
+    trash = b.op("Add", n_cells, "spill_ids")
     cell = b.where(inside, b.op("Cast", b.op("Add", b.op("Mul", v, grid["width"]), u), to=I64), trash)
     z_key = b.where(inside, z, b.f(np.inf))
     # the z-buffer starts at the far plane, so points beyond it can never win (no extra test)
@@ -352,6 +353,7 @@ def build_readout() -> onnx.ModelProto:
         _vi("positions", F32, ["S", 3]),
         _vi("latents", F16, ["S", "C"]),
         _vi("slot_ids", I64, ["S"]),
+        _vi("spill_ids", I64, ["S"]),
         _vi("projection", F32, [3, 4]),
         _vi("grid", F32, [len(L.READOUT_GRID)]),
         _vi("far", F32, ["h", "w"]),

@@ -59,11 +59,11 @@ def update_torch(state: dict, depth, dynamic, latent, rays, T_world_cam, params,
     p_cam = torch.stack([rays[0] * depth_c, rays[1] * depth_c, depth_c], dim=1)
     p_world = p_cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3].reshape(1, 3)
     candidate = has_depth & finite_latent & (dynamic_fraction <= p["dynamic_max_fraction"])
-    p_world = torch.where(candidate[:, None], p_world, torch.tensor(0.0))
+    p_world = p_world * candidate[:, None].float()
     voxel_f = torch.floor(p_world / p["voxel_size"])
     in_range = ((voxel_f >= -L.KEY_OFFSET) & (voxel_f < L.KEY_OFFSET)).all(dim=1)
     valid = candidate & in_range
-    p_world = torch.where(valid[:, None], p_world, torch.tensor(0.0))
+    p_world = p_world * valid[:, None].float()
     cells = torch.where(valid[:, None], cells, torch.tensor(0.0))
     voxel = torch.where(valid[:, None], voxel_f, torch.tensor(0.0)).long() + L.KEY_OFFSET
     key = voxel[:, 0] * (1 << (2 * L.KEY_BITS)) + voxel[:, 1] * (1 << L.KEY_BITS) + voxel[:, 2]
