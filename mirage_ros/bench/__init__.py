@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+from pathlib import Path
 
 BENCHMARKS = {
     "memory": ("mirage_ros.bench.memory", "bytes of latent memory vs RGB point-cloud memory on a loop"),
@@ -19,12 +21,45 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmarks (JSON)", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name, (module, help_text) in BENCHMARKS.items():
-        if name == "sim":  # owns its argument parsing
-            child = sub.add_parser(name, help=help_text, add_help=False)
-            child.add_argument("rest", nargs=argparse.REMAINDER)
+        if name == "sim":  # owns its argument parsing: hand it every word, options included
+            child = sub.add_parser(name, help=help_text, add_help=False, prefix_chars="\x00")
+            child.add_argument("rest", nargs="*")
             child.set_defaults(func=lambda args, m=module: importlib.import_module(m).main(args.rest))
             continue
         child = sub.add_parser(name, help=help_text, description=help_text)
         mod = importlib.import_module(module)
         mod.add_arguments(child)
         child.set_defaults(func=mod.run)
+
+
+def add_memory_arguments(parser: argparse.ArgumentParser, frames: int) -> None:
+    """Arguments every memory benchmark shares: scene, image and memory sizes, provider, output."""
+    parser.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"), help="ONNX Runtime provider")
+    parser.add_argument("--width", type=int, default=320, help="image width (default %(default)s)")
+    parser.add_argument("--height", type=int, default=240, help="image height (default %(default)s)")
+    parser.add_argument("--stride", type=int, default=8, help="latent stride (default %(default)s)")
+    parser.add_argument("--channels", type=int, default=32, help="latent channels (default %(default)s)")
+    parser.add_argument("--capacity", type=int, default=200_000, help="memory capacity in points")
+    parser.add_argument("--voxel-size", type=float, default=0.05, help="fusion voxel, metres")
+    parser.add_argument("--frames", type=int, default=frames, help="simulated frames (default %(default)s)")
+    parser.add_argument("--scene", default="corridor", help="simulator scene (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=3, help="simulator seed (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
+
+
+def emit(result: dict, args) -> int:
+    """Print ``result`` as JSON (one line with ``--json``) and write it to ``--out`` if given."""
+    text = json.dumps(result, indent=None if args.json else 2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def script_main(doc: str, add_arguments, run, argv: list[str] | None = None) -> int:
+    """``python -m mirage_ros.bench.<name>`` entry point."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

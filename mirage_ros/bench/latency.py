@@ -16,7 +16,6 @@ shape), device-resident, and the output says so.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import subprocess
@@ -28,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mirage_ros import geometry as g
+from mirage_ros.bench import add_memory_arguments, emit, script_main
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory.baselines import RGBPointCloudMemory
 from mirage_ros.runtime.session import BoundSession
@@ -259,24 +259,13 @@ def goals(r: dict) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"), help="ONNX Runtime provider")
+    add_memory_arguments(parser, frames=60)
     parser.add_argument("--cuda-graph", action="store_true", help="capture update/read-out as CUDA graphs")
-    parser.add_argument("--width", type=int, default=320, help="image width (default %(default)s)")
-    parser.add_argument("--height", type=int, default=240, help="image height (default %(default)s)")
-    parser.add_argument("--stride", type=int, default=8, help="latent stride (default %(default)s)")
-    parser.add_argument("--channels", type=int, default=32, help="latent channels (default %(default)s)")
-    parser.add_argument("--capacity", type=int, default=200_000, help="memory capacity in points")
-    parser.add_argument("--voxel-size", type=float, default=0.05, help="fusion voxel, metres")
-    parser.add_argument("--frames", type=int, default=60, help="simulated frames inserted (default %(default)s)")
     parser.add_argument("--warmup", type=int, default=5, help="first inserts not timed (default %(default)s)")
     parser.add_argument("--views", type=int, default=8, help="target views read out (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per view (default %(default)s)")
-    parser.add_argument("--scene", default="corridor", help="simulator scene (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=3, help="simulator seed (default %(default)s)")
     parser.add_argument("--check-cpu", action="store_true",
                         help="also replay the frames on the CPU provider and report the differences")
-    parser.add_argument("--json", action="store_true", help="print one JSON object only")
-    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
 
 
 def run(args) -> int:
@@ -284,19 +273,11 @@ def run(args) -> int:
         from mirage_ros.errors import InvalidInput
 
         raise InvalidInput("--frames", f"must exceed --warmup ({args.warmup}), got {args.frames}")
-    result = bench(args)
-    text = json.dumps(result, indent=None if args.json else 2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
-    return 0
+    return emit(bench(args), args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return script_main(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

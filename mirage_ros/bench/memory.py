@@ -13,12 +13,12 @@ the latent memory's live points; ``ratio_vs_allocated`` its whole capacity-sized
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
+from mirage_ros.bench import add_memory_arguments, emit, script_main
 from mirage_ros.bench.latency import StandInEncoder
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory.baselines import RGBPointCloudMemory
@@ -86,20 +86,9 @@ def plot(series: list[dict], path: Path, result: dict) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--frames", type=int, default=1000, help="simulated frames (default %(default)s)")
-    parser.add_argument("--width", type=int, default=320, help="image width (default %(default)s)")
-    parser.add_argument("--height", type=int, default=240, help="image height (default %(default)s)")
-    parser.add_argument("--stride", type=int, default=8, help="latent stride (default %(default)s)")
-    parser.add_argument("--channels", type=int, default=32, help="latent channels (default %(default)s)")
-    parser.add_argument("--capacity", type=int, default=200_000, help="memory capacity in points")
-    parser.add_argument("--voxel-size", type=float, default=0.05, help="fusion voxel, metres")
-    parser.add_argument("--scene", default="corridor", help="simulator scene (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=3, help="simulator seed (default %(default)s)")
-    parser.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"), help="ONNX Runtime provider")
+    add_memory_arguments(parser, frames=1000)
     parser.add_argument("--every", type=int, default=50, help="sample sizes every N frames")
     parser.add_argument("--plot", type=Path, help="write a bytes-over-frames plot (PNG)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object only")
-    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
 
 
 def run(args) -> int:
@@ -107,19 +96,11 @@ def run(args) -> int:
         from mirage_ros.errors import InvalidInput
 
         raise InvalidInput("--frames" if args.frames < 1 else "--every", "must be >= 1")
-    result = bench(args)
-    text = json.dumps(result, indent=None if args.json else 2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
-    return 0
+    return emit(bench(args), args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return script_main(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
