@@ -108,3 +108,21 @@ def test_export_parity_and_manifest(tmp_path):
         assert manifest["parity_max_abs_diff"][name] < 1e-4
     assert manifest["training"]["steps"] == 2
     assert manifest["training"]["command"] == "test"
+
+
+def test_two_process_ddp_training_on_cpu(tmp_path):
+    """torchrun with 2 CPU ranks (gloo): ranks stay in sync, only rank 0 writes."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    sets = [a for item in TINY + ["optim.max_steps=3", "natural.val_max_side=32"] for a in ("--set", item)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "mirage_ros.cli", "train", "--config", str(REPO / "config/train.yaml"),
+           "--out", str(tmp_path), "--no-export", *sets]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert state["world_size"] == 2 and state["step"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "log.jsonl"]
