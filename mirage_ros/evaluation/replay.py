@@ -153,47 +153,57 @@ def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreC
 
 
 def add_parser(subparsers) -> None:
-    """Register ``mirage-ros eval``."""
+    """Register ``mirage-ros eval`` (every option is described in docs/evaluation.md)."""
     p = subparsers.add_parser("eval", help="score world models on a rosbag or TUM RGB-D folder; write a report",
-                              description=__doc__.splitlines()[0],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              description="Replay a recording offline through our world model and the baselines, "
+                                          "score predicted views against the real frames, write a report.")
     p.add_argument("input", metavar="INPUT", type=Path, help="rosbag2 folder / .mcap / .db3, ROS 1 .bag, or TUM folder")
-    p.add_argument("--out", type=Path, required=True, help="report folder (written atomically)")
+    p.add_argument("--out", type=Path, required=True, help="report folder (written atomically; replaces an older report)")
     g = p.add_argument_group("scoring")
-    g.add_argument("--horizons", type=float, nargs="+", default=[0.5, 1.0, 2.0], help="future-view horizons, s")
-    g.add_argument("--query-every", type=float, default=0.5, help="seconds between scored anchors / revisits")
-    g.add_argument("--target-tolerance", type=float, default=None,
-                   help="max |stamp - (t + h)| of a future target, s (default 0.6 x frame period)")
-    g.add_argument("--revisit-distance", type=float, default=0.5, help="m")
-    g.add_argument("--revisit-angle", type=float, default=20.0, help="deg between view directions")
-    g.add_argument("--revisit-min-path", type=float, default=3.0, help="m travelled in between")
-    g.add_argument("--revisit-min-time", type=float, default=5.0, help="s in between")
-    g.add_argument("--max-revisits", type=int, default=50)
-    g.add_argument("--warmup", type=float, default=0.0, help="s observed before the first anchor")
-    g.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=list(METHOD_NAMES),
-                   help="world models to compare (the first is ours and renders for the detector)")
-    g.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="ONNX Runtime provider")
-    g.add_argument("--weights", type=Path, default=None,
-                   help="folder with manifest.json + encoder/renderer ONNX (default: the shipped weights)")
-    g.add_argument("--capacity-points", type=int, default=None,
-                   help="latent memory capacity (default: the world_model node's MemoryConfig default)")
+    g.add_argument("--horizons", type=float, nargs="+", default=[0.5, 1.0, 2.0], metavar="S",
+                   help="future-view horizons in seconds (default 0.5 1 2)")
+    g.add_argument("--query-every", type=float, default=0.5, metavar="S",
+                   help="seconds between scored anchors, and between scored revisits (default 0.5)")
+    g.add_argument("--target-tolerance", type=float, default=None, metavar="S",
+                   help="max |stamp - (t + h)| of a future target (default 0.6 x the frame period)")
+    g.add_argument("--revisit-distance", type=float, default=0.5, metavar="M", help="revisit radius (default 0.5 m)")
+    g.add_argument("--revisit-angle", type=float, default=20.0, metavar="DEG",
+                   help="max angle between the two view directions (default 20)")
+    g.add_argument("--revisit-min-path", type=float, default=3.0, metavar="M",
+                   help="travel between the two visits (default 3 m)")
+    g.add_argument("--revisit-min-time", type=float, default=5.0, metavar="S",
+                   help="time between the two visits (default 5 s)")
+    g.add_argument("--max-revisits", type=int, default=50, metavar="N", help="scored revisits at most (default 50)")
+    g.add_argument("--warmup", type=float, default=0.0, metavar="S", help="observed before the first anchor (default 0)")
+    g.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=list(METHOD_NAMES), metavar="METHOD",
+                   help=f"world models to compare, from {', '.join(METHOD_NAMES)} (default all; latent_memory "
+                        "always runs: it renders for the detector)")
+    g.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="ONNX Runtime provider (default auto)")
+    g.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="manifest.json + encoder/renderer ONNX to evaluate (default: the shipped weights)")
+    g.add_argument("--capacity-points", type=int, default=None, metavar="N",
+                   help="latent memory capacity (default: MemoryConfig's, as the world_model node)")
     g.add_argument("--dynamics", choices=DYNAMICS_CHOICES, default="detector",
-                   help="moving-object mask kept out of memory: the detector, ground truth, or none")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    s = p.add_argument_group("input")
+                   help="pixels kept out of every memory: the moving-object detector (default), the input's "
+                        "ground-truth motion mask, or none")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s = p.add_argument_group("input (auto-detected unless given)")
     for name in ("color-topic", "depth-topic", "info-topic", "mask-topic", "odom-topic", "world-frame", "camera-frame"):
-        s.add_argument(f"--{name}", default=None, help="(auto-detected)")
+        s.add_argument(f"--{name}", default=None, metavar="NAME")
     s.add_argument("--camera-frame-convention", choices=("auto", "optical", "body"), default="auto",
-                   help="image frame is optical, or a body/link frame (Gazebo); auto: 'optical' in its name")
+                   help="the image frame is optical, or a body/link frame (Gazebo); auto: optical if named so")
     s.add_argument("--camera-offset", type=float, nargs=6, default=None, metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),
-                   help="camera frame in the odometry child frame (m, rad), when TF does not reach the camera")
+                   help="camera frame in the odometry child frame (m, rad) when TF does not reach the camera")
     s.add_argument("--intrinsics", type=float, nargs=4, default=None, metavar=("FX", "FY", "CX", "CY"),
-                   help="override CameraInfo / TUM preset")
-    s.add_argument("--tum-camera", default="auto", help="TUM preset: auto (folder name), fr1, fr2, fr3, ros")
-    s.add_argument("--depth-scale", type=float, default=5000.0, help="TUM depth PNG units per metre")
-    s.add_argument("--max-depth-dt", type=float, default=0.02, help="max colour/depth stamp difference, s")
-    s.add_argument("--max-pose-extrapolation", type=float, default=0.05, help="s outside pose samples held")
-    s.add_argument("--max-frames", type=int, default=None, help="use only the first N usable frames")
+                   help="override CameraInfo / the TUM preset")
+    s.add_argument("--tum-camera", default="auto", help="TUM intrinsics preset: auto (from the folder name), fr1, "
+                                                       "fr2, fr3, ros")
+    s.add_argument("--depth-scale", type=float, default=5000.0, help="TUM depth PNG units per metre (default 5000)")
+    s.add_argument("--max-depth-dt", type=float, default=0.02, metavar="S",
+                   help="max colour/depth stamp difference (default 0.02)")
+    s.add_argument("--max-pose-extrapolation", type=float, default=0.05, metavar="S",
+                   help="how far outside the pose samples a lookup holds the nearest one (default 0.05)")
+    s.add_argument("--max-frames", type=int, default=None, metavar="N", help="only the first N usable frames")
     p.set_defaults(func=main, option_defaults={a.dest: a.default for a in p._actions if a.option_strings})
 
 
