@@ -97,7 +97,8 @@ class LatentMemory:
         Args:
             latent: ``(C, h, w) float32`` encoder output for this frame, ``(h, w) =
                 (K.height // s, K.width // s)``; a numpy array or an OrtValue on this memory's
-                device (e.g. an encoder output kept on the GPU). Non-finite cells are skipped.
+                device (e.g. an encoder output kept on the GPU; with ``cuda_graph`` pass the same
+                buffer every frame, each new buffer is a new graph). Non-finite cells are skipped.
             depth: ``(H, W)`` z-depth in metres, ``(H, W) = (K.height, K.width)``; 0, NaN, inf,
                 negative or outside ``(min_depth, max_depth)`` = no reading.
             K: full-resolution intrinsics of ``depth`` (the latent grid is ``K.scaled(s)``).

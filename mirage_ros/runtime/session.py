@@ -133,6 +133,8 @@ class BoundSession:
         cuda_graph: capture each distinct binding as a CUDA graph (CUDA only; ignored on CPU).
     """
 
+    MAX_BINDINGS = 16  # cached bindings (each keeps its buffers alive); a CUDA graph per binding
+
     def __init__(self, model, provider: str = "auto", *, cuda_graph: bool = False, threads=None):
         self.device = resolve_provider(provider)
         self.cuda_graph = bool(cuda_graph) and self.device == "cuda"
@@ -167,10 +169,13 @@ class BoundSession:
         """Run with every input and output bound to the given buffers (outputs are overwritten).
 
         A binding (the same buffers for the same names) is built once and reused; with CUDA graphs
-        each distinct binding gets its own graph id, captured on its first run.
+        each distinct binding gets its own graph id, captured on its first run, so CUDA-graph
+        callers must keep their buffers fixed (refill them with :meth:`write`).
         """
         key = tuple((n, id(v)) for n, v in inputs.items()) + tuple((n, id(v)) for n, v in outputs.items())
         if key not in self._bindings:
+            if len(self._bindings) >= self.MAX_BINDINGS:  # callers binding fresh buffers every run
+                self._bindings.clear()
             missing = set(self.input_names) - set(inputs)
             if missing:
                 raise InvalidInput("inputs", f"no buffer for {sorted(missing)}")
