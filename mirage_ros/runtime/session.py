@@ -142,6 +142,7 @@ class BoundSession:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._bindings: dict[tuple, tuple] = {}
+        self._graph_ids = 0
 
     def alloc(self, shape, dtype) -> ort.OrtValue:
         """A zero-filled ``shape``/``dtype`` buffer on this session's device."""
@@ -185,8 +186,9 @@ class BoundSession:
             for name, value in outputs.items():
                 binding.bind_ortvalue_output(name, value)
             run_options = ort.RunOptions()
-            if self.cuda_graph:
-                run_options.add_run_config_entry("gpu_graph_id", str(len(self._bindings) + 1))
+            if self.cuda_graph:  # never reuse an id: its captured graph holds the old addresses
+                self._graph_ids += 1
+                run_options.add_run_config_entry("gpu_graph_id", str(self._graph_ids))
             # keep the buffers alive as long as the binding that points at them
             self._bindings[key] = (binding, run_options, dict(inputs), dict(outputs))
         binding, run_options = self._bindings[key][:2]
