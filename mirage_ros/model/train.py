@@ -221,6 +221,7 @@ class Trainer:
         self.save()
         if log:
             log.close()
+            plot_history(self.history, self.out / "curves.png")
         return {"step": self.step, "stopped_by_time": stopped_by_time,
                 "train_seconds": self.train_seconds}
 
@@ -241,6 +242,31 @@ class Trainer:
             log.write(json.dumps(rec) + "\n")
             log.flush()
         tqdm.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in rec["val"].items()))
+
+
+def plot_history(history: list[dict], path: Path) -> Path:
+    """PNG of the training loss (left) and the validation PSNRs (right) over steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    logged = [h for h in history if "loss" in h]
+    for key in sorted({k for h in logged for k in h if k.startswith("loss")}):
+        ax_loss.plot([h["step"] for h in logged if key in h], [h[key] for h in logged if key in h], label=key)
+    ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
+    ax_loss.legend(fontsize=8)
+    vals = [h for h in history if "val" in h]
+    for key in sorted({k for h in vals for k in h["val"] if "psnr" in k}):
+        ax_val.plot([h["step"] for h in vals if key in h["val"]],
+                    [h["val"][key] for h in vals if key in h["val"]], marker="o", label=key)
+    ax_val.set(xlabel="step", ylabel="PSNR dB", title="held-out validation")
+    ax_val.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 @torch.no_grad()
