@@ -225,9 +225,10 @@ class MovingObjectDetector:
         tracked = [b for b in kept if b.centroid_world is not None]
         change = None
         if previous is not None and previous.K == Kw and stamp - previous.stamp <= cfg.max_frame_gap_s:
+            max_step = cfg.tracking.max_speed * (stamp - previous.stamp)
             change = depth_change(depth, Kw, T_world_cam, previous.depth, previous.K,
                                   previous.T_world_cam, cfg.change_window, cfg.change_sigma,
-                                  cfg.depth_sigmas[1])
+                                  cfg.depth_sigmas[1], max_step)
         tracks = self.tracker.update(
             [b.centroid_world for b in tracked],
             [_region_motion(change, labels, b, cfg.frame_change_levels) for b in tracked],

@@ -34,21 +34,27 @@ class Blob:
 
 
 def hysteresis_labels(
-    score: np.ndarray, low: float, high: float, min_pixels: int, cuts: np.ndarray | None = None
+    score: np.ndarray,
+    low: float,
+    high: float,
+    min_pixels: int,
+    cuts: np.ndarray | None = None,
+    fill_pixels: int = 8,
 ) -> tuple[np.ndarray, int]:
     """Spatial hysteresis: components of ``score >= low`` holding a pixel ``>= high`` (Canny-style).
 
     Weak evidence next to strong evidence (a person's legs near the floor, a shirt of wall colour)
     joins the region; weak evidence alone is dropped. A 3x3 opening first removes one-pixel speckle
     (depth noise, misregistered edges). ``cuts`` (depth jumps) separate components, so a person in
-    front of a wall the memory never saw are two regions (one moves, the other does not); cut
-    pixels then join the region next to them.
+    front of a wall the memory never saw are two regions (one moves, the other does not); weak cut
+    pixels within ``fill_pixels`` of a region then join the nearest one.
 
     Args:
         score: ``(H, W) float32`` in ``[0, 1]``.
         low, high: thresholds, ``0 < low <= high``.
         min_pixels: components smaller than this are dropped.
         cuts: optional ``(H, W) bool`` pixels that do not connect regions.
+        fill_pixels: reach of the cut-pixel assignment.
 
     Returns:
         ``(H, W) int32`` labels ``0..n`` (0 = background) and ``n``.
@@ -64,9 +70,11 @@ def hysteresis_labels(
     remap = np.zeros(n + 1, np.int32)
     remap[1:][keep] = np.arange(1, int(keep.sum()) + 1)
     labels = remap[labels]
-    if cuts is not None:
-        border = weak & cuts & (labels == 0)
-        labels = np.where(border, ndimage.grey_dilation(labels, size=(3, 3)), labels)
+    if cuts is not None and keep.any():
+        # weak cut pixels (silhouette bands, depth holes inside a person) join the nearest region
+        distance, (rows, cols) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+        border = weak & cuts & (labels == 0) & (distance <= fill_pixels)
+        labels = np.where(border, labels[rows, cols], labels)
     return labels, int(keep.sum())
 
 

@@ -80,12 +80,15 @@ def depth_change(
     window: int,
     sigma: tuple[float, float, float],
     n_sigma: float,
+    max_step: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Where did the scene change along the same 3D ray since an earlier frame (ego-motion removed)?
 
     Each current point is seen from the earlier camera: if it is nearer than everything the
-    earlier frame saw around that pixel (something moved in), or farther than all of it
-    (something moved away), the pixel changed. The window absorbs edges and misregistration.
+    earlier frame saw around that pixel (something moved in), or farther than all of it by at
+    most ``max_step`` (a surface moving away), the pixel changed. A larger increase is a
+    disocclusion (the background revealed behind something that left) and does not count: it
+    says nothing about the surface seen now. The window absorbs edges and misregistration.
 
     Args:
         depth: ``(H, W)`` current depth, metres; ``K``, ``T_world_cam`` its camera.
@@ -93,6 +96,7 @@ def depth_change(
         window: odd window side, earlier-frame pixels.
         sigma: ``(base, quadratic, relative)`` depth noise (``cues.depth_sigma``).
         n_sigma: change threshold in sigmas.
+        max_step: largest distance (metres) a surface can recede between the two frames.
 
     Returns:
         ``(changed, covered)``, ``(H, W) bool``: changed pixels, and pixels the earlier frame
@@ -108,5 +112,6 @@ def depth_change(
     covered = seen.valid & np.isfinite(lo)
     with np.errstate(invalid="ignore"):
         tolerance = n_sigma * depth_sigma(seen.z, *sigma)
-        changed = covered & ((seen.z < lo - tolerance) | (seen.z > hi + tolerance))
+        receded = (seen.z > hi + tolerance) & (seen.z < hi + tolerance + max_step)
+        changed = covered & ((seen.z < lo - tolerance) | receded)
     return changed, covered
