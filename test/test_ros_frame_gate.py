@@ -10,7 +10,8 @@ K = Intrinsics(50.0, 50.0, 15.5, 11.5, 32, 24)
 
 
 def frame(stamp, arrived):
-    return PendingFrame(stamp, "cam", np.zeros((24, 32, 3), np.uint8), np.ones((24, 32), np.float32), K, arrived)
+    return PendingFrame(int(stamp * 1e9), stamp, "cam", np.zeros((24, 32, 3), np.uint8),
+                        np.ones((24, 32), np.float32), K, arrived)
 
 
 def poses_known_until(t_known):
@@ -27,7 +28,7 @@ def test_frame_waits_for_mask_then_goes_with_it():
     posed, ready, dropped = gate.poll(10.0, poses_known_until(5.0))
     assert [f.stamp for f in posed] == [1.0] and ready == [] and dropped == []
     mask = np.ones((24, 32), bool)
-    gate.add_mask(1.0, mask)
+    gate.add_mask(1_000_000_000, mask)
     posed, ready, dropped = gate.poll(10.01, poses_known_until(5.0))
     assert posed == [] and len(ready) == 1 and ready[0][1] is mask
 

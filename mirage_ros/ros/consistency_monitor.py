@@ -29,7 +29,6 @@ from visualization_msgs.msg import MarkerArray
 from mirage_ros.dynamics import DetectorConfig, MovingObjectDetector
 from mirage_ros.errors import InvalidInput
 from mirage_ros.ros import convert, outputs
-from mirage_ros.ros.frame_gate import stamp_key
 from mirage_ros.ros.node_util import WarningThrottle, run_node
 from mirage_ros.ros.params import Param, declare
 from mirage_ros.ros.sync import SynchronizedSubscription
@@ -81,12 +80,12 @@ class ConsistencyMonitorNode(Node):
         self.create_timer(p.diagnostics_period, self._publish_diagnostics)
 
     def _on_live(self, image: Image, depth: Image) -> None:
-        self._remember(self.live, stamp_key(convert.time_to_sec(image.header.stamp)), (image, depth))
+        self._remember(self.live, convert.time_to_ns(image.header.stamp), (image, depth))
 
     def _on_rendered(self, view: PredictedView) -> None:
         if view.source != PredictedView.SOURCE_LIVE:
             return
-        self._remember(self.rendered, stamp_key(convert.time_to_sec(view.header.stamp)), view)
+        self._remember(self.rendered, convert.time_to_ns(view.header.stamp), view)
 
     def _remember(self, store: OrderedDict, key: int, item) -> None:
         store[key] = item

@@ -54,17 +54,31 @@ COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
 
 
+def time_to_ns(stamp) -> int:
+    """``builtin_interfaces/Time`` -> integer nanoseconds (exact: the key to match stamps by).
+
+    Seconds as a float since 1970 resolve only ~0.25 us: a stamp converted to float and back
+    can land after the TF sample it came from ("extrapolation into the future").
+    """
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def ns_to_time(nanoseconds: int):
+    """Integer nanoseconds (>= 0) -> ``builtin_interfaces/Time``."""
+    from builtin_interfaces.msg import Time
+
+    nanoseconds = max(0, int(nanoseconds))
+    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
 def time_to_sec(stamp) -> float:
-    """``builtin_interfaces/Time`` -> seconds (``float``)."""
-    return stamp.sec + stamp.nanosec * 1e-9
+    """``builtin_interfaces/Time`` -> seconds (``float``, for arithmetic, not for matching)."""
+    return time_to_ns(stamp) / 1e9
 
 
 def sec_to_time(seconds: float):
     """Seconds -> ``builtin_interfaces/Time`` (rounded to the nanosecond, never negative)."""
-    from builtin_interfaces.msg import Time
-
-    total = max(0, int(round(seconds * 1e9)))
-    return Time(sec=total // 1_000_000_000, nanosec=total % 1_000_000_000)
+    return ns_to_time(int(round(seconds * 1e9)))
 
 
 def image_to_array(msg, allowed: tuple[str, ...] | None = None, name: str = "image") -> np.ndarray:

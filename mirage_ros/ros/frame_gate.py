@@ -26,7 +26,8 @@ class PendingFrame:
     """One synchronised input frame.
 
     Attributes:
-        stamp: image stamp, seconds.
+        stamp_ns: image stamp, integer nanoseconds (exact).
+        stamp: the same in seconds (for arithmetic).
         frame_id: the image header's frame.
         rgb: ``(H, W, 3) uint8``.
         depth: ``(H, W) float32`` metres, 0 = no reading.
@@ -36,6 +37,7 @@ class PendingFrame:
         posed_at: monotonic seconds when the pose became known.
     """
 
+    stamp_ns: int
     stamp: float
     frame_id: str
     rgb: np.ndarray
@@ -44,11 +46,6 @@ class PendingFrame:
     arrived: float
     T_world_cam: np.ndarray | None = None
     posed_at: float | None = None
-
-
-def stamp_key(stamp: float) -> int:
-    """Exact dictionary key of a stamp (nanoseconds)."""
-    return int(round(stamp * 1e9))
 
 
 class FrameGate:
@@ -79,9 +76,9 @@ class FrameGate:
             dropped.append((self._frames.popleft(), f"queue full ({self._max_pending} frames pending)"))
         return dropped
 
-    def add_mask(self, stamp: float, mask: np.ndarray) -> None:
-        """Remember the moving mask ``(H, W) bool`` the monitor sent for ``stamp``."""
-        self._masks[stamp_key(stamp)] = mask
+    def add_mask(self, stamp_ns: int, mask: np.ndarray) -> None:
+        """Remember the moving mask ``(H, W) bool`` the monitor sent for ``stamp_ns``."""
+        self._masks[stamp_ns] = mask
         while len(self._masks) > 4 * self._max_pending:
             self._masks.popitem(last=False)
 
@@ -121,7 +118,7 @@ class FrameGate:
         ready = []
         while self._frames and self._frames[0].T_world_cam is not None:
             head = self._frames[0]
-            mask = self._masks.pop(stamp_key(head.stamp), None)
+            mask = self._masks.pop(head.stamp_ns, None)
             if mask is None and now - head.posed_at < self.mask_hold:
                 break
             ready.append((self._frames.popleft(), mask))

@@ -34,18 +34,23 @@ class WarningThrottle:
         return True
 
 
-def run_node(node_class, args=None) -> None:
+def run_node(node_class, args=None, threads: int = 1) -> None:
     """Init rclpy, spin ``node_class()`` until Ctrl-C / shutdown; exit 2 with one line naming the
-    parameter when one is bad (wrong type, out of range, not a choice)."""
+    parameter when one is bad (wrong type, out of range, not a choice).
+
+    ``threads > 1``: a multi-threaded executor; callbacks of the node's default group still run
+    one at a time, other callback groups (TF) run beside them."""
     import rclpy
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 
     rclpy.init(args=args)
     node = None
     try:
         node = node_class()
-        rclpy.spin(node)
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (MirageError, InvalidParameterTypeException, InvalidParameterValueException) as exc:

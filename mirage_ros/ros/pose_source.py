@@ -18,13 +18,20 @@ Sources:
 
 Lookups never block: a pose that may still arrive (TF stamped behind the image, an unknown frame
 that may appear) raises with ``may_arrive=True`` and the node retries until its ``tf_timeout``.
+
+Threads: pose messages are received in callback groups of their own (tf2_ros: a reentrant one),
+so with a multi-threaded executor they keep flowing while the node renders; otherwise a busy node
+would drain /tf one message per executor turn and its TF would fall further and further behind
+the (freshest, sensor-QoS) images. The fallback buffers are guarded by a lock.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 
 from mirage_ros.errors import InvalidInput, MirageError
 from mirage_ros.ros.convert import pose_to_matrix, time_to_sec, transform_to_matrix
@@ -103,36 +110,41 @@ class TfPoseSource:
 
         self.backend = "tf2_msgs"
         self._buffer = TransformBuffer(max_extrapolation=max_extrapolation, cache_duration=cache_time)
+        self._lock = threading.Lock()
         static_qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                                 reliability=ReliabilityPolicy.RELIABLE)
+        group = MutuallyExclusiveCallbackGroup()  # see the module doc: TF must not wait for frames
         self._subs = [
-            node.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), 100),
-            node.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static_qos),
+            node.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), 100, callback_group=group),
+            node.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static_qos,
+                                     callback_group=group),
         ]
 
     def _on_tf(self, msg, static: bool) -> None:
-        add_transforms(self._buffer, msg.transforms, static, self._node.get_logger())
+        with self._lock:
+            add_transforms(self._buffer, msg.transforms, static, self._node.get_logger())
 
-    def world_T_frame(self, frame_id: str, stamp: float) -> np.ndarray:
-        """``T_world_frame (4, 4)`` at ``stamp`` seconds; raises :class:`PoseUnavailable`."""
-        return self._lookup(self.world_frame, frame_id, stamp)
+    def world_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
+        """``T_world_frame (4, 4)`` at ``stamp_ns`` nanoseconds; raises :class:`PoseUnavailable`."""
+        return self._lookup(self.world_frame, frame_id, stamp_ns)
 
-    def base_T_frame(self, frame_id: str, stamp: float) -> np.ndarray:
-        """``T_base_frame (4, 4)`` at ``stamp`` seconds; raises :class:`PoseUnavailable`."""
-        return self._lookup(self.base_frame, frame_id, stamp)
+    def base_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
+        """``T_base_frame (4, 4)`` at ``stamp_ns`` nanoseconds; raises :class:`PoseUnavailable`."""
+        return self._lookup(self.base_frame, frame_id, stamp_ns)
 
-    def _lookup(self, target: str, source: str, stamp: float) -> np.ndarray:
+    def _lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray:
         if self.backend == "tf2_ros":
             from rclpy.time import Time
 
             try:
-                tf = self._tf2.lookup_transform(target, source, Time(nanoseconds=int(round(stamp * 1e9))))
+                tf = self._tf2.lookup_transform(target, source, Time(nanoseconds=stamp_ns))
             except tf2_ros.ExtrapolationException as exc:
                 raise PoseUnavailable(f"TF {target} <- {source}: {exc}", "future" in str(exc)) from exc
             except tf2_ros.TransformException as exc:
                 raise PoseUnavailable(f"TF {target} <- {source}: {exc}", True) from exc
             return transform_to_matrix(tf.transform)
-        return lookup_buffer(self._buffer, target, source, stamp)
+        with self._lock:
+            return lookup_buffer(self._buffer, target, source, stamp_ns / 1e9)
 
 
 def lookup_buffer(buffer: TransformBuffer, target: str, source: str, stamp: float) -> np.ndarray:
@@ -197,7 +209,9 @@ class TopicPoseSource:
         self._buffer = TransformBuffer(max_extrapolation=max_extrapolation, cache_duration=cache_time)
         self._to_matrix: Callable = to_matrix
         self._warned_frame = False
-        self._sub = node.create_subscription(msg_type, topic, self._on_pose, 50)
+        self._lock = threading.Lock()
+        self._sub = node.create_subscription(msg_type, topic, self._on_pose, 50,
+                                             callback_group=MutuallyExclusiveCallbackGroup())
 
     def _on_pose(self, msg) -> None:
         if msg.header.frame_id and msg.header.frame_id != self.world_frame and not self._warned_frame:
@@ -206,14 +220,16 @@ class TopicPoseSource:
                 "using them as world poses")
             self._warned_frame = True
         try:
-            self._buffer.add("world", "base", time_to_sec(msg.header.stamp), self._to_matrix(msg))
+            with self._lock:
+                self._buffer.add("world", "base", time_to_sec(msg.header.stamp), self._to_matrix(msg))
         except InvalidInput as exc:
             self._node.get_logger().warning(f"ignoring pose: {exc}", throttle_duration_sec=5.0)
 
-    def world_T_frame(self, frame_id: str, stamp: float) -> np.ndarray:
+    def world_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """``T_world_base(stamp) @ camera_offset``; raises :class:`PoseUnavailable`."""
-        return lookup_buffer(self._buffer, "world", "base", stamp) @ self._offset
+        with self._lock:
+            return lookup_buffer(self._buffer, "world", "base", stamp_ns / 1e9) @ self._offset
 
-    def base_T_frame(self, frame_id: str, stamp: float) -> np.ndarray:
+    def base_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """The ``camera_offset`` parameter."""
         return self._offset.copy()

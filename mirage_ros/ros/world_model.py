@@ -146,7 +146,7 @@ class WorldModelNode(Node):
         self.counts["frames_in"] += 1
         stamp = convert.time_to_sec(image.header.stamp)
         try:
-            frame = self._decode(image, depth_msg, info, stamp)
+            frame = self._decode(image, depth_msg, info)
         except InvalidInput as exc:
             self._skip(exc.parameter, f"frame {stamp:.3f} skipped: {exc}")
             return
@@ -165,7 +165,7 @@ class WorldModelNode(Node):
             self.warn.warn("queue", f"frame {dropped.stamp:.3f} dropped: {cause}")
         self._step()
 
-    def _decode(self, image: Image, depth_msg: Image, info: CameraInfo, stamp: float) -> PendingFrame:
+    def _decode(self, image: Image, depth_msg: Image, info: CameraInfo) -> PendingFrame:
         p = self.p
         if image.width * image.height > p.max_image_pixels:
             raise InvalidInput("image.size", f"{image.width}x{image.height} exceeds max_image_pixels={p.max_image_pixels}")
@@ -179,11 +179,12 @@ class WorldModelNode(Node):
         depth = convert.depth_from_image(depth_msg)
         if not valid_depth(depth).any():
             raise InvalidInput("depth", "no valid reading (all 0 / NaN / inf)")
-        return PendingFrame(stamp, image.header.frame_id, rgb, depth, K, time.monotonic())
+        stamp_ns = convert.time_to_ns(image.header.stamp)
+        return PendingFrame(stamp_ns, stamp_ns / 1e9, image.header.frame_id, rgb, depth, K, time.monotonic())
 
     def _on_mask(self, msg: Image) -> None:
         try:
-            self.gate.add_mask(convert.time_to_sec(msg.header.stamp), convert.mask_from_image(msg))
+            self.gate.add_mask(convert.time_to_ns(msg.header.stamp), convert.mask_from_image(msg))
         except InvalidInput as exc:
             self.warn.warn("mask", f"moving mask ignored: {exc}")
         self._step()
@@ -220,7 +221,7 @@ class WorldModelNode(Node):
 
     def _base_T_frame(self, frame: PendingFrame) -> np.ndarray:
         try:
-            return self.pose.base_T_frame(frame.frame_id, frame.stamp)
+            return self.pose.base_T_frame(frame.frame_id, frame.stamp_ns)
         except PoseUnavailable as exc:
             self.warn.warn("path_offset", f"camera offset on the robot unknown ({exc.cause}): "
                            "using the camera_offset parameter")
@@ -231,7 +232,7 @@ class WorldModelNode(Node):
         return resolve_convention(self.p.camera_frame_convention, frame_id)
 
     def _pose_of(self, frame: PendingFrame) -> np.ndarray:
-        return to_optical(self.pose.world_T_frame(frame.frame_id, frame.stamp), self._convention(frame.frame_id))
+        return to_optical(self.pose.world_T_frame(frame.frame_id, frame.stamp_ns), self._convention(frame.frame_id))
 
     def _step(self) -> None:
         posed, ready, dropped = self.gate.poll(time.monotonic(), self._pose_of)
@@ -246,7 +247,7 @@ class WorldModelNode(Node):
             self._integrate(frame, mask)
 
     def _publish_live(self, frame: PendingFrame) -> None:
-        request = outputs.ViewRequest(frame.T_world_cam, convert.sec_to_time(frame.stamp), 0.0, LIVE)
+        request = outputs.ViewRequest(frame.T_world_cam, convert.ns_to_time(frame.stamp_ns), 0.0, LIVE)
         view = self._view(request, frame)
         self.pub_live.publish(view)
         self.pub_rendered["image"].publish(view.image)
@@ -277,7 +278,7 @@ class WorldModelNode(Node):
         poses = np.stack([T for _, T in self.history])
         for h in self.p.horizons:
             T = extrapolate(stamps, poses, h, self.p.motion_window)
-            request = outputs.ViewRequest(T, convert.sec_to_time(frame.stamp + h), h, HORIZON)
+            request = outputs.ViewRequest(T, convert.ns_to_time(frame.stamp_ns + round(h * 1e9)), h, HORIZON)
             view = self._view(request, frame)
             self.pub_views.publish(view)
             for key in ("image", "depth", "camera_info"):
@@ -391,7 +392,7 @@ def build_model(provider: str, weights_dir: str = ""):
 
 
 def main(args=None) -> None:
-    run_node(WorldModelNode, args)
+    run_node(WorldModelNode, args, threads=2)  # one for frames, one for TF (pose_source)
 
 
 if __name__ == "__main__":
