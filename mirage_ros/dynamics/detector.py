@@ -213,6 +213,15 @@ class MovingObjectDetector:
             reason = f"{nearer:.0%} of the view nearer and {farther:.0%} farther than memory (pose?)"
             return _unknown(stamp, shape, reason, coverage)
 
+        change = None
+        if previous is not None and previous.K == Kw and stamp - previous.stamp <= cfg.max_frame_gap_s:
+            max_step = cfg.tracking.max_speed * (stamp - previous.stamp)
+            change = depth_change(depth, Kw, T_world_cam, previous.depth, previous.K,
+                                  previous.T_world_cam, cfg.change_window, cfg.change_sigma,
+                                  cfg.depth_sigmas[1], max_step)
+            # where the memory cannot judge, only motion since the last frame can seed a region
+            score = np.where(valid, score, change[0].astype(np.float32))
+
         min_pixels = max(4, int(cfg.min_region_fraction * depth.size))
         edges = depth_edges(depth, cfg.edge_rel_gap)
         labels, n = hysteresis_labels(score, cfg.score_low, cfg.score_high, min_pixels, cuts=edges)
@@ -223,12 +232,6 @@ class MovingObjectDetector:
         blobs.sort(key=lambda b: b.pixel_count * b.score, reverse=True)
         kept, overflow = blobs[: cfg.max_regions], blobs[cfg.max_regions :]
         tracked = [b for b in kept if b.centroid_world is not None]
-        change = None
-        if previous is not None and previous.K == Kw and stamp - previous.stamp <= cfg.max_frame_gap_s:
-            max_step = cfg.tracking.max_speed * (stamp - previous.stamp)
-            change = depth_change(depth, Kw, T_world_cam, previous.depth, previous.K,
-                                  previous.T_world_cam, cfg.change_window, cfg.change_sigma,
-                                  cfg.depth_sigmas[1], max_step)
         tracks = self.tracker.update(
             [b.centroid_world for b in tracked],
             [_region_motion(change, labels, b, cfg.frame_change_levels) for b in tracked],
