@@ -264,3 +264,22 @@ def test_person_who_stops_is_not_moving_but_stays_out_of_memory_then_moves_again
     assert all(det.memory_mask[ids == 1].mean() > 0.95 for det, ids in standing)
     assert all(r.state == STATE_UNKNOWN for det, _ in standing for r in det.regions)
     assert all(f1(det.mask, ids == 1) > 0.85 for det, ids in frames[44:])
+
+
+def test_depth_change_counts_movers_not_disocclusions():
+    from mirage_ros.dynamics.warp import depth_change
+
+    T = pose()
+    wall = np.full(K.shape, 4.0, np.float32)
+    before = wall.copy()
+    before[40:80, 60:100] = 2.0  # something 2 m in front of the wall
+    now = before.copy()
+    now[40:80, 60:80] = 2.1  # its left half receded 10 cm
+    now[40:80, 80:100] = 4.0  # its right half left: the wall behind is revealed
+    now[10:20, 10:20] = 3.0  # something new came in
+    changed, covered = depth_change(now, K, T, before, K, T, 3, (0.005, 0.002, 0.0), 4.0, 0.25)
+    assert covered.all()
+    assert changed[45:75, 62:78].all()  # receded by less than max_step: moving
+    assert not changed[45:75, 82:98].any()  # +2 m: disocclusion, not motion of the wall
+    assert changed[12:18, 12:18].all()  # nearer: moved in
+    assert not changed[90:, :].any()  # static wall
