@@ -84,6 +84,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--weights", help="folder with manifest.json + ONNX networks "
                                      "(default: the shipped mirage_ros/weights)")
     p.add_argument("--out", help="also write the JSON report to this file")
+    p.add_argument("--merge", nargs="+", metavar="REPORT",
+                   help="do not run: pool the sequences of these reports (e.g. seeds run in "
+                        "parallel with --out) into one summary")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=main)
 
@@ -95,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
         raise InvalidInput("--actors", f"needs at least one person, got {args.actors}")
     if not args.rate > 0:
         raise InvalidInput("--rate", f"must be > 0, got {args.rate}")
-    report = evaluate(args)
+    report = merge_reports(args.merge) if args.merge else evaluate(args)
     text = json.dumps(report, indent=2)
     if args.out:
         with open(args.out, "w") as f:
@@ -117,6 +120,26 @@ def evaluate(args: argparse.Namespace) -> dict:
     ]
     config = {k: v for k, v in vars(args).items() if k != "func"}
     config["networks"] = {k: networks.manifest.get(k) for k in ("network", "training") if k in networks.manifest}
+    return {"config": config, "summary": summarise(sequences), "sequences": sequences}
+
+
+def merge_reports(paths: list[str]) -> dict:
+    """One report from several of the same configuration (apart from seeds)."""
+    reports = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                reports.append(json.load(f))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidInput("--merge", f"cannot read report {path}: {exc}") from exc
+    ignored = {"seeds", "out", "merge", "json", "no_progress"}
+    first = {k: v for k, v in reports[0]["config"].items() if k not in ignored}
+    for path, report in zip(paths, reports):
+        other = {k: v for k, v in report["config"].items() if k not in ignored}
+        if other != first:
+            raise InvalidInput("--merge", f"{path} was run with another configuration")
+    sequences = [seq for report in reports for seq in report["sequences"]]
+    config = dict(reports[0]["config"], seeds=[s["seed"] for s in sequences], merged=paths)
     return {"config": config, "summary": summarise(sequences), "sequences": sequences}
 
 
