@@ -48,6 +48,18 @@ def test_rgb_cloud_keep_one_frame_is_a_last_frame_warp():
         RGBPointCloudMemory("cpu", keep_frames=0)
 
 
+def test_rgb_cloud_grows_past_its_first_buffer_and_newest_wins_ties():
+    cloud = RGBPointCloudMemory("cpu")
+    T = look_at([0, 0, 0], [3, 0.5, -0.2])
+    for seed in range(25):  # 25 x 3072 points > the first 65536-point buffer
+        rgb, depth = frame(seed, T)
+        cloud.insert(rgb, depth, K, T)
+    assert cloud.points == 25 * K.width * K.height
+    picture, covered = cloud.render(T, K)  # equal depths: the highest slot, the newest frame, wins
+    assert covered.all()
+    np.testing.assert_array_equal(picture, rgb)
+
+
 def test_last_frame_warp_forgets_earlier_frames():
     warp = LastFrameWarp(MemoryConfig(channels=2, capacity_points=800, voxel_size=0.02), "cpu")
     T_a, T_b = look_at([0, 0, 0], [3, 0, 0]), look_at([0, 0, 0], [-3, 0, 0])

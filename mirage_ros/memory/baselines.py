@@ -27,6 +27,38 @@ from mirage_ros.runtime.session import BoundSession
 POINT_BYTES = 3 * 4 + 3  # float32 xyz + uint8 rgb
 
 
+class _GrowingCloud:
+    """Host arrays of the cloud with amortised growth (appending a frame costs its own size) and
+    the per-frame sizes, so the oldest frames can be dropped when only ``keep_frames`` are kept."""
+
+    def __init__(self, keep_frames: int | None):
+        self.keep_frames = keep_frames
+        self.sizes: deque[int] = deque()
+        self.n = 0
+        self._allocate(1 << 16)
+
+    def _allocate(self, capacity: int) -> None:
+        positions = np.empty((capacity, 3), np.float32)
+        colours = np.empty((capacity, 3), np.float16)  # [0, 1]: the rasteriser's "latent"
+        if self.n:
+            positions[: self.n], colours[: self.n] = self.positions[: self.n], self.colours[: self.n]
+        self.positions, self.colours = positions, colours
+        self.ids = L.readout_ids(capacity)
+
+    def append(self, points: np.ndarray, colours: np.ndarray) -> None:
+        if self.keep_frames is not None and len(self.sizes) == self.keep_frames:
+            drop = self.sizes.popleft()  # only a few frames are kept: shifting them is cheap
+            self.positions[: self.n - drop] = self.positions[drop : self.n]
+            self.colours[: self.n - drop] = self.colours[drop : self.n]
+            self.n -= drop
+        if self.n + len(points) > len(self.positions):
+            self._allocate(max(2 * len(self.positions), self.n + len(points)))
+        self.positions[self.n : self.n + len(points)] = points
+        self.colours[self.n : self.n + len(points)] = colours / np.float16(255)
+        self.n += len(points)
+        self.sizes.append(len(points))
+
+
 class RGBPointCloudMemory:
     """Coloured point cloud of every valid pixel (world frame), rendered by z-buffer rasterisation.
 
@@ -45,7 +77,7 @@ class RGBPointCloudMemory:
         self._raster = BoundSession(L.graph_path("readout"), provider, cuda_graph=cuda_graph)
         self.device = self._raster.device
         self.min_depth, self.max_depth, self.near = min_depth, max_depth, near
-        self._frames: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=keep_frames)
+        self._host = _GrowingCloud(keep_frames)
         self._cloud: dict[str, ort.OrtValue] | None = None
         self._views: dict[tuple, dict[str, ort.OrtValue]] = {}
 
@@ -63,29 +95,27 @@ class RGBPointCloudMemory:
         keep = g.valid_depth(depth) & (depth > self.min_depth) & (depth < self.max_depth)
         if dynamic_mask is not None:
             keep &= ~np.asarray(dynamic_mask, bool)
-        points = g.transform_points(T_world_cam, g.backproject(depth, K)[keep]).astype(np.float32)
-        self._frames.append((points, rgb[keep]))
+        self._host.append(g.transform_points(T_world_cam, g.backproject(depth, K)[keep]), rgb[keep])
         self._cloud = None
 
     @property
     def points(self) -> int:
-        return sum(len(p) for p, _ in self._frames)
+        return self._host.n
 
     @property
     def bytes(self) -> int:
-        """Bytes the cloud takes: 15 per point (float32 xyz + uint8 rgb)."""
+        """Bytes of the cloud in its lean form: 15 per point (float32 xyz + uint8 rgb); the
+        rasteriser's working copy (fp16 colour, index columns) is not counted against it."""
         return self.points * POINT_BYTES
 
     def sync(self) -> None:
-        """Upload the cloud to the rasteriser's device (done lazily by :meth:`render`)."""
+        """Hand the cloud to the rasteriser (done lazily by :meth:`render`): on CPU the host
+        arrays are bound without a copy, on CUDA they are uploaded."""
         if self._cloud is None:
-            positions = np.concatenate([p for p, _ in self._frames] or [np.zeros((0, 3), np.float32)])
-            colours = np.concatenate([c for _, c in self._frames] or [np.zeros((0, 3), np.uint8)])
-            self._cloud = {
-                "positions": self._raster.upload(positions),
-                "latents": self._raster.upload((colours / np.float16(255)).astype(np.float16)),
-                **{n: self._raster.upload(v) for n, v in L.readout_ids(len(positions)).items()},
-            }
+            host, n = self._host, self._host.n
+            share = self._raster.wrap if self.device == "cpu" else self._raster.upload
+            self._cloud = {"positions": share(host.positions[:n]), "latents": share(host.colours[:n]),
+                           **{name: share(ids[:n]) for name, ids in host.ids.items()}}
             self._raster.forget_bindings()
 
     def render_device(self, T_world_cam, K: g.Intrinsics) -> dict[str, ort.OrtValue]:

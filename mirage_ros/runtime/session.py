@@ -155,6 +155,13 @@ class BoundSession:
             return ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0)
         return ort.OrtValue.ortvalue_from_numpy(array.copy())
 
+    def wrap(self, array: np.ndarray) -> ort.OrtValue:
+        """A CPU buffer over ``array`` itself, no copy: the caller keeps ``array`` unchanged while
+        the value is bound (CPU sessions only; use :meth:`upload` for a device)."""
+        if self.device != "cpu":
+            raise InvalidInput("array", f"wrap() shares host memory; this session runs on {self.device}")
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+
     @staticmethod
     def to_host(buffer: ort.OrtValue) -> np.ndarray:
         """A host copy of ``buffer`` that owns its memory (``OrtValue.numpy()`` of a CPU value is
