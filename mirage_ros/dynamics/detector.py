@@ -48,8 +48,9 @@ class Region:
     Attributes:
         id: track id, stable across frames (0 = untracked: no depth reading inside).
         state: ``STATE_MOVING`` / ``STATE_UNKNOWN`` / ``STATE_NEW_STATIC`` (``tracking.py``).
-        score: mean disagreement score in ``[0, 1]``.
-        motion: motion evidence (temporal average) in ``[0, 1]``.
+        score: confidence that the region moves, in ``[0, 1]``: its track's motion evidence
+            (temporal average; ``MovingRegion.score``).
+        disagreement: mean disagreement of its pixels with the memory, in ``[0, 1]``.
         box: ``(x_offset, y_offset, width, height)`` pixels, as ``sensor_msgs/RegionOfInterest``.
         mask_label: the region's value in ``Detection.labels``.
         pixel_count: pixels in ``Detection.labels == mask_label``.
@@ -61,7 +62,7 @@ class Region:
     id: int
     state: int
     score: float
-    motion: float
+    disagreement: float
     box: tuple[int, int, int, int]
     mask_label: int
     pixel_count: int
@@ -345,7 +346,7 @@ def _describe(index, blob, track, state, step, shape, pixel_count, window_s) -> 
         centroid = track.history[-1][1].copy()
         velocity, velocity_ok = track.velocity(window_s)
         motion, ident = track.motion, track.id
-    return Region(ident, state, blob.score, motion, (x0, y0, x1 - x0, y1 - y0), index,
+    return Region(ident, state, motion, blob.score, (x0, y0, x1 - x0, y1 - y0), index,
                   pixel_count, centroid, velocity, velocity_ok)
 
 
