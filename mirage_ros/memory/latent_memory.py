@@ -19,7 +19,9 @@ frame except the frame's own inputs; ``stats()``, ``points()`` and ``save()`` co
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,18 @@ def latent_rays(K_latent: g.Intrinsics) -> np.ndarray:
     return np.stack([(u - K_latent.cx) / K_latent.fx, (v - K_latent.cy) / K_latent.fy]).astype(np.float32)
 
 
+def _locked(method):
+    """Run ``method`` under the memory's lock: ROS executors may call insert and read-out from
+    different threads, and both use the same state and output buffers."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class LatentMemory:
     """Latent spatial memory (see module docstring).
 
@@ -49,6 +63,8 @@ class LatentMemory:
         config: :class:`MemoryConfig`.
         provider: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``.
         cuda_graph: with CUDA, capture update and read-out as CUDA graphs (fixed buffers).
+
+    Thread-safe: public methods hold one lock (a read-out never sees half an update).
     """
 
     def __init__(self, config: MemoryConfig, provider: str = "auto", *, cuda_graph: bool = False):
@@ -66,6 +82,7 @@ class LatentMemory:
         self._frame_key: tuple | None = None
         self._rays_for: g.Intrinsics | None = None
         self._views: dict[tuple, dict[str, ort.OrtValue]] = {}
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ state buffers
     def _empty(self) -> dict[str, np.ndarray]:
@@ -86,11 +103,13 @@ class LatentMemory:
         the next ``insert`` writes the other set and makes it current."""
         return self._states[self._current]
 
+    @_locked
     def host_state(self) -> dict[str, np.ndarray]:
         """A host copy of the whole state (``capacity + 1`` rows, trash row last)."""
         return {name: BoundSession.to_host(value) for name, value in self.state.items()}
 
     # ------------------------------------------------------------------ update
+    @_locked
     def insert(self, latent, depth, K: g.Intrinsics, T_world_cam, stamp: float, dynamic_mask=None) -> None:
         """Lift one frame's latents into the memory and fuse them.
 
@@ -176,6 +195,7 @@ class LatentMemory:
         return self._frame
 
     # ------------------------------------------------------------------ read-out
+    @_locked
     def read_out_device(self, T_world_cam, K: g.Intrinsics, far=None) -> dict[str, ort.OrtValue]:
         """Like :meth:`read_out` but returns the device buffers ``latent``, ``valid``, ``depth``
         (reused by the next read-out of the same grid size: consume or copy them first)."""
@@ -202,6 +222,7 @@ class LatentMemory:
         self._readout.run(inputs, outputs)
         return outputs
 
+    @_locked
     def read_out(self, T_world_cam, K: g.Intrinsics, far=None) -> Readout:
         """Render the memory at a camera, at latent resolution.
 
@@ -234,11 +255,13 @@ class LatentMemory:
         return self._views[key]
 
     # ------------------------------------------------------------------ housekeeping
+    @_locked
     def reset(self) -> None:
         """Forget every point and counter (buffers are kept)."""
         self._write_state(self._empty())
         self._epoch = None
 
+    @_locked
     def stats(self) -> dict:
         """Counters (``layout.STAT_NAMES``) and sizes.
 
@@ -258,6 +281,7 @@ class LatentMemory:
             "inserts": counters["frames"],
         }
 
+    @_locked
     def points(self) -> dict[str, np.ndarray]:
         """Host copy of the live points: ``positions (P, 3) f32`` (world), ``latents (P, C) f16``,
         ``weights``, ``last_seen`` (seconds, absolute), ``counts`` ``(P,)``."""
@@ -267,10 +291,12 @@ class LatentMemory:
         out["last_seen"] = out["last_seen"].astype(np.float64) + (self._epoch or 0.0)
         return out
 
+    @_locked
     def save(self, path: str | Path) -> Path:
         """Write the memory to ``path`` (``.npz``) atomically; returns the path written."""
         return save_state(path, self.host_state(), self.config.to_dict(), self._epoch)
 
+    @_locked
     def load(self, path: str | Path) -> None:
         """Replace the memory with a saved one.
 
