@@ -24,15 +24,12 @@ KEEP = 400
 
 
 class Store(OrderedDict):
-    """``{stamp_ns: value}`` keeping the newest ``KEEP`` entries."""
+    """``{stamp_ns: value}`` keeping the newest ``KEEP`` entries (exact integer stamps)."""
 
-    def put(self, stamp: float, value) -> None:
-        self[int(round(stamp * 1e9))] = value
+    def put(self, stamp_ns: int, value) -> None:
+        self[stamp_ns] = value
         while len(self) > KEEP:
             self.popitem(last=False)
-
-    def at(self, stamp: float):
-        return self.get(int(round(stamp * 1e9)))
 
     def nearest(self, key: int, tolerance_ns: int):
         """Value whose stamp is closest to ``key`` (ns) within ``tolerance_ns``, else ``None``."""
@@ -54,7 +51,7 @@ class DemoRecording:
         self.observed, self.observed_at = Store(), Store()
         self.truth_masks, self.masks, self.overlays = Store(), Store(), Store()
         self.predicted, self.rendered = Store(), Store()
-        self.views: list[tuple[float, float, float, float]] = []  # (source stamp, horizon, arrived, coverage)
+        self.views: list[tuple[int, float, float, float]] = []  # (source stamp ns, horizon, arrived, coverage)
         self.diagnostics: list[tuple[float, str, dict]] = []
         self.start = time.monotonic()
         sub = recorder.subscribe
@@ -67,8 +64,8 @@ class DemoRecording:
         sub("/diagnostics", DiagnosticArray, self._on_diagnostics, 20)
 
     @staticmethod
-    def _stamp(msg) -> float:
-        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    def _stamp(msg) -> int:
+        return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
     def _store(self, store: Store, kind: str):
         from mirage_ros.ros import convert
@@ -87,7 +84,7 @@ class DemoRecording:
         from mirage_ros.ros import convert
 
         stamp = self._stamp(msg)
-        self.views.append((stamp - msg.horizon, msg.horizon, arrived, msg.coverage))
+        self.views.append((stamp - round(msg.horizon * 1e9), msg.horizon, arrived, msg.coverage))
         if abs(msg.horizon - self.sheet_horizon) < 1e-6:
             self.predicted.put(stamp, convert.rgb_from_image(msg.image))
 
@@ -104,7 +101,7 @@ class DemoRecording:
         """``(seconds since start, horizon, latency s)``: image arrival -> predicted view arrival."""
         out = []
         for source, horizon, arrived, _ in self.views:
-            seen = self.observed_at.at(source)
+            seen = self.observed_at.get(source)
             if seen is not None:
                 out.append((arrived - self.start, horizon, arrived - seen))
         return out
@@ -115,8 +112,9 @@ class DemoRecording:
         return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows])) if rows else (np.zeros(0), np.zeros(0))
 
 
-def run_demo(args: argparse.Namespace) -> dict:
-    """Run the nodes for ``args.duration`` s and write the outputs; returns the summary."""
+def run_demo(args: argparse.Namespace) -> tuple[dict, DemoRecording]:
+    """Run the nodes for ``args.duration`` s and write the outputs; returns the summary and the
+    recording."""
     import os
 
     from tqdm import tqdm
@@ -170,7 +168,7 @@ def run_demo(args: argparse.Namespace) -> dict:
             node.stop()
     summary = summarise(rec, args, time.monotonic() - t_start)
     write_outputs(rec, summary, out)
-    return summary
+    return summary, rec
 
 
 def summarise(rec: DemoRecording, args: argparse.Namespace, wall_s: float) -> dict:
@@ -303,7 +301,7 @@ def add_parser(subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     if not args.duration > 0:
         raise InvalidInput("--duration", f"must be > 0 seconds, got {args.duration}")
-    summary = run_demo(args)
+    summary, _ = run_demo(args)
     out = Path(args.out).resolve()
     lat = summary["latency_ms"]
     print(f"demo finished in {summary['wall_s']} s: {summary['frames_integrated']} frames integrated, "
