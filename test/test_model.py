@@ -125,4 +125,4 @@ def test_two_process_ddp_training_on_cpu(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     state = torch.load(tmp_path / "last.pt", weights_only=False)
     assert state["world_size"] == 2 and state["step"] == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "log.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "last.pt", "log.jsonl"]
