@@ -140,6 +140,11 @@ def _render_all(specs: list[SequenceSpec], stride: int, workers: int, progress: 
     return out
 
 
+def _to_unit_chw(images: torch.Tensor) -> torch.Tensor:
+    """``(..., H, W, 3) uint8`` -> ``(..., 3, H, W) float32`` in ``[0, 1]``."""
+    return images.movedim(-1, -3).float() / 255.0
+
+
 class SequenceSet:
     """Rendered sequences stacked on ``device`` (all share frame count and image size)."""
 
@@ -209,13 +214,11 @@ class SimSource:
         seq = torch.tensor([p[0] for p in picks], device=self.device)
         tgt = torch.tensor([p[1] for p in picks], device=self.device)
         ctx = torch.from_numpy(np.stack([p[3] for p in picks])).to(self.device)  # (B, K)
-        to_float = lambda x: x.permute(0, 1, 4, 2, 3).float() / 255.0 if x.dim() == 5 else \
-            x.permute(0, 3, 1, 2).float() / 255.0
         return {
-            "context_rgb": to_float(seqs.rgb[seq[:, None], ctx]),  # (B, K, 3, H, W)
+            "context_rgb": _to_unit_chw(seqs.rgb[seq[:, None], ctx]),  # (B, K, 3, H, W)
             "context_points": seqs.points[seq[:, None], ctx],  # (B, K, h*w, 3)
             "context_ok": seqs.ok[seq[:, None], ctx],  # (B, K, h*w)
-            "target_rgb": to_float(seqs.rgb[seq, tgt]),  # (B, 3, H, W)
+            "target_rgb": _to_unit_chw(seqs.rgb[seq, tgt]),  # (B, 3, H, W)
             "target_pose": torch.from_numpy(np.stack([seqs.poses[p[0], p[1]] for p in picks])),
             "gap": torch.tensor([p[2] for p in picks]),
         }
