@@ -239,9 +239,13 @@ def main(args: argparse.Namespace) -> int:
         max_revisits=args.max_revisits, warmup=args.warmup)
     arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                  if k not in ("func", "option_defaults", "command")}
-    report = run_eval(args.input, args.out, options, config, tuple(dict.fromkeys(args.methods)), args.provider,
-                      args.dynamics, _command(args), arguments, show_progress=not args.no_progress,
-                      weights=args.weights, capacity_points=args.capacity_points)
+    try:
+        report = run_eval(args.input, args.out, options, config, tuple(dict.fromkeys(args.methods)), args.provider,
+                          args.dynamics, _command(args), arguments, show_progress=not args.no_progress,
+                          weights=args.weights, capacity_points=args.capacity_points)
+    except KeyboardInterrupt:
+        print(f"mirage-ros eval: interrupted; no report written to {args.out}", file=sys.stderr)
+        return 130
     print(f"report: {Path(args.out) / 'report.html'} ({report['frames_replayed']} frames, "
           f"{report['planned']['future']} future views, {report['planned']['revisit']} revisits)")
     return 0
