@@ -142,9 +142,15 @@ def summary(samples_ms: list[float]) -> dict:
             "min": round(float(a.min()), 4), "n": int(a.size)}
 
 
+_THREAD_MS: list[float] = []  # CPU time of this thread per clock() call, for shared machines
+
+
 def clock(fn) -> float:
-    start = time.perf_counter()
+    """Wall-clock ms of ``fn()``; its thread CPU ms goes to ``_THREAD_MS`` (on a machine shared
+    with other jobs wall time waits for the CPU, thread time does not)."""
+    start, start_cpu = time.perf_counter(), time.thread_time()
     fn()
+    _THREAD_MS.append((time.thread_time() - start_cpu) * 1e3)
     return (time.perf_counter() - start) * 1e3
 
 
@@ -175,9 +181,10 @@ def bench(args) -> dict:
                        voxel_size=args.voxel_size)
     memory = LatentMemory(cfg, args.provider, cuda_graph=args.cuda_graph)
     rgb_memory = RGBPointCloudMemory(args.provider, cuda_graph=args.cuda_graph)
-    update, append = [], []
+    update, append, update_cpu, readout_cpu = [], [], [], []
     for i, (frame, latent) in enumerate(tqdm(list(zip(frames, latents)), desc="insert", file=sys.stderr, disable=None)):
         ms = clock(lambda: memory.insert(latent, frame.depth, K, frame.T_world_cam, frame.stamp))
+        update_cpu.append(_THREAD_MS[-1])
         append.append(clock(lambda: rgb_memory.insert(frame.rgb, frame.depth, K, frame.T_world_cam)))
         if i >= args.warmup:
             update.append(ms)
@@ -187,11 +194,12 @@ def bench(args) -> dict:
         for rep in range(args.repeats + 1):  # the first of each view warms up (and captures graphs)
             t_read = clock(lambda: memory.read_out_device(T, K))
             t_host = clock(lambda: memory.read_out(T, K))
+            cpu_host = _THREAD_MS[-1]
             raster = {}
             t_raster = clock(lambda: raster.update(rgb_memory.render_device(T, K)))
             t_encode = clock(lambda: reencoder.run_device(raster["latent"]))
             if rep:
-                readout.append(t_read), readout_host.append(t_host)
+                readout.append(t_read), readout_host.append(t_host), readout_cpu.append(cpu_host)
                 rasterise.append(t_raster), reencode.append(t_encode)
     stats = memory.stats()
     baseline = np.median(rasterise) + np.median(reencode)
@@ -204,6 +212,8 @@ def bench(args) -> dict:
         "memory_points": stats["points"], "memory_capacity": stats["capacity"],
         "rgb_cloud_points": rgb_memory.points,
         "update_ms": summary(update),
+        "update_thread_cpu_ms": summary(update_cpu[args.warmup:]),
+        "readout_to_host_thread_cpu_ms": summary(readout_cpu),
         "readout_ms": summary(readout),
         "readout_to_host_ms": summary(readout_host),
         "rgb_append_ms": summary(append[args.warmup:]),
@@ -255,6 +265,8 @@ def goals(r: dict) -> dict:
             out["readout<=1ms"] = r["readout_ms"]["median"] <= 1.0
     if (r["width"], r["height"]) == (320, 240) and r["provider"] == "cpu":
         out["update+readout<=30ms"] = r["update_ms"]["median"] + r["readout_to_host_ms"]["median"] <= 30.0
+        out["update+readout<=30ms_thread_cpu"] = (r["update_thread_cpu_ms"]["median"]
+                                                  + r["readout_to_host_thread_cpu_ms"]["median"]) <= 30.0
     return out
 
 
