@@ -91,17 +91,6 @@ def standin_encoder_file(channels: int, stride: int) -> Path:
     return path
 
 
-def shipped_network_shape() -> tuple[int, int] | None:
-    """``(channels, stride)`` of the shipped networks, or None when no verified weights exist."""
-    try:
-        from mirage_ros.runtime.networks import WEIGHTS_DIR, verified_manifest
-
-        net = verified_manifest(WEIGHTS_DIR)["network"]
-        return int(net["channels"]), int(net["stride"])
-    except Exception:  # no weights shipped yet, or unreadable: the stand-in is used and labelled
-        return None
-
-
 class StandInEncoder:
     """The stand-in encoder on a device: ``(3, H, W)`` image buffer -> ``(C, H/s, W/s)`` latent."""
 
