@@ -22,7 +22,9 @@ def test_config_file_and_docs_list_every_parameter_with_its_default(node):
     params = _tables()[node]
     config = yaml.safe_load((ROOT / "config" / f"{node}.yaml").read_text())
     values = config[f"/**/{node}"]["ros__parameters"]
-    assert values == {p.name: p.default for p in params}
+    defaults = {p.name: p.default for p in params}
+    differ = {k: (values.get(k), defaults.get(k)) for k in set(values) | set(defaults) if values.get(k) != defaults.get(k)}
+    assert not differ, f"config/{node}.yaml (file, node default) differ: {differ}"
     docs = (ROOT / "docs" / "nodes.md").read_text()
     missing = [p.name for p in params if f"`{p.name}`" not in docs]
     assert not missing, f"docs/nodes.md lacks {missing}"

@@ -33,17 +33,22 @@ from mirage_ros.ros.node_util import WarningThrottle, run_node
 from mirage_ros.ros.params import Param, declare
 from mirage_ros.ros.sync import SynchronizedSubscription
 
+_DEFAULTS = DetectorConfig()
 PARAMS = [
     Param("sync_queue_size", 10, "messages queued per input by the image/depth synchroniser", (1, 100)),
     Param("sync_slop", 0.02, "largest stamp difference of live image and depth (s)", (0.0, 1.0)),
     Param("max_pending", 8, "live frames / renderings kept while waiting for their partner", (1, 64)),
-    Param("work_width", 320, "detection runs on images subsampled to at most this width", (16, 4096)),
-    Param("score_low", 0.3, "hysteresis: pixels above this join a region", (0.0, 1.0)),
-    Param("score_high", 0.6, "hysteresis: a region needs a pixel above this", (0.0, 1.0)),
-    Param("min_region_fraction", 0.002, "smallest region as a share of the image", (0.0, 1.0)),
-    Param("max_regions", 16, "regions described and tracked per frame", (1, 255)),
-    Param("min_memory_coverage", 0.15, "below this rendered coverage nothing is judged", (0.0, 1.0)),
-    Param("feedback_dilation", 2, "memory mask dilation, working pixels", (0, 50)),
+    # detector defaults come from DetectorConfig (tuned by the dynamics module), not from here
+    Param("work_width", _DEFAULTS.work_width, "detection runs on images subsampled to at most this width",
+          (16, 4096)),
+    Param("score_low", _DEFAULTS.score_low, "hysteresis: pixels above this join a region", (0.0, 1.0)),
+    Param("score_high", _DEFAULTS.score_high, "hysteresis: a region needs a pixel above this", (0.0, 1.0)),
+    Param("min_region_fraction", _DEFAULTS.min_region_fraction, "smallest region as a share of the image",
+          (0.0, 1.0)),
+    Param("max_regions", _DEFAULTS.max_regions, "regions described and tracked per frame", (1, 255)),
+    Param("min_memory_coverage", _DEFAULTS.min_memory_coverage, "below this rendered coverage nothing is judged",
+          (0.0, 1.0)),
+    Param("feedback_dilation", _DEFAULTS.feedback_dilation, "memory mask dilation, working pixels", (0, 50)),
     Param("publish_overlay", True, "publish moving/overlay"),
     Param("overlay_alpha", 0.5, "tint strength of regions in moving/overlay", (0.0, 1.0)),
     Param("marker_lifetime", 0.5, "seconds RViz keeps a region marker", (0.0, 60.0)),
