@@ -186,6 +186,7 @@ def summarise(rec: DemoRecording, args: argparse.Namespace, wall_s: float) -> di
         "duration_s": args.duration, "wall_s": round(wall_s, 1), "size": [args.width, args.height],
         "rate_hz": args.rate, "frames_received_by_recorder": len(rec.observed_at),
         "frames_integrated": int(wm.get("integrated", 0)), "frames_skipped": int(wm.get("skipped", 0)),
+        "frames_integrated_with_moving_mask": int(wm.get("integrated_with_mask", 0)),
         "predicted_views": len(rec.views), "horizons_s": args.horizons,
         "latency_ms": {"p50": _pct(lat, 50), "p90": _pct(lat, 90), "max": _pct(lat, 100), "count": int(lat.size)},
         "memory_points": int(wm.get("memory_points", 0)), "memory_bytes": int(wm.get("memory_bytes", 0)),

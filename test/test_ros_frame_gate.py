@@ -72,3 +72,16 @@ def test_queue_is_bounded():
     assert gate.push(frame(1.0, 0.0)) == [] and gate.push(frame(2.0, 0.0)) == []
     dropped = gate.push(frame(3.0, 0.0))
     assert [f.stamp for f, _ in dropped] == [1.0] and "queue full" in dropped[0][1]
+
+
+def test_only_the_head_is_announced_and_it_is_never_dropped_for_room():
+    gate = FrameGate(mask_hold=1.0, tf_timeout=1.0, max_pending=2)
+    gate.push(frame(1.0, 0.0))
+    gate.push(frame(2.0, 0.0))
+    posed, ready, _ = gate.poll(0.0, poses_known_until(9.0))
+    assert [f.stamp for f in posed] == [1.0] and ready == []  # frame 2 is not rendered yet
+    dropped = gate.push(frame(3.0, 0.1)) + gate.push(frame(4.0, 0.2))
+    assert [f.stamp for f, _ in dropped] == [2.0]  # the oldest uncommitted one, not the announced head
+    gate.add_mask(1_000_000_000, np.zeros((24, 32), bool))
+    posed, ready, _ = gate.poll(0.3, poses_known_until(9.0))
+    assert [f.stamp for f, _ in ready] == [1.0] and [f.stamp for f in posed] == [3.0]

@@ -1,10 +1,14 @@
 """Frames waiting to enter the memory: first for their camera pose, then for their moving mask.
 
-A synchronised RGB-D frame becomes *posed* once its camera pose is known (TF may lag the image:
-the pose is retried until ``tf_timeout``); the node then renders the memory at that pose for the
-consistency monitor. A posed frame is *ready* when the monitor's mask for its stamp arrives, or
-``mask_hold`` seconds after it was posed (integrated without a mask: the monitor is slow, down
-or not running). Frames leave in arrival order so the memory sees increasing stamps.
+A synchronised RGB-D frame gets its camera pose as soon as it is known (TF may lag the image: the
+pose is retried until ``tf_timeout``). Frames leave in arrival order so the memory sees
+increasing stamps. Only the frame at the head of the queue is *announced* (the node renders the
+memory at its pose for the consistency monitor): rendering costs as much as a prediction, so it
+is spent only on a frame that will be integrated. The announced frame is *committed*: it is
+*ready* when the monitor's mask for its stamp arrives, or ``mask_hold`` seconds after it was
+announced (integrated without a mask: the monitor is slow, down or not running). When frames
+come faster than the node integrates them, the oldest frame that is not committed is dropped,
+so what waits is always the freshest input.
 
 Pure bookkeeping (no ROS); times are monotonic seconds passed in by the caller.
 """
@@ -34,7 +38,7 @@ class PendingFrame:
         K: intrinsics of both images.
         arrived: monotonic seconds when the frame was synchronised.
         T_world_cam: ``(4, 4)`` optical camera pose once known.
-        posed_at: monotonic seconds when the pose became known.
+        posed_at: monotonic seconds when the frame was announced (its live view rendered).
     """
 
     stamp_ns: int
@@ -52,10 +56,10 @@ class FrameGate:
     """FIFO of :class:`PendingFrame` released when posed and masked (or the hold ran out).
 
     Args:
-        mask_hold: seconds a posed frame waits for its mask (0 = never wait).
+        mask_hold: seconds the announced frame waits for its mask (0 = never wait).
         tf_timeout: seconds a frame waits for its pose before it is dropped.
-        max_pending: frames queued at most; the oldest is dropped beyond (input faster than the
-            node).
+        max_pending: frames queued at most (>= 1, plus the committed one); beyond, the oldest
+            uncommitted frame is dropped (input faster than the node).
     """
 
     def __init__(self, mask_hold: float, tf_timeout: float, max_pending: int = 8):
@@ -72,8 +76,11 @@ class FrameGate:
         """Queue ``frame``; returns the frames dropped to make room, with the cause."""
         self._frames.append(frame)
         dropped = []
-        while len(self._frames) > self._max_pending:
-            dropped.append((self._frames.popleft(), f"queue full ({self._max_pending} frames pending)"))
+        committed = 1 if self._frames[0].posed_at is not None else 0
+        while len(self._frames) - committed > self._max_pending:
+            oldest = self._frames[committed]
+            del self._frames[committed]
+            dropped.append((oldest, f"queue full ({self._max_pending} frames waiting)"))
         return dropped
 
     def add_mask(self, stamp_ns: int, mask: np.ndarray) -> None:
@@ -97,9 +104,9 @@ class FrameGate:
             pose_of: ``T_world_cam`` of a frame, raising :class:`PoseUnavailable`.
 
         Returns:
-            ``(posed, ready, dropped)``: frames whose pose became known now (render them for the
-            monitor), frames to integrate with their mask (``None`` = no mask in time), and
-            dropped frames with the cause.
+            ``(announced, ready, dropped)``: frames announced now (render them for the monitor,
+            then set ``posed_at``), frames to integrate with their mask (``None`` = no mask in
+            time), and dropped frames with the cause.
         """
         posed, dropped = [], []
         for frame in list(self._frames):
@@ -113,11 +120,12 @@ class FrameGate:
                     waited = f" after {now - frame.arrived:.2f} s" if exc.may_arrive else ""
                     dropped.append((frame, f"no camera pose{waited}: {exc.cause}"))
                 continue
-            frame.posed_at = now
-            posed.append(frame)
         ready = []
         while self._frames and self._frames[0].T_world_cam is not None:
             head = self._frames[0]
+            if head.posed_at is None:
+                head.posed_at = now
+                posed.append(head)
             mask = self._masks.pop(head.stamp_ns, None)
             if mask is None and now - head.posed_at < self.mask_hold:
                 break

@@ -101,7 +101,8 @@ class WorldModelNode(Node):
         self.history: deque[tuple[float, np.ndarray]] = deque(maxlen=64)  # (stamp, T_world_cam)
         self.last_frame: PendingFrame | None = None
         self.last_stamp: float | None = None
-        self.counts = {"frames_in": 0, "integrated": 0, "skipped": 0, "dropped_pose": 0, "dropped_queue": 0}
+        self.counts = {"frames_in": 0, "integrated": 0, "integrated_with_mask": 0, "skipped": 0,
+                       "dropped_pose": 0, "dropped_queue": 0}
         self.received_before = [0, 0, 0]  # sync counters at the last diagnostics tick
         self.live_wanted = True  # someone listens to rendered/* (checked with the diagnostics)
         self.last_prediction = -float("inf")
@@ -269,6 +270,7 @@ class WorldModelNode(Node):
         if self.p.pointcloud_period > 0:
             self.colour.update(latent, frame.rgb, self.model.stride)
         self.counts["integrated"] += 1
+        self.counts["integrated_with_mask"] += mask is not None
         self.last_frame = frame
         self.history.append((frame.stamp, frame.T_world_cam))
         if frame.stamp - self.last_prediction < self.p.prediction_period:
