@@ -119,7 +119,7 @@ def test_person_walking_towards_camera_is_flagged():
 def test_static_new_box_is_absorbed_after_persistence_window():
     config = DetectorConfig()
     box = [((0.3, 0.4, 4.0), (1.1, 1.2, 4.8))]
-    poses = [pose(z=0.03 * i, yaw_deg=0.5 * i) for i in range(30)]
+    poses = [pose(z=0.02 * i, yaw_deg=0.4 * i) for i in range(40)]
     absorbed_at = None
     detector = MovingObjectDetector(config)
     for i, T in enumerate(poses):
@@ -146,9 +146,16 @@ def test_static_new_box_is_absorbed_after_persistence_window():
 def test_empty_memory_reports_unknown_not_moving():
     rgb, depth, _ = render(pose(), [person(0.0)])
     empty = np.zeros(K.shape, bool)
-    det = MovingObjectDetector().update(rgb, depth, K, pose(), 0.0, rgb, depth * 0, empty)
+    detector = MovingObjectDetector()
+    det = detector.update(rgb, depth, K, pose(), 0.0, rgb, depth * 0, empty)
     assert det.status == "unknown" and "memory" in det.reason
-    assert det.regions == [] and not det.mask.any() and not det.memory_mask.any()
+    assert det.regions == [] and not det.mask.any()
+    assert det.memory_mask.all()  # first frame: nothing to compare with, nothing written
+    # still empty, but the person moved since the last frame: kept out, nothing reported
+    rgb, depth, ids = render(pose(), [person(0.15)])
+    det = detector.update(rgb, depth, K, pose(), 0.1, rgb, depth * 0, empty)
+    assert det.status == "unknown" and det.regions == [] and not det.mask.any()
+    assert det.memory_mask[ids == 1].mean() > 0.9 and det.memory_mask[ids == 0].mean() < 0.1
 
 
 def test_pose_jump_reports_unknown_and_no_flood_after():

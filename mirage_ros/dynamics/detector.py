@@ -77,8 +77,11 @@ class Detection:
 
     Attributes:
         stamp: frame time, seconds.
-        status: ``"ok"`` or ``"unknown"`` (memory empty or pose jump: nothing can be judged, the
-            masks are empty and no region is reported).
+        status: ``"ok"`` or ``"unknown"``: the memory cannot judge this frame (it is empty, the
+            pose jumped, or the view disagrees both ways: pose error). Then ``mask`` is empty and
+            no region is reported; ``memory_mask`` is the whole frame right after a reset or a
+            jump (nothing to compare with: the next frame is written instead), the regions
+            moving since the last frame while the memory is still empty, else empty.
         reason: why the status is unknown ("" when ok).
         mask: ``bool``, pixels of moving regions.
         memory_mask: ``bool``, pixels to keep out of memory (moving + candidates, dilated).
@@ -184,10 +187,13 @@ class MovingObjectDetector:
         self._previous = _PreviousFrame(depth, Kw, T_world_cam, stamp)
         coverage = float(valid.mean())
         previous_track_ids, self._track_ids = self._track_ids, None
-        if jump or coverage < cfg.min_memory_coverage:
+        memory_empty = coverage < cfg.min_memory_coverage
+        if jump or (memory_empty and previous is None):
+            # Nothing to compare with (first frame after a reset, or a pose jump): write nothing;
+            # the next frame can be compared with this one.
             self.tracker.reset()
-            reason = jump or f"memory covers {coverage:.0%} of the view"
-            return _unknown(stamp, shape, reason, coverage)
+            reason = jump or f"memory covers {coverage:.0%} of the view and no previous frame"
+            return _unknown(stamp, shape, reason, coverage, keep_out=np.ones(shape, bool))
 
         cue = depth_cue(depth, np.asarray(rendered_depth, np.float32)[sub], valid,
                         cfg.depth_window, cfg.depth_sigma, cfg.depth_sigmas)
@@ -209,10 +215,10 @@ class MovingObjectDetector:
         covered = max(np.count_nonzero(valid), 1)
         nearer = np.count_nonzero(cue.nearer >= 0.5) / covered
         farther = np.count_nonzero(cue.farther) / covered
-        if min(nearer, farther) > cfg.pose_error_share:
+        if not memory_empty and min(nearer, farther) > cfg.pose_error_share:
             self.tracker.reset()
             reason = f"{nearer:.0%} of the view nearer and {farther:.0%} farther than memory (pose?)"
-            return _unknown(stamp, shape, reason, coverage)
+            return _unknown(stamp, shape, reason, coverage, keep_out=np.zeros(shape, bool))
 
         change = None
         if previous is not None and previous.K == Kw and stamp - previous.stamp <= cfg.max_frame_gap_s:
@@ -274,6 +280,10 @@ class MovingObjectDetector:
                       cfg.tracking.speed_window_s)
             for index, blob, track, state in described
         ]
+        if memory_empty:
+            # Only motion since the last frame protects the memory; nothing is reported.
+            reason = f"memory covers {coverage:.0%} of the view"
+            return _unknown(stamp, shape, reason, coverage, _upsample(keep_out, step, shape))
         return Detection(
             stamp=stamp,
             status="ok",
@@ -356,10 +366,10 @@ def _upsample(image: np.ndarray, step: int, shape: tuple[int, int]) -> np.ndarra
     return np.repeat(np.repeat(image, step, axis=0), step, axis=1)[: shape[0], : shape[1]]
 
 
-def _unknown(stamp: float, shape: tuple[int, int], reason: str, coverage: float) -> Detection:
-    empty = np.zeros(shape, bool)
-    return Detection(stamp, "unknown", reason, empty, empty.copy(), np.zeros(shape, np.uint8),
-                     [], coverage, 1.0)
+def _unknown(stamp: float, shape: tuple[int, int], reason: str, coverage: float,
+             keep_out: np.ndarray) -> Detection:
+    return Detection(stamp, "unknown", reason, np.zeros(shape, bool), keep_out,
+                     np.zeros(shape, np.uint8), [], coverage, 1.0)
 
 
 def _check_image(image, shape: tuple[int, ...], name: str) -> None:
