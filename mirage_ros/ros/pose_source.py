@@ -92,7 +92,7 @@ class TfPoseSource:
     """
 
     def __init__(self, node, world_frame: str, base_frame: str, cache_time: float = 10.0,
-                 max_extrapolation: float = 0.05):
+                 max_extrapolation: float = 0.05, jump_threshold: float = 1.0):
         self.world_frame = world_frame
         self.base_frame = base_frame
         self._node = node
@@ -109,7 +109,8 @@ class TfPoseSource:
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
         self.backend = "tf2_msgs"
-        self._buffer = TransformBuffer(max_extrapolation=max_extrapolation, cache_duration=cache_time)
+        self._history = _History(max_extrapolation, cache_time, jump_threshold)
+        self._static: list = []  # /tf_static is latched: sent once, kept across a time jump
         self._lock = threading.Lock()
         static_qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                                 reliability=ReliabilityPolicy.RELIABLE)
@@ -122,7 +123,12 @@ class TfPoseSource:
 
     def _on_tf(self, msg, static: bool) -> None:
         with self._lock:
-            add_transforms(self._buffer, msg.transforms, static, self._node.get_logger())
+            if static:
+                self._static.extend(msg.transforms)
+            elif msg.transforms and self._history.jumped(time_to_sec(msg.transforms[0].header.stamp)):
+                self._node.get_logger().warning("TF time jumped back (bag loop?): dynamic transforms cleared")
+                add_transforms(self._history.buffer, self._static, True, self._node.get_logger())
+            add_transforms(self._history.buffer, msg.transforms, static, self._node.get_logger())
 
     def world_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """``T_world_frame (4, 4)`` at ``stamp_ns`` nanoseconds; raises :class:`PoseUnavailable`."""
@@ -144,7 +150,28 @@ class TfPoseSource:
                 raise PoseUnavailable(f"TF {target} <- {source}: {exc}", True) from exc
             return transform_to_matrix(tf.transform)
         with self._lock:
-            return lookup_buffer(self._buffer, target, source, stamp_ns / 1e9)
+            return lookup_buffer(self._history.buffer, target, source, stamp_ns / 1e9)
+
+
+class _History:
+    """The fallback buffer, replaced by an empty one when time jumps back (as tf2_ros clears its
+    buffer on a jump of the ROS clock): the samples of a bag's previous loop would otherwise
+    shadow the new ones, which the cache drops as too old."""
+
+    def __init__(self, max_extrapolation: float, cache_time: float, jump_threshold: float):
+        self._limits = (max_extrapolation, cache_time)
+        self._jump = jump_threshold
+        self._newest = -float("inf")
+        self.buffer = TransformBuffer(max_extrapolation=max_extrapolation, cache_duration=cache_time)
+
+    def jumped(self, stamp: float) -> bool:
+        """Record a dynamic sample's stamp; True (and a fresh buffer) if time jumped back."""
+        if stamp < self._newest - self._jump:
+            self.buffer = TransformBuffer(max_extrapolation=self._limits[0], cache_duration=self._limits[1])
+            self._newest = stamp
+            return True
+        self._newest = max(self._newest, stamp)
+        return False
 
 
 def lookup_buffer(buffer: TransformBuffer, target: str, source: str, stamp: float) -> np.ndarray:
@@ -189,7 +216,7 @@ class TopicPoseSource:
     """
 
     def __init__(self, node, topic: str, kind: str, world_frame: str, T_base_frame: np.ndarray,
-                 cache_time: float = 10.0, max_extrapolation: float = 0.05):
+                 cache_time: float = 10.0, max_extrapolation: float = 0.05, jump_threshold: float = 1.0):
         if kind == "pose":
             from geometry_msgs.msg import PoseStamped as msg_type
 
@@ -206,7 +233,7 @@ class TopicPoseSource:
         self.world_frame = world_frame
         self._node = node
         self._offset = np.asarray(T_base_frame, dtype=np.float64)
-        self._buffer = TransformBuffer(max_extrapolation=max_extrapolation, cache_duration=cache_time)
+        self._history = _History(max_extrapolation, cache_time, jump_threshold)
         self._to_matrix: Callable = to_matrix
         self._warned_frame = False
         self._lock = threading.Lock()
@@ -219,16 +246,19 @@ class TopicPoseSource:
                 f"poses are in {msg.header.frame_id!r}, world_frame is {self.world_frame!r}: "
                 "using them as world poses")
             self._warned_frame = True
+        stamp = time_to_sec(msg.header.stamp)
         try:
             with self._lock:
-                self._buffer.add("world", "base", time_to_sec(msg.header.stamp), self._to_matrix(msg))
+                if self._history.jumped(stamp):
+                    self._node.get_logger().warning("pose time jumped back (bag loop?): pose history cleared")
+                self._history.buffer.add("world", "base", stamp, self._to_matrix(msg))
         except InvalidInput as exc:
             self._node.get_logger().warning(f"ignoring pose: {exc}", throttle_duration_sec=5.0)
 
     def world_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """``T_world_base(stamp) @ camera_offset``; raises :class:`PoseUnavailable`."""
         with self._lock:
-            return lookup_buffer(self._buffer, "world", "base", stamp_ns / 1e9) @ self._offset
+            return lookup_buffer(self._history.buffer, "world", "base", stamp_ns / 1e9) @ self._offset
 
     def base_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """The ``camera_offset`` parameter."""

@@ -140,9 +140,10 @@ class WorldModelNode(Node):
     def _pose_source(self):
         p = self.p
         if p.pose_source == "tf":
-            return TfPoseSource(self, p.world_frame, p.base_frame, p.tf_cache_time, p.tf_max_extrapolation)
+            return TfPoseSource(self, p.world_frame, p.base_frame, p.tf_cache_time, p.tf_max_extrapolation,
+                                p.time_jump_threshold)
         return TopicPoseSource(self, "pose", p.pose_source, p.world_frame, offset_matrix(p.camera_offset),
-                               p.tf_cache_time, p.tf_max_extrapolation)
+                               p.tf_cache_time, p.tf_max_extrapolation, p.time_jump_threshold)
 
     def _on_frame(self, image: Image, depth_msg: Image, info: CameraInfo) -> None:
         self.counts["frames_in"] += 1
@@ -156,7 +157,7 @@ class WorldModelNode(Node):
             if self.last_stamp - stamp > self.p.time_jump_threshold:
                 self.warn.warn("time_jump", f"time jumped back {self.last_stamp - stamp:.2f} s "
                                "(bag loop?): resetting the memory", 0.0)
-                self._reset()
+                self._reset()  # the pose sources clear their own history (see pose_source)
             else:
                 self._skip("order", f"frame {stamp:.3f} skipped: out-of-order stamp "
                            f"(not after the last frame {self.last_stamp:.3f})")
