@@ -130,6 +130,13 @@ class TfPoseSource:
                 add_transforms(self._history.buffer, self._static, True, self._node.get_logger())
             add_transforms(self._history.buffer, msg.transforms, static, self._node.get_logger())
 
+    def time_jumped(self) -> None:
+        """The images' time jumped back. tf2_ros clears its buffer only on a ROS-clock jump
+        (use_sim_time); without sim time, the older transforms of the new loop were rejected as
+        too old: clear it so the next ones are taken. (The built-in buffer sees jumps itself.)"""
+        if self.backend == "tf2_ros":
+            self._tf2.clear()
+
     def world_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """``T_world_frame (4, 4)`` at ``stamp_ns`` nanoseconds; raises :class:`PoseUnavailable`."""
         return self._lookup(self.world_frame, frame_id, stamp_ns)
@@ -254,6 +261,9 @@ class TopicPoseSource:
                 self._history.buffer.add("world", "base", stamp, self._to_matrix(msg))
         except InvalidInput as exc:
             self._node.get_logger().warning(f"ignoring pose: {exc}", throttle_duration_sec=5.0)
+
+    def time_jumped(self) -> None:
+        """Nothing to do: the pose history sees the jump itself."""
 
     def world_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """``T_world_base(stamp) @ camera_offset``; raises :class:`PoseUnavailable`."""

@@ -157,7 +157,8 @@ class WorldModelNode(Node):
             if self.last_stamp - stamp > self.p.time_jump_threshold:
                 self.warn.warn("time_jump", f"time jumped back {self.last_stamp - stamp:.2f} s "
                                "(bag loop?): resetting the memory", 0.0)
-                self._reset()  # the pose sources clear their own history (see pose_source)
+                self._reset()
+                self.pose.time_jumped()
             else:
                 self._skip("order", f"frame {stamp:.3f} skipped: out-of-order stamp "
                            f"(not after the last frame {self.last_stamp:.3f})")
