@@ -37,7 +37,8 @@ _DEFAULTS = DetectorConfig()
 PARAMS = [
     Param("sync_queue_size", 10, "messages queued per input by the image/depth synchroniser", (1, 100)),
     Param("sync_slop", 0.02, "largest stamp difference of live image and depth (s)", (0.0, 1.0)),
-    Param("max_pending", 8, "live frames / renderings kept while waiting for their partner", (1, 64)),
+    Param("max_pending", 30, "live frames / renderings kept while waiting for their partner (the world "
+          "model renders a frame when it reaches the head of its queue, up to ~1 s late on a CPU)", (1, 300)),
     # detector defaults come from DetectorConfig (tuned by the dynamics module), not from here
     Param("work_width", _DEFAULTS.work_width, "detection runs on images subsampled to at most this width",
           (16, 4096)),

@@ -243,12 +243,21 @@ class WorldModelNode(Node):
         for frame, cause in dropped:
             self.counts["dropped_pose"] += 1
             self.warn.warn("pose", f"frame {frame.stamp:.3f} skipped: {cause}")
-        for frame in posed:
-            if self.live_wanted:
-                self._publish_live(frame)
-            frame.posed_at = time.monotonic()  # the mask hold starts once the monitor has its input
+        # Integrate first, then render the new head: its mask hold must not run while this node
+        # is busy integrating (the mask would wait in the executor queue and come "too late").
+        # A frame announced and ready at once (no hold) is rendered before it enters the memory.
         for frame, mask in ready:
+            if frame in posed:
+                posed.remove(frame)
+                self._render_live(frame)
             self._integrate(frame, mask)
+        for frame in posed:
+            self._render_live(frame)
+            frame.posed_at = time.monotonic()  # the mask hold starts once the monitor has its input
+
+    def _render_live(self, frame: PendingFrame) -> None:
+        if self.live_wanted:
+            self._publish_live(frame)
 
     def _publish_live(self, frame: PendingFrame) -> None:
         request = outputs.ViewRequest(frame.T_world_cam, convert.ns_to_time(frame.stamp_ns), 0.0, LIVE)
