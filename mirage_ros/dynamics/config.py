@@ -34,6 +34,8 @@ class DetectorConfig:
             rest still go into ``memory_mask``.
         change_window: window (odd) of the frame-to-frame depth comparison (the previous frame
             is the same sensor with a known relative pose: less slack than the memory needs).
+        change_lag_s: the frame-change cue compares with the oldest frame at most this old
+            (larger displacement than one frame; also the lag after a person stops).
         change_sigma: ``(base, quadratic, relative)`` depth noise of the frame-to-frame comparison
             (sensor noise only: both frames are live readings).
         frame_change_levels: ``(lo, hi)`` share of a region's pixels whose depth changed in the
@@ -67,6 +69,7 @@ class DetectorConfig:
     edge_rel_gap: float = 0.05
     max_regions: int = 16
     change_window: int = 3
+    change_lag_s: float = 0.3
     change_sigma: tuple[float, float, float] = (0.005, 0.002, 0.0)
     frame_change_levels: tuple[float, float] = (0.05, 0.2)
     min_memory_coverage: float = 0.15
