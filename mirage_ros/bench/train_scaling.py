@@ -56,7 +56,8 @@ def run(gpus: int, steps: int, args, out: Path) -> dict:
         cmd += ["--set", s]
     env = dict(os.environ, **NO_MULTICAST)
     print(f"[scaling] {gpus} GPU(s), {steps} steps: {' '.join(cmd)}", file=sys.stderr, flush=True)
-    subprocess.run(cmd, env=env, check=True)
+    # the trainers' own stdout goes to stderr so that ours stays one JSON document
+    subprocess.run(cmd, env=env, check=True, stdout=sys.stderr)
     per_step = gpus * samples_per_rank_step(args.config, args.set)
     val = [json.loads(line)["val"] for line in (out / "log.jsonl").read_text().splitlines()
            if '"val"' in line]
