@@ -125,3 +125,11 @@ def test_memory_conditioned_sim_batches_train_the_encoder_through_read_out(tmp_p
     trainer.train()
     val = trainer.validate()
     assert 5 < val["sim_val_psnr"] < 60 and "sim_val_psnr_covered" in val
+
+
+def test_fewer_sim_sequences_than_ranks_names_the_parameter():
+    from mirage_ros.model.sim_data import SimSource
+
+    cfg = load_config(REPO / "config/train.yaml", ["sim.scenes=[office]", "sim.train_seeds=[0]"])
+    with pytest.raises(InvalidInput, match="sim.train_seeds"):
+        SimSource(cfg.sim, cfg.network, seed=0, rank=1, world=2, device=torch.device("cpu"))

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from mirage_ros import geometry as g
+from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation import metrics
 from mirage_ros.memory.config import MemoryConfig
 from mirage_ros.model.config import SimDataConfig
@@ -172,7 +173,11 @@ class SimSource:
     def __init__(self, cfg: SimDataConfig, net: NetworkConfig, seed: int, rank: int, world: int,
                  device: torch.device, progress: bool = True):
         self.cfg, self.net, self.device = cfg, net, device
-        train_specs = sequence_specs(cfg, cfg.train_seeds)[rank::world]  # per-rank shard
+        all_specs = sequence_specs(cfg, cfg.train_seeds)
+        if len(all_specs) < world:
+            raise InvalidInput("sim.train_seeds", f"{len(all_specs)} training sequences (scenes x "
+                               f"seeds) for {world} ranks: every rank needs at least one")
+        train_specs = all_specs[rank::world]  # per-rank shard
         val_specs = sequence_specs(cfg, cfg.val_seeds) if rank == 0 else []
         rendered = render_sequences(train_specs + val_specs, net.stride, cfg.workers, progress)
         self.train = SequenceSet(rendered[: len(train_specs)], device)
