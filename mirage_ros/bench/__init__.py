@@ -1,6 +1,7 @@
 """Benchmarks: scripts printing JSON with ratios against a baseline measured in the same run.
 
-``mirage-ros bench memory|latency|sim`` (``sim`` runs ``python -m mirage_ros.bench.sim``).
+``mirage-ros bench memory|latency|sim|e2e`` (``sim`` runs ``python -m mirage_ros.bench.sim``).
+Training scaling over GPUs: ``python -m mirage_ros.bench.train_scaling`` (needs torch).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ BENCHMARKS = {
     "memory": ("mirage_ros.bench.memory", "bytes of latent memory vs RGB point-cloud memory on a loop"),
     "latency": ("mirage_ros.bench.latency", "update / read-out ms vs RGB rasterise + re-encode"),
     "sim": ("mirage_ros.bench.sim", "simulator frames per second vs the reference ray caster"),
+    "e2e": ("mirage_ros.bench.e2e", "image in -> predicted view out over DDS vs the in-process pipeline"),
 }
 
 
