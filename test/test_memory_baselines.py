@@ -36,6 +36,18 @@ def test_rgb_cloud_renders_its_frame_back_and_grows_with_frames():
     assert out.latent.shape == (3, 6, 8) and out.valid.all()
 
 
+def test_empty_rgb_cloud_covers_nothing():
+    cloud = RGBPointCloudMemory("cpu")
+    T = look_at([0, 0, 0], [3, 0.5, -0.2])
+    rgb, depth = frame(0, T)
+    cloud.insert(rgb, np.zeros_like(depth), K, T)  # no valid depth: nothing to store
+    assert cloud.points == 0
+    picture, covered = cloud.render(T, K)
+    assert not covered.any() and not picture.any()
+    cloud.insert(rgb, depth, K, T)  # the rasteriser's buffers still work once points arrive
+    assert cloud.render(T, K)[1].sum() == K.width * K.height
+
+
 def test_rgb_cloud_keep_one_frame_is_a_last_frame_warp():
     cloud = RGBPointCloudMemory("cpu", keep_frames=1)
     T = look_at([0, 0, 0], [3, 0.5, -0.2])

@@ -133,9 +133,13 @@ class RGBPointCloudMemory:
                 "depth": alloc(K.shape, np.float32),
             }
         T_cam_world = g.invert_pose(g.check_pose(T_world_cam, "T_world_cam"))
+        outputs = {n: view[n] for n in ("latent", "valid", "depth")}
+        if self.points == 0:  # the graph gathers from the cloud: an empty one covers nothing
+            for name, buffer in outputs.items():
+                BoundSession.write(buffer, np.zeros(buffer.shape(), buffer.numpy().dtype))
+            return outputs
         BoundSession.write(view["projection"], L.projection_matrix(K, T_cam_world))
         inputs = {**self._cloud, "projection": view["projection"], "grid": view["grid"], "far": view["far"]}
-        outputs = {n: view[n] for n in ("latent", "valid", "depth")}
         self._raster.run(inputs, outputs)
         return outputs
 
