@@ -277,6 +277,19 @@ def quat_xyzw_to_wxyz(q: np.ndarray) -> np.ndarray:
     return np.roll(np.asarray(q, dtype=np.float64), 1, axis=-1)
 
 
+def upsample_cells(cells: np.ndarray, stride: int, shape: tuple[int, int],
+                   repeat_edge: bool = False) -> np.ndarray:
+    """Per-cell values ``(h, w)`` -> ``shape (H, W)``: each cell repeated ``stride`` times per side.
+
+    The ragged edge past whole cells (``H % stride`` rows, ``W % stride`` columns) is zero
+    (``False``), or a copy of the last cell row / column with ``repeat_edge``.
+    """
+    cells = np.asarray(cells)
+    big = np.repeat(np.repeat(cells, stride, 0), stride, 1)[: shape[0], : shape[1]]
+    pad = ((0, shape[0] - big.shape[0]), (0, shape[1] - big.shape[1]))
+    return np.pad(big, pad, mode="edge" if repeat_edge else "constant")
+
+
 def pool_mask(mask: np.ndarray, stride: int) -> np.ndarray:
     """Fraction of flagged pixels per ``stride x stride`` block: ``(H, W) bool -> (H//s, W//s) float32``."""
     mask = np.asarray(mask, dtype=bool)

@@ -58,15 +58,6 @@ class _Timer:
         return {f"{k}_ms": self.totals[k] / self.counts[k] for k in self.totals}
 
 
-def upsample_cells(cells: np.ndarray, stride: int, shape: tuple[int, int]) -> np.ndarray:
-    """``(h, w)`` per-cell values -> ``shape (H, W)``: each cell repeated ``stride`` times per
-    side; the ragged edge (``H % stride`` rows / columns) is zero (False)."""
-    out = np.zeros(shape, cells.dtype)
-    big = np.repeat(np.repeat(cells, stride, 0), stride, 1)
-    out[: big.shape[0], : big.shape[1]] = big
-    return out
-
-
 class WorldModel:
     """The world model pipeline used by the ROS nodes and by evaluation.
 
@@ -149,9 +140,9 @@ class WorldModel:
             rgb[small.shape[0]:, :] = rgb[small.shape[0] - 1 : small.shape[0], :]
             rgb[:, small.shape[1]:] = rgb[:, small.shape[1] - 1 : small.shape[1]]
         s = self.stride
-        valid = upsample_cells(readout.valid, s, K.shape)
-        depth = upsample_cells(np.where(readout.valid, readout.depth, 0.0).astype(np.float32), s,
-                               K.shape)
+        valid = g.upsample_cells(readout.valid, s, K.shape)
+        depth = g.upsample_cells(np.where(readout.valid, readout.depth, 0.0).astype(np.float32), s,
+                                 K.shape)
         return Prediction(rgb, depth, valid, valid.astype(np.float32), readout)
 
     def reset(self) -> None:

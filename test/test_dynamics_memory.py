@@ -9,7 +9,7 @@ import numpy as np
 from test_dynamics import K, RATE, person, pose, render
 
 from mirage_ros.dynamics import STATE_MOVING, MovingObjectDetector
-from mirage_ros.dynamics.cues import upsample_cells
+from mirage_ros.geometry import upsample_cells
 from mirage_ros.memory import LatentMemory, MemoryConfig
 
 STRIDE = 4
@@ -34,7 +34,8 @@ def walk(feedback: bool) -> tuple[LatentMemory, list]:
         readout = memory.read_out(T, K)
         detection = detector.update(
             rgb, depth, K, T, t, None,
-            upsample_cells(readout.depth, K.shape), upsample_cells(readout.valid, K.shape),
+            upsample_cells(readout.depth, STRIDE, K.shape, repeat_edge=True),
+            upsample_cells(readout.valid, STRIDE, K.shape, repeat_edge=True),
             live_latent=features(rgb), warped_latent=readout.latent, warped_valid=readout.valid,
         )
         memory.insert(features(rgb), depth, K, T, t, detection.memory_mask if feedback else None)

@@ -203,3 +203,13 @@ def test_pool_mask_fraction():
     mask = np.zeros((4, 8), bool)
     mask[0, 0] = True
     np.testing.assert_allclose(g.pool_mask(mask, 4), [[1 / 16, 0.0]])
+
+
+def test_upsample_cells_repeats_each_cell_and_fills_the_ragged_edge():
+    cells = np.array([[1, 2], [3, 4]], np.float32)
+    zero = g.upsample_cells(cells, 2, (5, 5))
+    np.testing.assert_array_equal(zero[:4, :4], np.kron(cells, np.ones((2, 2))))
+    assert not zero[4].any() and not zero[:, 4].any()
+    edge = g.upsample_cells(cells, 2, (5, 5), repeat_edge=True)
+    np.testing.assert_array_equal(edge[4, :4], [3, 3, 4, 4])
+    np.testing.assert_array_equal(edge[:4, 4], [2, 2, 4, 4])

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.geometry import valid_depth
+from mirage_ros.geometry import upsample_cells, valid_depth
 
 #: Rec. 601 luma weights for RGB -> grey.
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -192,16 +192,8 @@ def latent_cue(
     norms = np.linalg.norm(live, axis=0) * np.linalg.norm(mem, axis=0)
     distance = 1.0 - dot / np.maximum(norms, 1e-6)
     evidence = np.where(valid, ramp(distance, *levels), 0.0)
-    return upsample_cells(evidence, shape).astype(np.float32)
-
-
-def upsample_cells(cells: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour ``(h, w) -> (H, W)`` with integer stride ``H // h`` (edge cells repeat)."""
-    h, w = cells.shape
-    s_y, s_x = max(shape[0] // h, 1), max(shape[1] // w, 1)
-    up = np.repeat(np.repeat(cells, s_y, axis=0), s_x, axis=1)[: shape[0], : shape[1]]
-    pad = ((0, shape[0] - up.shape[0]), (0, shape[1] - up.shape[1]))
-    return np.pad(up, pad, mode="edge")
+    stride = max(shape[0] // evidence.shape[0], 1)
+    return upsample_cells(evidence, stride, shape, repeat_edge=True).astype(np.float32)
 
 
 def fuse_cues(

@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.geometry import Intrinsics
+from mirage_ros.geometry import Intrinsics, upsample_cells
 
 METHOD_NAMES = ("latent_memory", "rgb_point_cloud", "last_frame_warp")
 
@@ -26,8 +26,6 @@ METHOD_NAMES = ("latent_memory", "rgb_point_cloud", "last_frame_warp")
 def render_view(networks, readout, K: Intrinsics, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """Render a latent-resolution read-out to ``(rgb (H, W, 3) uint8, valid (H, W) bool)`` at ``K.shape``
     (the ragged edge past whole latent cells is filled with the last rendered row / column)."""
-    from mirage_ros.pipeline import upsample_cells
-
     small = networks.render(readout)
     rgb = np.zeros(K.shape + (3,), np.uint8)
     rgb[: small.shape[0], : small.shape[1]] = small
