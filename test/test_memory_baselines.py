@@ -1,5 +1,6 @@
 """Baselines (RGB point cloud, last-frame warp) and the benchmark scripts end to end (tiny runs)."""
 
+import argparse
 import json
 
 import numpy as np
@@ -7,9 +8,12 @@ import pytest
 from test_memory_scene import box_room_depth, look_at
 
 from mirage_ros import geometry as g
+from mirage_ros.bench.latency import bench_encoder
 from mirage_ros.cli import main as cli_main
 from mirage_ros.memory import MemoryConfig
 from mirage_ros.memory.baselines import POINT_BYTES, LastFrameWarp, RGBPointCloudMemory
+from mirage_ros.runtime.networks import WEIGHTS_DIR, Networks
+from mirage_ros.runtime.session import BoundSession
 
 K = g.Intrinsics(48.0, 48.0, 31.5, 23.5, 64, 48)
 
@@ -84,15 +88,36 @@ def test_last_frame_warp_forgets_earlier_frames():
     ["bench", "latency", "--provider", "cpu", "--width", "64", "--height", "48", "--frames", "8", "--warmup", "2",
      "--views", "2", "--repeats", "1", "--capacity", "4000", "--channels", "4", "--check-cpu", "--json"],
     ["bench", "memory", "--provider", "cpu", "--width", "64", "--height", "48", "--frames", "12", "--every", "4",
-     "--capacity", "4000", "--channels", "4", "--json"],
+     "--capacity", "4000", "--json"],
+    ["bench", "latency", "--provider", "cpu", "--width", "64", "--height", "48", "--frames", "4", "--warmup", "1",
+     "--views", "1", "--repeats", "1", "--capacity", "4000", "--json"],
 ])
 def test_bench_scripts_print_json(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the stand-in encoder is written under runs/bench/
     assert cli_main(argv) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["ratio"] > 0 and "stand-in" in result["encoder"]
-    if argv[1] == "latency":
-        assert result["cpu_parity"]["slots_differing"] == 0 and result["update_ms"]["n"] == 6
+    network = json.loads((WEIGHTS_DIR / "manifest.json").read_text())["network"]
+    assert result["ratio"] > 0 and result["stride"] == network["stride"]
+    if "--channels" in argv:  # not the shipped network's: the stand-in, and the output says so
+        assert result["channels"] == 4 and result["encoder"].startswith("stand-in")
     else:
+        assert result["channels"] == network["channels"] and result["encoder"].startswith("shipped")
+    if "--check-cpu" in argv:
+        assert result["cpu_parity"]["slots_differing"] == 0 and result["update_ms"]["n"] == 6
+    elif argv[1] == "memory":
         assert result["rgb_bytes"] == result["rgb_points"] * POINT_BYTES and len(result["series"]) == 3
         assert result["ratio"] > 1  # 12 frames of pixels vs fused voxels
+
+
+def test_bench_reencode_is_the_shipped_encoder():
+    """The benchmarks' device re-encode (a (3, H, W) raster bound as (1, 3, H, W)) gives
+    Networks.encode's latent for the shipped stride/channels."""
+    args = argparse.Namespace(stride=None, channels=None, provider="cpu")
+    encoder = bench_encoder(args)
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
+    raster = encoder.bound.upload(rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255))
+    device = BoundSession.to_host(encoder.run_device(raster))[0]
+    expected = Networks.load(provider="cpu").encode(rgb)
+    assert device.shape == expected.shape == (args.channels, 48 // args.stride, 64 // args.stride)
+    np.testing.assert_allclose(device, expected, atol=1e-5)
+    np.testing.assert_allclose(encoder(rgb), expected, atol=1e-5)

@@ -39,8 +39,10 @@ def add_memory_arguments(parser: argparse.ArgumentParser, frames: int) -> None:
     parser.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"), help="ONNX Runtime provider")
     parser.add_argument("--width", type=int, default=320, help="image width (default %(default)s)")
     parser.add_argument("--height", type=int, default=240, help="image height (default %(default)s)")
-    parser.add_argument("--stride", type=int, default=8, help="latent stride (default %(default)s)")
-    parser.add_argument("--channels", type=int, default=32, help="latent channels (default %(default)s)")
+    parser.add_argument("--stride", type=int, help="latent stride (default: the shipped network's; "
+                        "another runs a stand-in encoder)")
+    parser.add_argument("--channels", type=int, help="latent channels (default: the shipped network's; "
+                        "another runs a stand-in encoder)")
     parser.add_argument("--capacity", type=int, default=200_000, help="memory capacity in points")
     parser.add_argument("--voxel-size", type=float, default=0.05, help="fusion voxel, metres")
     parser.add_argument("--frames", type=int, default=frames, help="simulated frames (default %(default)s)")

@@ -8,9 +8,11 @@ host), against the RGB point-cloud baseline of the same frames: rasterise the cl
 (the same z-buffer graph at pixel resolution) and re-encode the picture with the encoder. The
 ratio is (rasterise + re-encode) / read-out, measured in this run.
 
-Encoder: the shipped one is not device-chainable through this bench, so the re-encode runs a
-stand-in with the architecture of ``model.networks.Encoder`` (random weights, same compute and
-shape), device-resident, and the output says so.
+Encoder: by default the shipped network's stride and channels (``mirage_ros/weights/manifest.json``)
+and the shipped encoder, both to make the latents and for the baseline's re-encode (device-resident,
+IOBinding, CUDA graphs with ``--cuda-graph``). Another ``--stride``/``--channels`` runs a stand-in
+with the architecture of ``model.networks.Encoder`` (random weights, same compute and shape), and
+the output says so.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 from tqdm import tqdm
 
 from mirage_ros import geometry as g
 from mirage_ros.bench import add_memory_arguments, emit, script_main
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory.baselines import RGBPointCloudMemory
+from mirage_ros.runtime.networks import WEIGHTS_DIR, verified_manifest
 from mirage_ros.runtime.session import BoundSession
 
 STANDIN_DIR = Path("runs/bench")  # built on first use (needs onnx then)
@@ -37,7 +41,7 @@ WIDTH = 32  # model.networks.NetworkConfig.width default
 
 
 def standin_path(channels: int, stride: int) -> Path:
-    return STANDIN_DIR / f"standin_encoder_c{channels}_s{stride}.onnx"
+    return STANDIN_DIR / f"standin_encoder_nchw_c{channels}_s{stride}.onnx"  # nchw: the shipped interface
 
 
 def build_standin(channels: int, stride: int, seed: int = 0) -> bytes:
@@ -59,11 +63,9 @@ def build_standin(channels: int, stride: int, seed: int = 0) -> bytes:
         nodes.append(helper.make_node("Relu", [x], [f"{x}_relu"]))
         return f"{x}_relu"
 
-    weights += [numpy_helper.from_array(np.array([0], np.int64), "axis0"),
-                numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+    weights += [numpy_helper.from_array(np.array(2.0, np.float32), "two"),
                 numpy_helper.from_array(np.array(1.0, np.float32), "one")]
-    nodes += [helper.make_node("Unsqueeze", ["image", "axis0"], ["batch"]),
-              helper.make_node("Mul", ["batch", "two"], ["scaled"]),
+    nodes += [helper.make_node("Mul", ["rgb", "two"], ["scaled"]),
               helper.make_node("Sub", ["scaled", "one"], ["centred"])]
     x, c_in = "centred", 3
     for level in range(int(math.log2(stride))):
@@ -71,12 +73,11 @@ def build_standin(channels: int, stride: int, seed: int = 0) -> bytes:
         x, c_in = relu(conv(x, c_in, c_out, 3, 2, f"down{level}")), c_out
     inner = conv(relu(conv(x, c_in, c_in, 3, 1, "res_a")), c_in, c_in, 3, 1, "res_b")
     nodes.append(helper.make_node("Add", [x, inner], ["res_sum"]))
-    out = conv(relu("res_sum"), c_in, channels, 1, 1, "proj")
-    nodes.append(helper.make_node("Squeeze", [out, "axis0"], ["latent"]))
+    conv(relu("res_sum"), c_in, channels, 1, 1, "latent")
     graph = helper.make_graph(
         nodes, "standin_encoder",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "H", "W"])],
-        [helper.make_tensor_value_info("latent", TensorProto.FLOAT, [channels, "h", "w"])], weights)
+        [helper.make_tensor_value_info("rgb", TensorProto.FLOAT, [1, 3, "H", "W"])],
+        [helper.make_tensor_value_info("latent", TensorProto.FLOAT, [1, channels, "h", "w"])], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="mirage_ros")
     model.ir_version = 9
     return model.SerializeToString()
@@ -91,29 +92,65 @@ def standin_encoder_file(channels: int, stride: int) -> Path:
     return path
 
 
-class StandInEncoder:
-    """The stand-in encoder on a device: ``(3, H, W)`` image buffer -> ``(C, H/s, W/s)`` latent."""
+def shipped_network() -> tuple[int, int, Path]:
+    """``(stride, channels, encoder ONNX path)`` of the shipped network, sha256-checked."""
+    manifest = verified_manifest(WEIGHTS_DIR)
+    network = manifest["network"]
+    return int(network["stride"]), int(network["channels"]), WEIGHTS_DIR / manifest["files"]["encoder"]["file"]
 
-    label = "stand-in: model.networks.Encoder architecture, random weights (no shipped weights used)"
 
-    def __init__(self, channels: int, stride: int, provider: str, cuda_graph: bool = False):
-        self.session = BoundSession(standin_encoder_file(channels, stride), provider, cuda_graph=cuda_graph)
-        self.channels, self.stride = channels, stride
-        self._out: dict[tuple, object] = {}
+class Encoder:
+    """An encoder ONNX (the shipped interface: ``rgb (1, 3, H, W)`` in ``[0, 1]`` ->
+    ``latent (1, C, H/s, W/s)``) on a device.
 
-    def run_device(self, image):
-        """Encode a device ``(3, H, W) float32`` buffer in ``[0, 1]``; returns the device latent."""
-        H, W = image.shape()[1:]
-        key = (H, W)
-        if key not in self._out:
-            self._out[key] = self.session.alloc((self.channels, H // self.stride, W // self.stride), np.float32)
-        self.session.run({"image": image}, {"latent": self._out[key]})
-        return self._out[key]
+    :func:`bench_encoder` picks the shipped one or the stand-in; ``label`` says which.
+    """
+
+    def __init__(self, path: Path, channels: int, stride: int, label: str, provider: str,
+                 cuda_graph: bool = False):
+        self.bound = BoundSession(path, provider, cuda_graph=cuda_graph)
+        self.channels, self.stride, self.label = channels, stride, label
+        self._bindings: dict[int, tuple] = {}
+
+    def run_device(self, image) -> object:
+        """Encode a device ``(3, H, W) float32`` buffer in ``[0, 1]``, bound in place as
+        ``(1, 3, H, W)`` (no copy); returns the device ``(1, C, H/s, W/s)`` latent. Keep
+        ``image`` fixed (refill it in place): its binding, and CUDA graph, are built once."""
+        if id(image) not in self._bindings:
+            _, H, W = image.shape()
+            latent = self.bound.alloc((1, self.channels, H // self.stride, W // self.stride), np.float32)
+            binding = self.bound.session.io_binding()
+            binding.bind_input("rgb", image.device_name(), 0, np.float32, [1, 3, H, W], image.data_ptr())
+            binding.bind_ortvalue_output("latent", latent)
+            options = ort.RunOptions()
+            if self.bound.cuda_graph:
+                options.add_run_config_entry("gpu_graph_id", str(len(self._bindings) + 1))
+            self._bindings[id(image)] = (binding, options, image, latent)
+        binding, options, _, latent = self._bindings[id(image)]
+        self.bound.session.run_with_iobinding(binding, options)
+        return latent
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """``(H, W, 3) uint8`` -> ``(C, H/s, W/s) float32`` (host in, host out)."""
-        image = np.ascontiguousarray(rgb.transpose(2, 0, 1), np.float32) / np.float32(255)
-        return self.session.session.run(None, {"image": image})[0]
+        image = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], np.float32) / np.float32(255)
+        return self.bound.session.run(None, {"rgb": image})[0][0]
+
+
+STANDIN_LABEL = "stand-in: model.networks.Encoder architecture, random weights (no shipped weights used)"
+
+
+def bench_encoder(args, cuda_graph: bool = False) -> Encoder:
+    """The shipped encoder when ``args.stride``/``args.channels`` are the shipped network's (or
+    unset: then they are set to them), else the stand-in of that size."""
+    stride, channels, path = shipped_network()
+    if args.stride is None:
+        args.stride = stride
+    if args.channels is None:
+        args.channels = channels
+    if (args.stride, args.channels) == (stride, channels):
+        return Encoder(path, channels, stride, f"shipped: {path.parent.name}/{path.name}", args.provider, cuda_graph)
+    return Encoder(standin_encoder_file(args.channels, args.stride), args.channels, args.stride,
+                   STANDIN_LABEL, args.provider, cuda_graph)
 
 
 def gpu_name() -> str | None:
@@ -162,10 +199,10 @@ def bench(args) -> dict:
                               path="loop", actors=False))
     frames = list(tqdm(sim.frames(args.frames), total=args.frames, desc="simulate", file=sys.stderr, disable=None))
     K = frames[0].K
-    encoder = StandInEncoder(args.channels, args.stride, args.provider)
+    encoder = bench_encoder(args)
     latents = [encoder(f.rgb) for f in tqdm(frames, desc="encode", file=sys.stderr, disable=None)]
     # the baseline gets the same CUDA-graph treatment as the latent memory
-    reencoder = StandInEncoder(args.channels, args.stride, args.provider, cuda_graph=args.cuda_graph)
+    reencoder = bench_encoder(args, cuda_graph=args.cuda_graph)
     cfg = MemoryConfig(channels=args.channels, stride=args.stride, capacity_points=args.capacity,
                        voxel_size=args.voxel_size)
     memory = LatentMemory(cfg, args.provider, cuda_graph=args.cuda_graph)
@@ -211,7 +248,7 @@ def bench(args) -> dict:
         "rgb_reencode_ms": summary(reencode),
         "ratio": round(float(baseline / np.median(readout)), 2),
         "ratio_with_host_copy": round(float(baseline / np.median(readout_host)), 2),
-        "encoder": StandInEncoder.label,
+        "encoder": encoder.label,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     if args.check_cpu:

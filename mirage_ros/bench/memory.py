@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mirage_ros.bench import add_memory_arguments, emit, script_main
-from mirage_ros.bench.latency import StandInEncoder
+from mirage_ros.bench.latency import bench_encoder
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory.baselines import RGBPointCloudMemory
 
@@ -29,7 +29,7 @@ def bench(args) -> dict:
 
     sim = Simulator(SimConfig(scene=args.scene, seed=args.seed, width=args.width, height=args.height,
                               path="loop", actors=True))
-    encoder = StandInEncoder(args.channels, args.stride, args.provider)
+    encoder = bench_encoder(args)
     cfg = MemoryConfig(channels=args.channels, stride=args.stride, capacity_points=args.capacity,
                        voxel_size=args.voxel_size)
     memory = LatentMemory(cfg, args.provider)
@@ -56,7 +56,7 @@ def bench(args) -> dict:
         "ratio": round(rgb_memory.bytes / max(stats["bytes"], 1), 2),
         "ratio_vs_allocated": round(rgb_memory.bytes / allocated, 2),
         "goal_ratio>=55": rgb_memory.bytes / max(stats["bytes"], 1) >= 55,
-        "encoder": StandInEncoder.label + " (latent values do not change sizes)",
+        "encoder": encoder.label,
         "series": series,
     }
     if args.plot:
