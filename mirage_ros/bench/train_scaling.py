@@ -34,17 +34,16 @@ def samples_per_rank_step(config: Path, overrides: list[str]) -> int:
         cfg.sim.batch_size if cfg.sim.enabled else 0)
 
 
-def throughput(log_path: Path, per_step: int, warmup_step: int) -> float:
+def throughput(recs: list[dict], per_step: int, warmup_step: int) -> float:
     """Samples/s from ``log.jsonl`` records, excluding steps before ``warmup_step``."""
-    recs = [json.loads(line) for line in log_path.read_text().splitlines()]
     timed = [r for r in recs if "seconds" in r and r["step"] >= warmup_step]
     if len(timed) < 2:
-        raise RuntimeError(f"{log_path}: fewer than two timed records after step {warmup_step}")
+        raise RuntimeError(f"fewer than two timed log records after step {warmup_step}")
     first, last = timed[0], timed[-1]
     return (last["step"] - first["step"]) * per_step / (last["seconds"] - first["seconds"])
 
 
-def run(gpus: int, steps: int, args, out: Path) -> dict:
+def run(gpus: int, steps: int, per_rank: int, args, out: Path) -> dict:
     """One ``torchrun`` training run; returns its row of the table."""
     sets = list(args.set) + [f"optim.max_steps={steps}", f"schedule.val_every={steps}",
                              f"schedule.checkpoint_every={steps}", "schedule.time_budget_s=0",
@@ -58,11 +57,11 @@ def run(gpus: int, steps: int, args, out: Path) -> dict:
     print(f"[scaling] {gpus} GPU(s), {steps} steps: {' '.join(cmd)}", file=sys.stderr, flush=True)
     # the trainers' own stdout goes to stderr so that ours stays one JSON document
     subprocess.run(cmd, env=env, check=True, stdout=sys.stderr)
-    per_step = gpus * samples_per_rank_step(args.config, args.set)
-    val = [json.loads(line)["val"] for line in (out / "log.jsonl").read_text().splitlines()
-           if '"val"' in line]
+    per_step = gpus * per_rank
+    recs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    val = [r["val"] for r in recs if "val" in r]
     return {"gpus": gpus, "steps": steps, "samples": steps * per_step,
-            "samples_per_s": throughput(out / "log.jsonl", per_step, 2 * args.log_every),
+            "samples_per_s": throughput(recs, per_step, 2 * args.log_every),
             "val": val[-1] if val else {}}
 
 
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for gpus in args.gpus:
         steps = max(1, args.samples // (gpus * per_rank))
-        rows.append(run(gpus, steps, args, args.out / f"gpus{gpus}"))
+        rows.append(run(gpus, steps, per_rank, args, args.out / f"gpus{gpus}"))
     base = next((r["samples_per_s"] for r in rows if r["gpus"] == 1), None)
     for r in rows:
         if base:
