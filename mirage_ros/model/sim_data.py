@@ -82,9 +82,7 @@ def lift_cells(depth: np.ndarray, K: g.Intrinsics, T_world_cam: np.ndarray, stri
     ok = (pooled > memory.min_depth) & (pooled < memory.max_depth)
     if dynamic is not None:
         ok &= g.pool_mask(dynamic, stride) <= memory.dynamic_max_fraction
-    K_lat = K.scaled(stride)
-    u, v = g.pixel_grid(K_lat)
-    cam = np.stack([(u - K_lat.cx) / K_lat.fx * pooled, (v - K_lat.cy) / K_lat.fy * pooled, pooled], -1)
+    cam = g.backproject(pooled, K.scaled(stride))
     world = g.transform_points(T_world_cam, cam.reshape(-1, 3))
     return world.astype(np.float32), ok.reshape(-1)
 
