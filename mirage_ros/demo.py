@@ -65,7 +65,9 @@ class DemoRecording:
 
     @staticmethod
     def _stamp(msg) -> int:
-        return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        from mirage_ros.ros.convert import time_to_ns
+
+        return time_to_ns(msg.header.stamp)
 
     def _store(self, store: Store, kind: str):
         from mirage_ros.ros import convert
@@ -173,6 +175,8 @@ def run_demo(args: argparse.Namespace) -> tuple[dict, DemoRecording]:
 
 def summarise(rec: DemoRecording, args: argparse.Namespace, wall_s: float) -> dict:
     """Numbers of the run (all measured in it)."""
+    from mirage_ros.evaluation.metrics import mask_iou
+
     lat = np.array([x[2] for x in rec.latencies()]) * 1e3
     last = {name: values for _, name, values in rec.diagnostics}
     wm = next((v for k, v in last.items() if k.endswith("world_model")), {})
@@ -181,7 +185,7 @@ def summarise(rec: DemoRecording, args: argparse.Namespace, wall_s: float) -> di
     for key, mask in rec.masks.items():
         truth = rec.truth_masks.get(key)
         if truth is not None and truth.shape == mask.shape and (truth.any() or mask.any()):
-            ious.append((mask & truth).sum() / (mask | truth).sum())
+            ious.append(mask_iou(mask, truth))
     return {
         "duration_s": args.duration, "wall_s": round(wall_s, 1), "size": [args.width, args.height],
         "rate_hz": args.rate, "frames_received_by_recorder": len(rec.observed_at),

@@ -67,7 +67,9 @@ class Ramp:
         recorder.subscribe("/mirage/predicted/views", PredictedView, self._on_view, 50)
 
     def _on_view(self, msg, arrived: float) -> None:
-        source = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec - int(round(msg.horizon * 1e9))
+        from mirage_ros.ros.convert import time_to_ns
+
+        source = time_to_ns(msg.header.stamp) - int(round(msg.horizon * 1e9))
         key = min(self.sent, key=lambda k: abs(k - source), default=None)
         if key is not None and abs(key - source) < 1_000_000:
             self.arrivals.setdefault(key, []).append(arrived)
