@@ -39,7 +39,7 @@ from mirage_ros.dynamics.tracking import (
 )
 from mirage_ros.dynamics.warp import depth_change
 from mirage_ros.errors import InvalidInput
-from mirage_ros.geometry import Intrinsics, check_pose, invert_pose, pool_mask
+from mirage_ros.geometry import Intrinsics, check_pose, invert_pose, pool_mask, upsample_cells
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,7 @@ class MovingObjectDetector:
             keep_out = ndimage.binary_dilation(keep_out, np.ones((3, 3), bool), cfg.feedback_dilation)
 
         self._track_ids = track_ids
-        full_labels = _upsample(out_labels, step, shape)
+        full_labels = upsample_cells(out_labels, step, shape)
         counts = np.bincount(full_labels.ravel(), minlength=len(kept) + 1)
         moving = [i for i, _, _, s in described if s == STATE_MOVING]
         regions = [
@@ -294,13 +294,13 @@ class MovingObjectDetector:
         if memory_empty:
             # Only motion since the last frame protects the memory; nothing is reported.
             reason = f"memory covers {coverage:.0%} of the view"
-            return _unknown(stamp, shape, reason, coverage, _upsample(keep_out, step, shape))
+            return _unknown(stamp, shape, reason, coverage, upsample_cells(keep_out, step, shape))
         return Detection(
             stamp=stamp,
             status="ok",
             reason="",
             mask=np.isin(full_labels, moving),
-            memory_mask=_upsample(keep_out, step, shape),
+            memory_mask=upsample_cells(keep_out, step, shape),
             labels=full_labels,
             regions=regions,
             coverage=coverage,
@@ -381,12 +381,6 @@ def _describe(index, blob, track, state, step, shape, pixel_count, window_s) -> 
         motion, ident = track.motion, track.id
     return Region(ident, state, motion, blob.score, (x0, y0, x1 - x0, y1 - y0), index,
                   pixel_count, centroid, velocity, velocity_ok)
-
-
-def _upsample(image: np.ndarray, step: int, shape: tuple[int, int]) -> np.ndarray:
-    if step == 1:
-        return image
-    return np.repeat(np.repeat(image, step, axis=0), step, axis=1)[: shape[0], : shape[1]]
 
 
 def _unknown(stamp: float, shape: tuple[int, int], reason: str, coverage: float,
