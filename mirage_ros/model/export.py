@@ -11,7 +11,6 @@ training time.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import warnings
@@ -25,17 +24,12 @@ from onnx import TensorProto, helper, numpy_helper
 from mirage_ros.errors import InvalidInput
 from mirage_ros.model.config import config_from_dict
 from mirage_ros.model.networks import Encoder, Renderer, count_parameters
+from mirage_ros.runtime.networks import MANIFEST_NAME, sha256_file
 
 OPSET = 18
 MAX_IR_VERSION = 13
 PARITY_SIZES = ((240, 320), (480, 640))  # (H, W) checked after export
 PARITY_TOLERANCE = 1e-4
-MANIFEST_NAME = "manifest.json"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def round_weights_to_fp16(module: torch.nn.Module) -> None:

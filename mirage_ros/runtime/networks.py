@@ -29,6 +29,11 @@ class WeightsError(MirageError):
     """The shipped weights are missing, unreadable or do not match their manifest."""
 
 
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes (as recorded in, and checked against, the manifest)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def verified_manifest(weights_dir: Path) -> dict:
     """Read ``weights_dir/manifest.json`` and check the sha256 of every file it lists.
 
@@ -54,7 +59,7 @@ def verified_manifest(weights_dir: Path) -> dict:
         onnx_path = Path(weights_dir) / files[name]["file"]
         if not onnx_path.is_file():
             raise WeightsError(f"{name} weights file missing: {onnx_path}")
-        digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+        digest = sha256_file(onnx_path)
         if digest != files[name]["sha256"]:
             raise WeightsError(f"sha256 mismatch for {onnx_path}: file {digest}, "
                                f"manifest {files[name]['sha256']} (corrupted or replaced weights)")
