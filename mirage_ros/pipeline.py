@@ -134,11 +134,8 @@ class WorldModel:
         t2 = time.perf_counter()
         self._timer.add("read_out", t1 - t0)
         self._timer.add("render", t2 - t1)
-        rgb = np.zeros(K.shape + (3,), np.uint8)
-        rgb[: small.shape[0], : small.shape[1]] = small
-        if small.shape[:2] != K.shape:  # ragged edge: repeat the last rendered row / column
-            rgb[small.shape[0]:, :] = rgb[small.shape[0] - 1 : small.shape[0], :]
-            rgb[:, small.shape[1]:] = rgb[:, small.shape[1] - 1 : small.shape[1]]
+        # ragged edge: repeat the last rendered row / column
+        rgb = np.pad(small, ((0, K.height - small.shape[0]), (0, K.width - small.shape[1]), (0, 0)), mode="edge")
         s = self.stride
         valid = g.upsample_cells(readout.valid, s, K.shape)
         depth = g.upsample_cells(np.where(readout.valid, readout.depth, 0.0).astype(np.float32), s,
