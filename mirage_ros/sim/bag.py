@@ -33,7 +33,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.geometry import pose_to_tq
+from mirage_ros.geometry import pose_to_tq, quat_wxyz_to_xyzw
 from mirage_ros.sim.simulator import BASE, ODOM, OPTICAL, Frame, Simulator
 
 STAMP_OFFSET = 1_700_000_000.0  # seconds added to simulation time in messages (time 0 means "unset" in ROS)
@@ -121,9 +121,10 @@ class _Messages:
         )
 
     def _tq(self, T: np.ndarray):
-        trans, q = pose_to_tq(T)  # q = (w, x, y, z)
+        trans, q = pose_to_tq(T)
+        x, y, z, w = quat_wxyz_to_xyzw(q).tolist()
         v = self.t["geometry_msgs/msg/Vector3"](x=float(trans[0]), y=float(trans[1]), z=float(trans[2]))
-        r = self.t["geometry_msgs/msg/Quaternion"](x=float(q[1]), y=float(q[2]), z=float(q[3]), w=float(q[0]))
+        r = self.t["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w)
         return v, r
 
     def tf(self, stamp: float, transforms: list[tuple[str, str, np.ndarray]]):
