@@ -13,7 +13,6 @@ can inject malformed messages. Frames are published like a ROS RGB-D driver does
 from __future__ import annotations
 
 import numpy as np
-from geometry_msgs.msg import TransformStamped
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
@@ -21,14 +20,6 @@ from tf2_msgs.msg import TFMessage
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.ros import convert
 from mirage_ros.ros.recorder import Recorder
-
-
-def transform_msg(T_parent_child: np.ndarray, parent: str, child: str, stamp) -> TransformStamped:
-    """``geometry_msgs/TransformStamped`` of a ``(4, 4)`` transform."""
-    msg = TransformStamped()
-    msg.header.stamp, msg.header.frame_id, msg.child_frame_id = stamp, parent, child
-    msg.transform = convert.matrix_to_transform(T_parent_child)
-    return msg
 
 
 class CameraFeed:
@@ -54,7 +45,7 @@ class CameraFeed:
                                 reliability=ReliabilityPolicy.RELIABLE)
         self.tf_static = recorder.publisher("/tf_static", TFMessage, static_qos)
         self.tf_static.publish(TFMessage(transforms=[
-            transform_msg(T_base_cam, base_frame, optical_frame, convert.sec_to_time(0.0))]))
+            convert.transform_stamped(T_base_cam, base_frame, optical_frame, convert.sec_to_time(0.0))]))
 
     def wait_for_subscribers(self, timeout: float = 30.0, tf: bool = True) -> bool:
         """Spin until image, depth, camera_info (and ``/tf``) each have a subscriber.
@@ -67,7 +58,8 @@ class CameraFeed:
     def publish_pose(self, T_world_base: np.ndarray, stamp: float) -> None:
         """``world_frame -> base_frame`` on ``/tf`` at ``stamp`` seconds."""
         world, base, _ = self.frames
-        self.tf.publish(TFMessage(transforms=[transform_msg(T_world_base, world, base, convert.sec_to_time(stamp))]))
+        msg = convert.transform_stamped(T_world_base, world, base, convert.sec_to_time(stamp))
+        self.tf.publish(TFMessage(transforms=[msg]))
 
     def publish(self, rgb: np.ndarray, depth: np.ndarray, K: Intrinsics, stamp: float,
                 T_world_base: np.ndarray | None = None, image: Image | None = None,

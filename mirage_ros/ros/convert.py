@@ -5,7 +5,7 @@ The only place (with the bag writer) where ROS message layouts meet numpy arrays
 - ``sensor_msgs/Image`` <-> ``(H, W, 3) uint8`` RGB, ``(H, W) float32`` depth in metres,
   ``(H, W) uint8`` masks. Row padding (``step``) and ``is_bigendian`` are honoured.
 - ``sensor_msgs/CameraInfo`` <-> :class:`mirage_ros.geometry.Intrinsics`.
-- ``geometry_msgs/Pose`` / ``Transform`` <-> ``(4, 4) float64`` ``T`` (quaternions are
+- ``geometry_msgs/Pose`` / ``Transform`` (/ ``TransformStamped``) <-> ``(4, 4) float64`` ``T`` (quaternions are
   ``(x, y, z, w)`` in ROS and ``(w, x, y, z)`` in transforms3d).
 - ``builtin_interfaces/Time`` <-> seconds as ``float``.
 
@@ -278,4 +278,14 @@ def matrix_to_transform(T: np.ndarray):
     msg = Transform()
     msg.translation.x, msg.translation.y, msg.translation.z = pose.position.x, pose.position.y, pose.position.z
     msg.rotation = pose.orientation
+    return msg
+
+
+def transform_stamped(T_parent_child: np.ndarray, parent: str, child: str, stamp):
+    """``(4, 4)`` ``T_parent_child`` -> ``geometry_msgs/TransformStamped`` (``parent -> child``)."""
+    from geometry_msgs.msg import TransformStamped
+
+    msg = TransformStamped()
+    msg.header.stamp, msg.header.frame_id, msg.child_frame_id = stamp, parent, child
+    msg.transform = matrix_to_transform(T_parent_child)
     return msg

@@ -16,7 +16,6 @@ Its timer always runs on the steady clock, so ``use_sim_time`` on this node cann
 from __future__ import annotations
 
 import numpy as np
-from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -28,8 +27,8 @@ from mirage_ros.ros.convert import (
     array_to_image,
     camera_info_from_intrinsics,
     matrix_to_pose,
-    matrix_to_transform,
     sec_to_time,
+    transform_stamped,
 )
 from mirage_ros.ros.node_util import run_node
 from mirage_ros.ros.params import Param, declare
@@ -131,12 +130,7 @@ class SimCameraNode(Node):
         return self.get_clock().now().to_msg()
 
     def _send_tf(self, stamp, transforms: list[tuple[str, str, np.ndarray]], static: bool = False) -> None:
-        msgs = []
-        for parent, child, T in transforms:
-            msg = TransformStamped()
-            msg.header.stamp, msg.header.frame_id, msg.child_frame_id = stamp, parent, child
-            msg.transform = matrix_to_transform(T)
-            msgs.append(msg)
+        msgs = [transform_stamped(T, parent, child, stamp) for parent, child, T in transforms]
         if self.tf_broadcaster is not None:
             (self.tf_static if static else self.tf_broadcaster).sendTransform(msgs)
         elif self.tf_pub is not None:
