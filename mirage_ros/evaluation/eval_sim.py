@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
+from mirage_ros.evaluation.report import command_line
 from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise
 from mirage_ros.runtime.networks import MANIFEST_NAME, WEIGHTS_DIR
 
@@ -221,18 +221,8 @@ def add_parser(subparsers) -> None:
 
 
 def _command(args) -> str:
-    words = ["mirage-ros", "eval-sim"]
-    for dest, default in args.option_defaults.items():
-        value = getattr(args, dest, default)
-        if dest in ("help", "no_progress", "json", "record_manifest", "out", "figure", "workers") \
-                or value == default:
-            continue
-        flag = "--" + dest.replace("_", "-")
-        if isinstance(value, bool):
-            words.append(flag if value else "--no-" + dest.replace("_", "-"))
-        else:
-            words += [flag, *(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))]
-    return shlex.join(words)
+    return command_line(["mirage-ros", "eval-sim"], args,
+                        skip=("help", "no_progress", "json", "record_manifest", "out", "figure", "workers"))
 
 
 def main(args) -> int:

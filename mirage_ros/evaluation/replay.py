@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -22,7 +21,7 @@ import numpy as np
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
-from mirage_ros.evaluation.report import check_destination, cost_rows, write_report
+from mirage_ros.evaluation.report import check_destination, command_line, cost_rows, write_report
 from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise
 from mirage_ros.evaluation.sources import Recording, SourceOptions, open_recording
 
@@ -209,17 +208,8 @@ def add_parser(subparsers) -> None:
 
 def _command(args: argparse.Namespace) -> str:
     """The command line that reproduces this run: INPUT, --out and every non-default option."""
-    words = ["mirage-ros", "eval", str(args.input), "--out", str(args.out)]
-    for dest, default in args.option_defaults.items():
-        value = getattr(args, dest, default)
-        if dest in ("out", "help", "no_progress") or value == default:
-            continue
-        flag = "--" + dest.replace("_", "-")
-        if value is True:
-            words.append(flag)
-        else:
-            words += [flag, *(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))]
-    return shlex.join(words)
+    return command_line(["mirage-ros", "eval", str(args.input), "--out", str(args.out)], args,
+                        skip=("out", "help", "no_progress"))
 
 
 def main(args: argparse.Namespace) -> int:

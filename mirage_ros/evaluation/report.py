@@ -12,6 +12,7 @@ import html
 import json
 import math
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -38,6 +39,23 @@ def check_destination(out: Path) -> None:
         raise InvalidInput("--out", f"{out} is a non-empty folder without a report.json: not overwriting it")
     if not os.access(out.parent if out.parent.exists() else Path("."), os.W_OK):
         raise InvalidInput("--out", f"cannot write in {out.parent}")
+
+
+def command_line(words: list[str], args, skip: tuple[str, ...]) -> str:
+    """``words`` followed by every option of ``args`` that differs from ``args.option_defaults``
+    (the parser's defaults), except the destinations in ``skip``: the command that reproduces a run.
+    A boolean option is written as its flag, or ``--no-`` flag when turned off."""
+    words = list(words)
+    for dest, default in args.option_defaults.items():
+        value = getattr(args, dest, default)
+        if dest in skip or value == default:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + dest.replace("_", "-"))
+        else:
+            words += [flag, *(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))]
+    return shlex.join(words)
 
 
 def _fmt(value, digits: int) -> str:
