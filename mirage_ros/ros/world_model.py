@@ -117,13 +117,9 @@ class WorldModelNode(Node):
             self.create_subscription(Image, "moving/memory_mask", self._on_mask, 10)
         self.create_subscription(PathMsg, "path", self._on_path, 1)
         self.pub_live = self.create_publisher(PredictedView, "rendered/view", 5)
-        self.pub_rendered = {k: self.create_publisher(t, f"rendered/{k}", 5)
-                             for k, t in (("image", Image), ("depth", Image), ("camera_info", CameraInfo))}
+        self.pub_rendered = self._part_publishers("rendered")
         self.pub_views = self.create_publisher(PredictedView, "predicted/views", 10)
-        self.pub_horizon = {
-            h: {k: self.create_publisher(t, f"{horizon_topic(h)}/{k}", 5)
-                for k, t in (("image", Image), ("depth", Image), ("camera_info", CameraInfo))}
-            for h in p.horizons}
+        self.pub_horizon = {h: self._part_publishers(horizon_topic(h)) for h in p.horizons}
         self.pub_path_views = self.create_publisher(PredictedView, "predicted/path_views", 10)
         self.pub_path_poses = self.create_publisher(PoseArray, "predicted/path_poses", 5)
         self.pub_cloud = self.create_publisher(PointCloud2, "memory/points", 1)
@@ -135,6 +131,11 @@ class WorldModelNode(Node):
         self.create_timer(p.diagnostics_period, self._publish_diagnostics, clock=steady)
         if p.pointcloud_period > 0:
             self.create_timer(p.pointcloud_period, self._publish_cloud, clock=steady)
+
+    def _part_publishers(self, prefix: str) -> dict:
+        """Publishers of a view's plain parts: ``<prefix>/image``, ``/depth``, ``/camera_info``."""
+        return {k: self.create_publisher(t, f"{prefix}/{k}", 5)
+                for k, t in (("image", Image), ("depth", Image), ("camera_info", CameraInfo))}
 
     # ---------------------------------------------------------------- inputs
     def _pose_source(self):
@@ -263,9 +264,7 @@ class WorldModelNode(Node):
         request = outputs.ViewRequest(frame.T_world_cam, convert.ns_to_time(frame.stamp_ns), 0.0, LIVE)
         view = self._view(request, frame)
         self.pub_live.publish(view)
-        self.pub_rendered["image"].publish(view.image)
-        self.pub_rendered["depth"].publish(view.depth)
-        self.pub_rendered["camera_info"].publish(view.camera_info)
+        _publish_parts(self.pub_rendered, view)
 
     def _integrate(self, frame: PendingFrame, mask: np.ndarray | None) -> None:
         if mask is not None and mask.shape != frame.depth.shape:
@@ -295,8 +294,7 @@ class WorldModelNode(Node):
             request = outputs.ViewRequest(T, convert.ns_to_time(frame.stamp_ns + round(h * 1e9)), h, HORIZON)
             view = self._view(request, frame)
             self.pub_views.publish(view)
-            for key in ("image", "depth", "camera_info"):
-                self.pub_horizon[h][key].publish(getattr(view, key))
+            _publish_parts(self.pub_horizon[h], view)
         self.latency.append(time.monotonic() - frame.arrived)
 
     def _view(self, request: outputs.ViewRequest, frame: PendingFrame):
@@ -394,6 +392,12 @@ class WorldModelNode(Node):
             return response
         response.success, response.message = True, f"{op}d {path}: {self.model.memory.stats()['points']} points"
         return response
+
+
+def _publish_parts(publishers: dict, view) -> None:
+    """Publish a ``PredictedView``'s image, depth and camera_info on :meth:`_part_publishers`."""
+    for key, pub in publishers.items():
+        pub.publish(getattr(view, key))
 
 
 def build_model(provider: str, weights_dir: str = ""):
