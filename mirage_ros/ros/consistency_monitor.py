@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from dataclasses import replace
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -111,8 +112,7 @@ class ConsistencyMonitorNode(Node):
         try:
             rgb = convert.rgb_from_image(image)
             depth = convert.depth_from_image(depth_msg)
-            K = convert.intrinsics_from_camera_info(view.camera_info)
-            K = type(K)(K.fx, K.fy, K.cx, K.cy, rgb.shape[1], rgb.shape[0])
+            K = replace(convert.intrinsics_from_camera_info(view.camera_info), width=rgb.shape[1], height=rgb.shape[0])
             rendered_rgb = _fit(convert.rgb_from_image(view.image), rgb.shape[:2])
             rendered_depth = _fit(convert.depth_from_image(view.depth), rgb.shape[:2])
             valid = _fit(convert.image_to_array(view.confidence, ("32FC1",), "confidence") > 0.5, rgb.shape[:2])

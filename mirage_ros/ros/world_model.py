@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
 from mirage_ros.errors import InvalidInput, MirageError
-from mirage_ros.geometry import Intrinsics, valid_depth
+from mirage_ros.geometry import valid_depth
 from mirage_ros.ros import convert, outputs
 from mirage_ros.ros.frame_gate import FrameGate, PendingFrame
 from mirage_ros.ros.frames import resolve_convention, to_optical
@@ -302,7 +303,7 @@ class WorldModelNode(Node):
         prediction = self.model.predict(request.T_world_cam, frame.K)
         self.timing["predict"].append(time.perf_counter() - t0)
         h, w = prediction.depth.shape
-        K = frame.K if (h, w) == frame.K.shape else Intrinsics(frame.K.fx, frame.K.fy, frame.K.cx, frame.K.cy, w, h)
+        K = frame.K if (h, w) == frame.K.shape else replace(frame.K, width=w, height=h)
         return outputs.predicted_view(request, prediction.rgb, prediction.depth, prediction.confidence, K,
                                       self._optical_frame(frame.frame_id), self.p.world_frame)
 
