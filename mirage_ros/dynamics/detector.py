@@ -37,7 +37,7 @@ from mirage_ros.dynamics.tracking import (
     STATE_UNKNOWN,
     Tracker,
 )
-from mirage_ros.dynamics.warp import depth_change
+from mirage_ros.dynamics.warp import depth_bounds, depth_change
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics, check_pose, invert_pose, pool_mask, upsample_cells
 
@@ -109,6 +109,7 @@ class _PreviousFrame:
     K: Intrinsics
     T_world_cam: np.ndarray
     stamp: float
+    bounds: tuple[np.ndarray, np.ndarray] | None = None  # warp.depth_bounds, once it is a reference
 
 
 class MovingObjectDetector:
@@ -230,9 +231,12 @@ class MovingObjectDetector:
         change = None
         for reference in references:
             max_step = cfg.tracking.max_speed * (stamp - reference.stamp)
+            if reference.bounds is None:  # a frame is a reference for several later ones
+                reference.bounds = depth_bounds(reference.depth, cfg.change_window)
             changed, seen = depth_change(depth, Kw, T_world_cam, reference.depth, reference.K,
                                          reference.T_world_cam, cfg.change_window,
-                                         cfg.change_sigma, cfg.depth_sigmas[1], max_step)
+                                         cfg.change_sigma, cfg.depth_sigmas[1], max_step,
+                                         reference.bounds)
             change = (changed, seen) if change is None else (change[0] | changed, change[1] | seen)
         if change is not None:
             # Motion since the last frame seeds a region wherever it is seen: where the memory

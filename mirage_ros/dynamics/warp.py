@@ -70,6 +70,15 @@ def reproject(
     return Reprojection(rows, cols, np.where(inside, z, 0.0).astype(np.float32), inside)
 
 
+def depth_bounds(depth: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(nearest, farthest)`` depth reading in the ``window`` around each pixel, ``(H, W)``
+    (``inf`` / 0 where the window has no reading): what :func:`depth_change` compares with."""
+    ok = valid_depth(depth)
+    nearest = ndimage.minimum_filter(np.where(ok, depth, np.inf), size=window, mode="nearest")
+    farthest = ndimage.maximum_filter(np.where(ok, depth, 0.0), size=window, mode="nearest")
+    return nearest, farthest
+
+
 def depth_change(
     depth: np.ndarray,
     K: Intrinsics,
@@ -81,6 +90,7 @@ def depth_change(
     sigma: tuple[float, float, float],
     n_sigma: float,
     max_step: float,
+    previous_bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Where did the scene change along the same 3D ray since an earlier frame (ego-motion removed)?
 
@@ -97,17 +107,17 @@ def depth_change(
         sigma: ``(base, quadratic, relative)`` depth noise (``cues.depth_sigma``).
         n_sigma: change threshold in sigmas.
         max_step: largest distance (metres) a surface can recede between the two frames.
+        previous_bounds: ``depth_bounds(previous_depth, window)`` when the caller keeps it
+            (an earlier frame is compared with several later ones); computed here if None.
 
     Returns:
         ``(changed, covered)``, ``(H, W) bool``: changed pixels, and pixels the earlier frame
         gives a comparison for.
     """
     seen = reproject(depth, K, T_world_cam, K_previous, T_world_previous)
-    prev_ok = valid_depth(previous_depth)
-    nearest = ndimage.minimum_filter(np.where(prev_ok, previous_depth, np.inf), size=window,
-                                     mode="nearest")
-    farthest = ndimage.maximum_filter(np.where(prev_ok, previous_depth, 0.0), size=window,
-                                      mode="nearest")
+    if previous_bounds is None:
+        previous_bounds = depth_bounds(previous_depth, window)
+    nearest, farthest = previous_bounds
     lo, hi = seen.sample(nearest), seen.sample(farthest)
     covered = seen.valid & np.isfinite(lo)
     with np.errstate(invalid="ignore"):
