@@ -1,6 +1,6 @@
 """Approximate time synchronisation of camera topics (image, depth, camera_info).
 
-:func:`subscribe_synchronized` uses ``message_filters.ApproximateTimeSynchronizer`` when
+:class:`SynchronizedSubscription` uses ``message_filters.ApproximateTimeSynchronizer`` when
 message_filters is importable, and otherwise :class:`ApproximateSync`, a small equivalent: each
 input keeps a bounded queue; when a message arrives, the message closest in time from every other
 queue is taken, and if all stamps lie within ``slop`` seconds the set is emitted and everything
