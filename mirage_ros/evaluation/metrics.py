@@ -114,7 +114,18 @@ def ssim(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -
         SSIM in ``[-1, 1]``; NaN when ``mask`` selects no pixel.
     """
     p, t, mask = _check_pair(pred, target, mask)
+    return _mean_over(ssim_map(p, t, _blur_hwc).mean(axis=2), mask)
+
+
+def ssim_and_covered(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """``(ssim(pred, target), ssim(pred, target, mask))`` from one SSIM map (computed once)."""
+    p, t, mask = _check_pair(pred, target, mask)
     smap = ssim_map(p, t, _blur_hwc).mean(axis=2)
+    return _mean_over(smap, None), _mean_over(smap, mask)
+
+
+def _mean_over(smap: np.ndarray, mask: np.ndarray | None) -> float:
+    """Mean of ``smap`` over ``mask`` (all of it when None); NaN when ``mask`` selects no pixel."""
     if mask is not None:
         if not mask.any():
             return float("nan")

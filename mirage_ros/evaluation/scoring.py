@@ -33,7 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.evaluation.metrics import psnr, ssim
+from mirage_ros.evaluation.metrics import psnr, ssim_and_covered
 from mirage_ros.geometry import Intrinsics
 
 
@@ -290,10 +290,11 @@ def _score(result: SequenceResult, kind: str, horizon, anchor_stamp: float, fram
     for name, (rgb, valid, predict_ms) in predictions.items():
         height, width = rgb.shape[:2]  # renderers may crop a ragged edge of whole latent cells
         observed = frame.rgb[:height, :width]
+        whole_ssim, covered_ssim = ssim_and_covered(rgb, observed, valid)
         result.scores.append(Score(
             kind=kind, method=name, horizon=horizon, anchor_stamp=float(anchor_stamp),
-            target_stamp=float(frame.stamp), psnr=psnr(rgb, observed), ssim=ssim(rgb, observed),
-            psnr_covered=psnr(rgb, observed, valid), ssim_covered=ssim(rgb, observed, valid),
+            target_stamp=float(frame.stamp), psnr=psnr(rgb, observed), ssim=whole_ssim,
+            psnr_covered=psnr(rgb, observed, valid), ssim_covered=covered_ssim,
             coverage=float(valid.mean()), predict_ms=predict_ms))
     if best is None:
         return
