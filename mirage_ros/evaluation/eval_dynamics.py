@@ -204,14 +204,14 @@ def evaluate_sequence(seed: int, args: argparse.Namespace, make_world_model) -> 
         people_xy = live.walkers.state(t)[0]
         collision = bool(np.min(np.linalg.norm(people_xy - T[:2, 3], axis=1)) < args.collision_m)
         collision_frames += collision
+        rendered = models["ours"].predict(T, K)
         if i in revisits:
-            predictions = {name: m.predict(T, K) for name, m in models.items()}
+            predictions = {name: rendered if name == "ours" else m.predict(T, K) for name, m in models.items()}
             reference = predictions["static"].valid
             for name, pred in predictions.items():
                 revisit_psnr[name]["frame"].append(psnr(pred.rgb, clean.rgb))
                 revisit_psnr[name]["covered"].append(psnr(pred.rgb, clean.rgb, reference))
 
-        rendered = models["ours"].predict(T, K)
         # Each image is encoded once and the latent shared (WorldModel.observe = encode + insert).
         live_latent = networks.encode(frame.rgb)
         latents = {} if args.no_latent else dict(
