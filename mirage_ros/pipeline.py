@@ -130,12 +130,10 @@ class WorldModel:
         t0 = time.perf_counter()
         readout = self.memory.read_out(T_world_cam, K)
         t1 = time.perf_counter()
-        small = self.networks.render(readout)
+        rgb = self.networks.render(readout, K.shape)
         t2 = time.perf_counter()
         self._timer.add("read_out", t1 - t0)
         self._timer.add("render", t2 - t1)
-        # ragged edge: repeat the last rendered row / column
-        rgb = np.pad(small, ((0, K.height - small.shape[0]), (0, K.width - small.shape[1]), (0, 0)), mode="edge")
         s = self.stride
         valid = g.upsample_cells(readout.valid, s, K.shape)
         depth = g.upsample_cells(np.where(readout.valid, readout.depth, 0.0).astype(np.float32), s,

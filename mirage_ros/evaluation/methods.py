@@ -26,12 +26,7 @@ METHOD_NAMES = ("latent_memory", "rgb_point_cloud", "last_frame_warp")
 def render_view(networks, readout, K: Intrinsics, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """Render a latent-resolution read-out to ``(rgb (H, W, 3) uint8, valid (H, W) bool)`` at ``K.shape``
     (the ragged edge past whole latent cells is filled with the last rendered row / column)."""
-    small = networks.render(readout)
-    rgb = np.zeros(K.shape + (3,), np.uint8)
-    rgb[: small.shape[0], : small.shape[1]] = small
-    rgb[small.shape[0]:, :] = rgb[small.shape[0] - 1: small.shape[0], :]
-    rgb[:, small.shape[1]:] = rgb[:, small.shape[1] - 1: small.shape[1]]
-    return rgb, upsample_cells(readout.valid, stride, K.shape)
+    return networks.render(readout, K.shape), upsample_cells(readout.valid, stride, K.shape)
 
 
 class LatentMemoryMethod:

@@ -128,9 +128,17 @@ class Networks:
         x = rgb[: h * s, : w * s].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
         return self._encoder.run(None, {"rgb": x})[0][0]
 
-    def render(self, readout) -> np.ndarray:
-        """Render a memory read-out (``.latent``, ``.valid``, ``.depth``): see :meth:`render_arrays`."""
-        return self.render_arrays(readout.latent, readout.valid, readout.depth)
+    def render(self, readout, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """Render a memory read-out (``.latent``, ``.valid``, ``.depth``): see :meth:`render_arrays`.
+
+        With ``shape (H, W)``, the ragged edge past whole latent cells (``H % stride`` rows,
+        ``W % stride`` columns) repeats the last rendered row / column, giving ``(H, W, 3)``.
+        """
+        small = self.render_arrays(readout.latent, readout.valid, readout.depth)
+        if shape is None:
+            return small
+        pad = ((0, shape[0] - small.shape[0]), (0, shape[1] - small.shape[1]), (0, 0))
+        return np.pad(small, pad, mode="edge")
 
     def render_arrays(self, latent: np.ndarray, valid: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """Warped latent -> image, filling cells where ``valid`` is False.
