@@ -45,6 +45,17 @@ class MemoryConfig:
         max_weight: confidence cap. Past it the running average becomes an exponential moving
             average with rate ``1 / max_weight``, so the memory can follow a changed scene.
         near: read-out near plane, metres (points closer to the target camera are ignored).
+        carve: free-space carving (``memory/carve.py``): before each update, stored points that
+            the live depth sees through lose ``carve_decrement`` of weight and are removed at 0,
+            so people the detector missed, opened doors and moved objects do not stay forever.
+        carve_margin, carve_rel_margin: a point at depth ``z`` is seen through where the live
+            depth around its pixel exceeds ``z + carve_margin + carve_rel_margin * z`` metres
+            (Kinect-class noise, pose and voxel rounding grow with range).
+        carve_min_valid_fraction: a latent cell takes part only when at least this share of its
+            pixels has a reading (depth holes are unknown, not free space); in (0, 1].
+        carve_decrement: weight a point loses per frame it is seen through (weights count
+            observations, capped at ``max_weight``): one bad frame removes only points seen at
+            most this many times.
     """
 
     channels: int
@@ -58,6 +69,11 @@ class MemoryConfig:
     dynamic_max_fraction: float = 0.0
     max_weight: float = 20.0
     near: float = 0.05
+    carve: bool = True
+    carve_margin: float = 0.1
+    carve_rel_margin: float = 0.05
+    carve_min_valid_fraction: float = 0.5
+    carve_decrement: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("channels", "stride", "capacity_points"):
@@ -69,7 +85,8 @@ class MemoryConfig:
         if not 2 * L.WAYS <= self.capacity_points < L.WAYS << 24:
             raise InvalidInput("capacity_points", f"must be in [{2 * L.WAYS}, {L.WAYS << 24}), "
                                                   f"got {self.capacity_points}")
-        for name in ("voxel_size", "min_depth", "max_depth", "depth_rel_gap", "max_weight", "near"):
+        for name in ("voxel_size", "min_depth", "max_depth", "depth_rel_gap", "max_weight", "near",
+                     "carve_margin", "carve_rel_margin", "carve_min_valid_fraction", "carve_decrement"):
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value < 0:
                 raise InvalidInput(name, f"must be a finite number >= 0, got {value!r}")
@@ -84,6 +101,13 @@ class MemoryConfig:
             raise InvalidInput("depth_min_fraction", f"must be in (0, 1], got {self.depth_min_fraction}")
         if not 0 <= self.dynamic_max_fraction < 1:
             raise InvalidInput("dynamic_max_fraction", f"must be in [0, 1), got {self.dynamic_max_fraction}")
+        if not isinstance(self.carve, (bool, np.bool_)):
+            raise InvalidInput("carve", f"must be True or False, got {self.carve!r}")
+        if not 0 < self.carve_min_valid_fraction <= 1:
+            raise InvalidInput("carve_min_valid_fraction",
+                               f"must be in (0, 1], got {self.carve_min_valid_fraction}")
+        if self.carve_decrement <= 0:
+            raise InvalidInput("carve_decrement", f"must be > 0, got {self.carve_decrement}")
 
     @functools.cached_property
     def slots(self) -> int:

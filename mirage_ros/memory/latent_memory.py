@@ -9,6 +9,11 @@ by world voxel and fuses them into a set-associative hash table of ``config.slot
 - a new voxel takes an empty way of its 8-way bucket, else evicts the bucket's **least recently
   seen** point (the eviction rule). The table never holds more than ``config.slots`` points.
 
+With ``config.carve`` (default) each ``insert`` first runs the carve graph (``carve.py``): points
+the live depth sees through lose weight and are removed when it runs out. It writes its own
+buffers for the tensors it changes, and the update reads those (plus the unchanged ``latents`` and
+``last_seen``), so carving costs no state copy.
+
 ``read_out`` projects every live point into the target camera at latent resolution, keeps the
 nearest per cell (z-buffer: ScatterElements ``min``) and gathers its latent.
 
@@ -30,6 +35,8 @@ import onnxruntime as ort
 from mirage_ros import geometry as g
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import layout as L
+from mirage_ros.memory.carve import CARVE_PARAMS, CARVE_STAT_NAMES, CARVE_STATE, slot_shares
+from mirage_ros.memory.carve import graph_name as carve_graph_name
 from mirage_ros.memory.config import MemoryConfig, Readout
 from mirage_ros.memory.storage import load_state, save_state
 from mirage_ros.runtime.session import BoundSession
@@ -75,6 +82,19 @@ class LatentMemory:
         self._readout = BoundSession(L.graph_path("readout"), self._update.device, cuda_graph=cuda_graph)
         self.device = self._update.device
         self._states = [self._upload_state(self._empty()), self._upload_state(self._empty())]
+        self._carve = None
+        if config.carve:
+            self._carve = BoundSession(L.graph_path(carve_graph_name(config.stride)), self.device,
+                                       cuda_graph=cuda_graph)
+            empty = self._empty()
+            # carve writes here; the update then reads these instead of the current set
+            self._carved = {n: self._carve.upload(empty[n]) for n in CARVE_STATE}
+            self._carve_shares = [self._carve.upload(ids) for ids in slot_shares(config.slots)]
+            self._carve_trash = self._carve.upload(np.array([config.slots], np.int64))
+            self._carve_phase = 0
+            self._carve_stats = [self._carve.alloc(len(CARVE_STAT_NAMES), np.int64) for _ in range(2)]
+            self._carve_frame = {"projection": self._carve.alloc((3, 4), np.float32),
+                                 "params": self._carve.alloc(len(CARVE_PARAMS), np.float32)}
         self._current = 0
         self._ids = {n: self._readout.upload(v) for n, v in L.readout_ids(config.slots + 1).items()}
         self._epoch: float | None = None
@@ -181,8 +201,29 @@ class LatentMemory:
         else:
             BoundSession.write(frame["latent"], latent.astype(np.float32, copy=False))
         src, dst = self._states[self._current], self._states[1 - self._current]
+        if self._carve is not None:
+            src = {**src, **self._run_carve(frame, K_latent, T_world_cam, src)}
         self._update.run({**inputs, **src}, {f"{n}_out": dst[n] for n in L.STATE_NAMES})
         self._current = 1 - self._current
+
+    def _run_carve(self, frame, K_latent: g.Intrinsics, T_world_cam, src) -> dict[str, ort.OrtValue]:
+        """Carve ``src`` with the frame already in ``frame``; returns the carved state tensors."""
+        cfg = self.config
+        params = np.array([K_latent.width, K_latent.height, cfg.near, cfg.min_depth, cfg.max_depth,
+                           cfg.carve_margin, cfg.carve_rel_margin, cfg.carve_min_valid_fraction,
+                           cfg.carve_decrement], np.float32)
+        BoundSession.write(self._carve_frame["params"], params)
+        BoundSession.write(self._carve_frame["projection"],
+                           L.projection_matrix(K_latent, g.invert_pose(T_world_cam)))
+        stats_in, stats_out = self._carve_stats[self._current], self._carve_stats[1 - self._current]
+        share = self._carve_shares[self._carve_phase]
+        self._carve_phase = (self._carve_phase + 1) % len(self._carve_shares)
+        inputs = {"depth": frame["depth"], "dynamic": frame["dynamic"], **self._carve_frame,
+                  "slot_ids": share, "trash_id": self._carve_trash,
+                  **{n: src[n] for n in CARVE_STATE}, "carve_stats": stats_in}
+        self._carve.run(inputs, {**{f"{n}_out": self._carved[n] for n in CARVE_STATE},
+                                 "carve_stats_out": stats_out})
+        return self._carved
 
     def _frame_buffers(self, H: int, W: int, h: int, w: int) -> dict[str, ort.OrtValue]:
         key = (H, W, h, w)
@@ -192,6 +233,8 @@ class LatentMemory:
             self._frame = {n: self._update.alloc(shape, _FRAME_DTYPES[n]) for n, shape in shapes.items()}
             self._frame_key, self._rays_for, self._dynamic_clear = key, None, True
             self._update.forget_bindings()
+            if self._carve is not None:
+                self._carve.forget_bindings()
         return self._frame
 
     # ------------------------------------------------------------------ read-out
@@ -259,6 +302,9 @@ class LatentMemory:
     def reset(self) -> None:
         """Forget every point and counter (buffers are kept)."""
         self._write_state(self._empty())
+        if self._carve is not None:
+            for buffer in self._carve_stats:
+                BoundSession.write(buffer, np.zeros(len(CARVE_STAT_NAMES), np.int64))
         self._epoch = None
 
     @_locked
@@ -267,9 +313,13 @@ class LatentMemory:
 
         ``points``: live points; ``bytes``: bytes those points take (``bytes_per_point`` each);
         ``bytes_allocated``: the capacity-sized buffers of one state set; ``fuse_ratio``: share of
-        written cells that landed in an already stored voxel.
+        written cells that landed in an already stored voxel. With carving, also
+        ``carve.CARVE_STAT_NAMES`` (since construction or ``reset``; not saved in memory files).
         """
         counters = dict(zip(L.STAT_NAMES, (int(x) for x in BoundSession.to_host(self.state["stats"]))))
+        if self._carve is not None:
+            carved = BoundSession.to_host(self._carve_stats[self._current])
+            counters.update(zip(CARVE_STAT_NAMES, (int(x) for x in carved)))
         points = counters["points_live"]
         return {
             **counters,

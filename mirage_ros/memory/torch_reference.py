@@ -191,3 +191,52 @@ def read_out_torch(points_world, latents, T_world_cam, K_latent: g.Intrinsics, h
     grid = torch.tensor([w, h, near], dtype=torch.float32, device=device)
     slot_ids = torch.arange(points.shape[0], device=device)
     return read_out_state(points, latents, slot_ids, projection, grid, far)
+
+
+def carve_torch(state: dict, depth, dynamic, projection, params, slot_ids, stride: int) -> dict:
+    """Free-space carving, the carve graph's maths (``carve.build_carve``). Arguments are tensors
+    shaped as that graph's inputs; ``state`` holds ``positions, weights, keys, stats,
+    carve_stats`` (more is ignored). Returns those five, carved."""
+    from mirage_ros.memory.carve import CARVE_PARAMS, NEIGHBOURHOOD
+
+    p = dict(zip(CARVE_PARAMS, params))
+    H, W = depth.shape
+
+    def blocks(image):  # (H, W) -> (s*s, h, w)
+        return image.reshape(H // stride, stride, W // stride, stride).permute(1, 3, 0, 2).reshape(
+            stride * stride, H // stride, W // stride)
+
+    depth_b = blocks(depth)
+    reading = (depth_b > p["min_depth"]) & (depth_b < p["max_depth"])
+    nearest = torch.where(reading, depth_b, torch.tensor(L.FAR_SENTINEL)).amin(dim=0)
+    enough = reading.float().mean(dim=0) >= p["min_valid_fraction"] * (1.0 - 1e-6)
+    still = blocks(dynamic.float()).amax(dim=0) < 0.5
+    known = torch.where(enough & still, nearest, torch.tensor(0.0))
+    pooled = -torch.nn.functional.max_pool2d(-known[None, None], NEIGHBOURHOOD, stride=1,
+                                             padding=NEIGHBOURHOOD // 2)
+    live = torch.cat([pooled.reshape(-1), torch.zeros(1)])
+
+    index = slot_ids
+    positions, keys, weights = (state[n][index] for n in ("positions", "keys", "weights"))
+    uvz = positions @ projection[:, :3].T + projection[:, 3].reshape(1, 3)
+    uz, vz, z = uvz[:, 0], uvz[:, 1], uvz[:, 2]
+    u, v = torch.floor(uz / z), torch.floor(vz / z)
+    inside = (keys >= 0) & (z > p["near"]) & (u >= 0) & (u < p["width"]) & (v >= 0) & (v < p["height"])
+    cell = torch.where(inside, torch.where(inside, v, 0.0) * p["width"] + torch.where(inside, u, 0.0),
+                       p["width"] * p["height"])
+    through = inside & (live[cell.long()] > z + (p["margin"] + p["rel_margin"] * z))
+    weight = torch.where(through, weights - p["decrement"], weights)
+    removed = through & (weight <= 0)
+    stats = state["stats"].clone()
+    stats[L.STAT_NAMES.index("points_live")] -= int(removed.sum())
+
+    def put(name, values):
+        return state[name].index_put((index,), values)
+
+    return {
+        "positions": put("positions", torch.where(removed[:, None], torch.tensor(float("nan")), positions)),
+        "weights": put("weights", torch.clamp(weight, min=0.0)),
+        "keys": put("keys", torch.where(removed, torch.tensor(-1), keys)),
+        "stats": stats,
+        "carve_stats": state["carve_stats"] + torch.tensor([1, int(through.sum()), int(removed.sum())]),
+    }
