@@ -1,10 +1,11 @@
-"""What moves: the robot's camera path and people walking (closed-form in time, so any ``t`` can
-be evaluated in any order and the result never depends on what was rendered before).
+"""What moves: the robot's camera path and people walking (functions of time alone, so any ``t``
+can be evaluated in any order and the result never depends on what was rendered before).
 
 Robot paths are keyframed like a differential-drive robot: turn in place at a waypoint at
 ``turn_rate`` rad/s, then drive straight at ``speed`` m/s (linear interpolation in between).
-Actors walk nav-graph edges back and forth, pausing now and then; while paused they are not
-moving (they keep their instance id but leave the motion mask).
+Actors walk nav-graph edges back and forth, pausing now and then, and give way to the robot
+(wait, step aside); while standing they are not moving (they keep their instance id but leave the
+motion mask).
 """
 
 from __future__ import annotations
@@ -87,11 +88,30 @@ class Walkers:
     """People walking the scene's navigation graph; ``prisms(t)`` gives their bodies at ``t``.
 
     Each person is six cylinders (legs, arms swinging with the stride, torso, head) sharing an
-    instance id ``k = 1..count``. ``robot(t) -> (2,)`` is where the robot is: people start away
-    from it and step aside (up to ``DODGE`` m, sideways) when it comes close, as people do.
+    instance id ``k = 1..count``. ``robot(t) -> (2,)`` is where the camera is (map frame, metres).
+    People give way to the robot, as people do around a mobile robot (the robot itself does not
+    avoid anyone):
+
+    - **wait**: a person within ``YIELD_RADIUS`` of the camera does not take a step that brings
+      them closer while the robot is driving; they stand (and leave the motion mask) until the
+      step no longer closes in;
+    - **step aside**: when the camera is, or within ``LOOKAHEAD_S`` will be, nearer than
+      ``CLEAR_RADIUS``, the person steps away from it, sideways to the robot's heading, at up to
+      ``SIDESTEP_SPEED`` (against a wall: on ahead of the robot, or back); clear again, they
+      drift back onto their path.
+
+    This needs each person's past, so it is integrated from ``t = 0`` in fixed ``STEP_S`` steps
+    (cached, extended on demand) and interpolated in between: any ``t`` can still be asked in any
+    order and the answer depends only on ``(scene, seed, t)``.
     """
 
-    DODGE = 0.65  # metres: how far a person steps aside for the robot
+    YIELD_RADIUS = 1.3  # metres (person centre to camera): do not walk closer than this
+    CLEAR_RADIUS = 0.8  # metres: step aside to keep at least this far from the camera
+    LOOKAHEAD_S = (0.5, 1.0)  # seconds: also keep clear of where the camera will be this soon
+    SIDESTEP_SPEED = 1.5  # m/s: a brisk step aside
+    RETURN_SPEED = 0.4  # m/s: drifting back onto the path once clear
+    STEP_S = 0.05  # seconds: integration step
+    BODY_RADIUS = 0.35  # metres: shoulders and arms; people do not step into walls
 
     def __init__(self, scene: Scene, count: int, seed: int, materials: dict, robot=None):
         self.robot = robot
@@ -125,6 +145,10 @@ class Walkers:
                     float(rng.uniform(0.18, 0.23)),
                 )
             )
+        self._obstacles = scene.walls.concat(scene.objects)
+        # integrated yielding state per step: own walking clock (s) and offset from the path (m)
+        self._clock = [np.zeros(count)]
+        self._offset = [np.zeros((count, 2))]
 
     @staticmethod
     def _timeline(pts: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -144,24 +168,86 @@ class Walkers:
 
     def state(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Positions ``(n, 2)``, headings ``(n, 2)``, walked distance ``(n,)``, moving ``(n,) bool``."""
-        now = [self._at(track, t) for track in self.tracks]
+        if self.robot is None or not self.count:
+            now = [self._at(track, t) for track in self.tracks]
+            return self._stack(now)
+        step = max(t, 0.0) / self.STEP_S
+        i = int(math.floor(step + 1e-9))
+        self._integrate(i + 1)
+        f = min(max(step - i, 0.0), 1.0)
+        clock = (1 - f) * self._clock[i] + f * self._clock[i + 1]
+        offset = (1 - f) * self._offset[i] + f * self._offset[i + 1]
+        pos, head, dist, _ = self._stack([self._at(track, c) for track, c in zip(self.tracks, clock)])
+        ends = [self._position(j) for j in (i, i + 1)]
+        moving = np.hypot(*(ends[1] - ends[0]).T) > 0.05 * self.STEP_S  # faster than 5 cm/s
+        return pos + offset, head, dist, moving
+
+    def _position(self, i: int) -> np.ndarray:
+        """``(n, 2)`` positions at integration step ``i``."""
+        path = np.asarray([self._at(track, c)[0] for track, c in zip(self.tracks, self._clock[i])])
+        return path.reshape(-1, 2) + self._offset[i]
+
+    def _integrate(self, last: int) -> None:
+        """Extend the yielding state up to step ``last`` (see the class docstring)."""
+        dt = self.STEP_S
+        while len(self._clock) <= last:
+            i = len(self._clock) - 1
+            t = i * dt
+            camera = np.asarray(self.robot(t))
+            ahead = [np.asarray(self.robot(t + s)) for s in self.LOOKAHEAD_S]
+            velocity = (np.asarray(self.robot(t + dt)) - camera) / dt
+            speed = float(np.hypot(*velocity))
+            clock, offset = self._clock[i].copy(), self._offset[i].copy()
+            for k, track in enumerate(self.tracks):
+                here = self._at(track, clock[k])[0] + offset[k]
+                step = self._at(track, clock[k] + dt)[0] + offset[k]
+                gap, next_gap = float(np.hypot(*(here - camera))), float(np.hypot(*(step - camera)))
+                if not (speed > 0.05 and next_gap < self.YIELD_RADIUS and next_gap < gap):
+                    clock[k] += dt
+                    here = step
+                offset[k] += self._sidestep(here, camera, ahead, velocity, speed, offset[k])
+            self._clock.append(clock)
+            self._offset.append(offset)
+
+    def _sidestep(self, here, camera, ahead, velocity, speed, offset) -> np.ndarray:
+        """``(2,)`` move of one person's path offset over one step."""
+        dt = self.STEP_S
+        # the nearest of now and soon decides: a person ahead makes room before the robot arrives
+        near = min([camera, *ahead], key=lambda c: float(np.hypot(*(here - c))))
+        away = here - near
+        gap = float(np.hypot(*away))
+        if gap < self.CLEAR_RADIUS:
+            away = away / max(gap, 1e-6)
+            options = [away]
+            if speed > 0.05:  # prefer sideways to the robot's heading, to the side already taken;
+                heading = velocity / speed  # pinned against a wall, walk on ahead of it or back
+                side = away - np.dot(away, heading) * heading
+                norm = float(np.hypot(*side))
+                side = side / norm if norm > 1e-3 else np.array([-heading[1], heading[0]])
+                options = [side + 0.5 * away, away, heading, -heading]
+            size = min(self.SIDESTEP_SPEED * dt, self.CLEAR_RADIUS - gap + 0.01)
+            for direction in options:  # the first way that opens the gap, not into a wall
+                direction = direction / float(np.hypot(*direction))
+                if np.dot(direction, away) > 0.1 and self._room(here, direction) > self.BODY_RADIUS + size:
+                    return direction * size
+            return np.zeros(2)
+        norm = float(np.hypot(*offset))
+        if norm < 1e-9 or gap < self.CLEAR_RADIUS + 0.2:  # stay aside while the robot is close
+            return np.zeros(2)
+        return -offset / norm * min(self.RETURN_SPEED * dt, norm)
+
+    def _room(self, xy: np.ndarray, direction: np.ndarray) -> float:
+        """Free distance (m) from ``xy (2,)`` along the unit ``direction (2,)`` to a wall/object."""
+        t_in = self._obstacles.cast(np.asarray(xy, np.float64), direction[None, :])[0]
+        return float(t_in.min()) if t_in.size else float("inf")
+
+    @staticmethod
+    def _stack(now) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         pos = np.asarray([p for p, _, _, _ in now]).reshape(-1, 2)
         head = np.asarray([h for _, h, _, _ in now]).reshape(-1, 2)
         dist = np.asarray([w for _, _, w, _ in now])
         moving = np.asarray([m for _, _, _, m in now], bool)
-        if self.robot is not None and self.count:
-            pos = self._dodge(pos, head, t)
-            before = self._dodge(np.asarray([self._at(track, t - 0.05)[0] for track in self.tracks]), head, t - 0.05)
-            moving |= np.hypot(*(pos - before).T) > 0.005  # stepping aside is moving too
         return pos, head, dist, moving
-
-    def _dodge(self, pos: np.ndarray, head: np.ndarray, t: float) -> np.ndarray:
-        """Push people within ``DODGE`` m of the robot sideways (to the side they are on)."""
-        away = pos - np.asarray(self.robot(max(t, 0.0)))
-        side = np.stack([-head[:, 1], head[:, 0]], axis=1)
-        sign = np.where(np.sum(away * side, axis=1) < 0, -1.0, 1.0)
-        push = np.maximum(self.DODGE - np.hypot(*away.T), 0.0)
-        return pos + (sign * push)[:, None] * side
 
     @staticmethod
     def _at(track, t: float):

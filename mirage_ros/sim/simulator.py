@@ -76,11 +76,16 @@ class Simulator:
         route = self.scene.routes["loop" if cfg.path == "pan" else cfg.path]  # pan: the loop, with stops
         self.path = RobotPath(route, cfg.path, cfg.speed)
         self.walkers = Walkers(self.scene, cfg.actor_count, cfg.seed, self.scene.materials,
-                               robot=lambda t: np.asarray(self.path.base_pose(t)[:2]))
+                               robot=self.camera_xy)
         self.sensor = KinectModel() if cfg.noise == "kinect" else None
         self.T_base_camlink = _planar(CAMERA_FORWARD, 0.0, 0.0, cfg.camera_height)
         self.T_base_cam = self.T_base_camlink @ T_LINK_OPTICAL
         self.T_map_odom = _planar(*self.path.base_pose(0.0))
+
+    def camera_xy(self, t: float) -> np.ndarray:
+        """``(2,)`` map position of camera_link at time ``t`` (what people keep clear of)."""
+        x, y, yaw = self.path.base_pose(t)
+        return np.array([x + CAMERA_FORWARD * math.cos(yaw), y + CAMERA_FORWARD * math.sin(yaw)])
 
     @property
     def period(self) -> float:
