@@ -58,13 +58,20 @@ class _Timer:
         return {f"{k}_ms": self.totals[k] / self.counts[k] for k in self.totals}
 
 
+def memory_config_for(networks: Networks, **overrides) -> MemoryConfig:
+    """The memory the networks were trained with: their channels and stride, and the fusion
+    settings of their manifest (``Networks.memory_settings``); ``overrides`` replace fields."""
+    return MemoryConfig(**{"channels": networks.channels, "stride": networks.stride,
+                           **networks.memory_settings, **overrides})
+
+
 class WorldModel:
     """The world model pipeline used by the ROS nodes and by evaluation.
 
     Args:
         networks: loaded :class:`Networks` (default: the shipped ones on ``provider``).
         memory_config: memory parameters; ``channels`` and ``stride`` must match the networks
-            (default: ``MemoryConfig(channels=C, stride=s)``).
+            (default: :func:`memory_config_for`).
         provider: ``"auto"``, ``"cuda"`` or ``"cpu"`` for networks and memory.
 
     Raises:
@@ -75,7 +82,7 @@ class WorldModel:
                  provider: str = "auto"):
         self.networks = networks or Networks.load(provider=provider)
         n = self.networks
-        self.memory_config = memory_config or MemoryConfig(channels=n.channels, stride=n.stride)
+        self.memory_config = memory_config or memory_config_for(n)
         if (self.memory_config.channels, self.memory_config.stride) != (n.channels, n.stride):
             raise InvalidInput("memory_config", f"channels/stride {self.memory_config.channels}/"
                                                 f"{self.memory_config.stride} differ from the "

@@ -126,12 +126,11 @@ def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=No
     if unknown:
         raise InvalidInput("--methods", f"unknown {unknown}; choose from {METHOD_NAMES}")
     if world_model is None:
-        from mirage_ros.memory import MemoryConfig
-        from mirage_ros.pipeline import WorldModel
+        from mirage_ros.pipeline import WorldModel, memory_config_for
         from mirage_ros.runtime.networks import Networks
 
         networks = Networks.load(weights_dir, provider=provider)
-        config = MemoryConfig(channels=networks.channels, stride=networks.stride)
+        config = memory_config_for(networks)
         if capacity_points is not None:
             try:
                 config = replace(config, capacity_points=capacity_points)

@@ -54,6 +54,10 @@ class SimDataConfig:
     Each seed gives one sequence per scene family; path, actors and sensor noise cycle over the
     seeds. ``gaps_s``: 0 = revisit (target pose seen before), > 0 = future view that far ahead of
     the newest frame in memory. ``workers``: rendering processes (0 = one per CPU core).
+    ``voxel_size`` (metres) and ``max_weight``: the memory's fusion of the context frames
+    (``memory.MemoryConfig`` fields of the same names); the export records them in the manifest
+    and ``WorldModel`` runs its memory with them, so the renderer sees at run time the fusion it
+    was trained on.
     """
 
     enabled: bool = True
@@ -70,6 +74,14 @@ class SimDataConfig:
     context_frames: int = 8
     gaps_s: list = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])
     workers: int = 0
+    voxel_size: float = 0.05
+    max_weight: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not self.voxel_size > 0:
+            raise ValueError(f"voxel_size: must be > 0, got {self.voxel_size}")
+        if not self.max_weight >= 1:
+            raise ValueError(f"max_weight: must be >= 1, got {self.max_weight}")
 
 
 @dataclass

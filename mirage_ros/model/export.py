@@ -148,6 +148,8 @@ def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
                                        "depth (1, 1, h, w) metres (0 = hole)",
                     "renderer_output": "rgb (1, 3, s*h, s*w) float32 in [0, 1]"},
         **exported,
+        # the memory fusion the renderer was trained on; WorldModel runs its memory with it
+        "memory": {"voxel_size": cfg.sim.voxel_size, "max_weight": cfg.sim.max_weight},
         "training": {"command": state["command"], "steps": state["step"],
                      "train_seconds": round(state["train_seconds"], 1),
                      "device": state["device"], "world_size": state["world_size"],

@@ -75,7 +75,11 @@ def lift_cells(depth: np.ndarray, K: g.Intrinsics, T_world_cam: np.ndarray, stri
         ``points (h*w, 3) float32`` world frame and ``ok (h*w,) bool`` (cell has a depth in
         ``(min_depth, max_depth)`` and no dynamic pixel).
     """
-    depth = np.where(g.valid_depth(depth), depth, 0.0).astype(np.float32)
+    # readings outside the memory's range are dropped before pooling, as the update graph does:
+    # a far wall must not win a cell's pooled depth and then get the whole cell discarded
+    with np.errstate(invalid="ignore"):
+        reading = g.valid_depth(depth) & (depth > memory.min_depth) & (depth < memory.max_depth)
+    depth = np.where(reading, depth, 0.0).astype(np.float32)
     if dynamic is not None:
         depth = np.where(dynamic, 0.0, depth)
     pooled = g.pool_depth(depth, stride, memory.depth_rel_gap, memory.depth_min_fraction)
@@ -85,6 +89,53 @@ def lift_cells(depth: np.ndarray, K: g.Intrinsics, T_world_cam: np.ndarray, stri
     cam = g.backproject(pooled, K.scaled(stride))
     world = g.transform_points(T_world_cam, cam.reshape(-1, 3))
     return world.astype(np.float32), ok.reshape(-1)
+
+
+_VOXEL_BITS = 16  # per axis in fuse_in_voxels' keys: +-32768 voxels (+-1.6 km at 5 cm)
+
+
+def fuse_in_voxels(points: torch.Tensor, ok: torch.Tensor, latents: torch.Tensor, voxel_size: float,
+                   max_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fuse context cells per world voxel with the memory's running average, frame by frame.
+
+    The update graph's maths without its hash table (nothing is evicted from a few frames): the
+    cells of one frame that share a voxel are summed with weight 1, and the voxel's position and
+    latent become ``(w * old + sum) / (w + n)`` with the voxel's weight ``w`` capped at
+    ``max_weight``. Differentiable in ``latents``.
+
+    Args:
+        points: ``(B, K, M, 3)`` world points of ``K`` context frames, in observation order.
+        ok: ``(B, K, M) bool`` cells the memory takes. latents: ``(B, K, M, C)``.
+
+    Returns:
+        ``sample (V,)`` long, ascending: the batch sample of each fused point; ``positions (V, 3)``
+        and ``latents (V, C)``.
+    """
+    b, k, m, c = latents.shape
+    half = 1 << (_VOXEL_BITS - 1)
+    voxel = torch.floor(torch.where(ok[..., None], points, 0.0) / voxel_size).long()
+    voxel = voxel.clamp(-half, half - 1) + half
+    sample = torch.arange(b, device=points.device).view(b, 1, 1)
+    key = (((sample << _VOXEL_BITS | voxel[..., 0]) << _VOXEL_BITS | voxel[..., 1]) << _VOXEL_BITS
+           | voxel[..., 2])
+    keys, inverse = torch.unique(key[ok], return_inverse=True)  # (V,), (n_ok,)
+    frame = torch.arange(k, device=points.device).view(1, k, 1).expand(b, k, m)[ok]
+    cell_points, cell_latents = points[ok], latents[ok]
+    n_voxels = keys.shape[0]
+    weight = points.new_zeros(n_voxels)
+    position = points.new_zeros(n_voxels, 3)
+    latent = latents.new_zeros(n_voxels, c)
+    for j in range(k):
+        mine = frame == j
+        index = inverse[mine]
+        n = weight.new_zeros(n_voxels).index_add(0, index, weight.new_ones(index.shape[0]))
+        total = (weight + n).clamp(min=1e-12)[:, None]
+        position = (weight[:, None] * position + position.new_zeros(n_voxels, 3).index_add(
+            0, index, cell_points[mine])) / total
+        latent = (weight[:, None] * latent + latent.new_zeros(n_voxels, c).index_add(
+            0, index, cell_latents[mine])) / total
+        weight = torch.clamp(weight + n, max=max_weight)
+    return keys >> (3 * _VOXEL_BITS), position, latent
 
 
 def render_sequence(spec: SequenceSpec, stride: int) -> dict[str, np.ndarray]:
@@ -210,7 +261,7 @@ class SimSource:
             ctx[-1] = t  # half of the revisits see the very same pose again
         while len(ctx) < n_ctx:  # short sequences: repeat the newest frame
             ctx = np.append(ctx, ctx[0])
-        return i, t, gap, ctx
+        return i, t, gap, np.sort(ctx)  # observation order: the fusion is a running average
 
     def _batch(self, seqs: SequenceSet, rng: np.random.Generator, n: int) -> dict:
         picks = [self._pick(seqs, rng) for _ in range(n)]
@@ -232,16 +283,18 @@ class SimSource:
     # --------------------------------------------------------------- read-out
     def memory_readout(self, batch: dict, latents: torch.Tensor):
         """``(B, K, C, h, w)`` context latents -> target's ``latent (B, C, h, w)``,
-        ``valid (B, 1, h, w)``, ``depth (B, 1, h, w)`` through ``read_out_torch``."""
+        ``valid (B, 1, h, w)``, ``depth (B, 1, h, w)``: fused per voxel (``fuse_in_voxels``, the
+        runtime memory's averaging) and read out with ``read_out_torch``."""
         from mirage_ros.memory.torch_reference import read_out_torch
 
         b, k, c, h, w = latents.shape
-        flat = latents.permute(0, 1, 3, 4, 2).reshape(b, k * h * w, c)
-        points = batch["context_points"].reshape(b, k * h * w, 3)
-        ok = batch["context_ok"].reshape(b, k * h * w)
+        sample, points, fused = fuse_in_voxels(
+            batch["context_points"], batch["context_ok"], latents.permute(0, 1, 3, 4, 2).reshape(b, k, h * w, c),
+            self.cfg.voxel_size, self.cfg.max_weight)
+        ends = torch.searchsorted(sample, torch.arange(1, b + 1, device=sample.device)).tolist()
         out_lat, out_valid, out_depth = [], [], []
-        for j in range(b):
-            lat, valid, depth = read_out_torch(points[j][ok[j]], flat[j][ok[j]],
+        for j, (start, end) in enumerate(zip([0] + ends[:-1], ends)):
+            lat, valid, depth = read_out_torch(points[start:end], fused[start:end],
                                                batch["target_pose"][j], self.K_latent, h, w)
             out_lat.append(lat)
             out_valid.append(valid.to(lat.dtype))

@@ -108,6 +108,12 @@ class Networks:
         return cls(int(net["stride"]), int(net["channels"]), manifest,
                    encoder.get_providers()[0], encoder, renderer)
 
+    @property
+    def memory_settings(self) -> dict:
+        """``MemoryConfig`` fields the networks were trained with (``voxel_size``,
+        ``max_weight``); empty for weights whose manifest predates them (the defaults apply)."""
+        return dict(self.manifest.get("memory", {}))
+
     def latent_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(h, w)`` latent grid of an ``height x width`` image."""
         return height // self.stride, width // self.stride
