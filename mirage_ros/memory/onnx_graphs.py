@@ -77,8 +77,8 @@ class _Builder:
     def take(self, x, index: int, axis: int):  # one column / row, dimension dropped
         return self.op("Gather", x, self.i(index), axis=axis)
 
-    def imod(self, x, divisor):  # x mod divisor for x >= 0 (int64 Div truncates)
-        return self.op("Sub", x, self.op("Mul", self.op("Div", x, divisor), divisor))
+    def imod(self, x, divisor):  # integer x mod divisor > 0, in [0, divisor) also for x < 0
+        return self.op("Mod", x, divisor)
 
     def first_argmax(self, x, n: int):  # (M, n) -> (M, 1) int64: first column holding the row max
         """ArgMax with ties broken towards the first column on every provider (CUDA's ArgMax picks
@@ -86,9 +86,6 @@ class _Builder:
         is_max = self.op("Equal", x, self.op("ReduceMax", x, self.i([1]), keepdims=1))
         column = self.where(is_max, self.f(np.arange(n)[None, :]), self.f(float(n)))
         return self.op("Cast", self.op("ReduceMin", column, self.i([1]), keepdims=1), to=TensorProto.INT64)
-
-    def count(self, mask):  # (M,) bool -> (1,) int64
-        return self.op("ReduceSum", self.op("Cast", mask, to=TensorProto.INT64), self.i([0]), keepdims=1)
 
     def model(self, name, inputs, outputs, doc) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers, doc_string=doc)
@@ -134,8 +131,7 @@ def _pool_cells(b: _Builder, stride: int, p: dict[str, str]):
         b.op("Less", dynamic, b.f(0.5)),
     )
     masked = b.where(reading, depth, b.f(L.FAR_SENTINEL))
-    neg_sorted, _ = b.op("TopK", b.op("Neg", masked), b.i([s2]), n_out=2, axis=1, largest=1, sorted=1)
-    ordered = b.op("Neg", neg_sorted)  # ascending, no-reading sentinels last
+    ordered, _ = b.op("TopK", masked, b.i([s2]), n_out=2, axis=1, largest=0, sorted=1)  # no-readings last
     lower = b.op("Slice", ordered, b.i([0]), b.i([s2 - 1]), b.i([1]))
     upper = b.op("Slice", ordered, b.i([1]), b.i([s2]), b.i([1]))
     jump = b.op("Greater", b.op("Sub", upper, lower), b.op("Mul", lower, p["rel_gap"]))
@@ -152,7 +148,9 @@ def _pool_cells(b: _Builder, stride: int, p: dict[str, str]):
     n_valid = b.op("ReduceSum", is_reading, b.i([1]), keepdims=1)
     need = b.op("Max", b.op("Mul", b.op("Cast", n_valid, to=F32), p["min_fraction"]), b.f(1.0))
     supported = b.op("Cast", b.op("GreaterOrEqual", b.op("Cast", sizes, to=F32), need), to=F32)
-    chosen = b.first_argmax(supported, s2)  # first = nearest supported cluster
+    # nearest supported cluster: weights s2..1 make the first supported column the unique maximum
+    # (ArgMax ties are provider-dependent; all-zero rows are cells without depth, dropped later)
+    chosen = b.op("ArgMax", b.op("Mul", supported, b.f(np.arange(s2, 0, -1)[None, :])), axis=1, keepdims=1)
     first = b.op("GatherElements", b.op("CumSum", sizes, b.i(1), exclusive=1), chosen, axis=1)
     size = b.op("Max", b.op("GatherElements", sizes, chosen, axis=1), b.i(1))
     lo = b.op("Add", first, b.op("Div", b.op("Sub", size, b.i(1)), b.i(2)))
@@ -187,21 +185,21 @@ def build_update(stride: int) -> onnx.ModelProto:
     finite_latent = b.op("Not", b.op("IsNaN", b.op("ReduceSum", b.op("Mul", cells, b.f(0.0)),
                                                    b.i([1]), keepdims=0)))
     rays = b.op("Reshape", "rays", b.i([2, -1]))
-    p_cam = b.op("Concat", b.col(b.op("Mul", b.take(rays, 0, 0), depth)),
-                 b.col(b.op("Mul", b.take(rays, 1, 0), depth)), b.col(depth), axis=1)
-    rotation = b.op("Slice", "T_world_cam", b.i([0, 0]), b.i([3, 3]), b.i([0, 1]))
-    translation = b.op("Reshape", b.op("Slice", "T_world_cam", b.i([0, 3]), b.i([3, 4]), b.i([0, 1])),
-                       b.i([1, 3]))
-    p_world = b.op("Add", b.op("MatMul", p_cam, b.op("Transpose", rotation, perm=[1, 0])), translation)
+    # R p_cam + t as broadcast multiply-adds over the columns of T_world_cam: a (M, 3) x (3, 3)
+    # MatMul is one of the slowest kernels of this graph on CUDA (cuBLAS at K = 3)
+    columns_T = b.op("Transpose", "T_world_cam", perm=[1, 0])  # row j = column j of T_world_cam
+    axis = [b.op("Slice", b.take(columns_T, j, 0), b.i([0]), b.i([3]), b.i([0])) for j in range(4)]
+    p_world = b.op("Add", b.op("Add", b.op("Mul", b.col(b.op("Mul", b.take(rays, 0, 0), depth)), axis[0]),
+                                      b.op("Mul", b.col(b.op("Mul", b.take(rays, 1, 0), depth)), axis[1])),
+                   b.op("Add", b.op("Mul", b.col(depth), axis[2]), axis[3]))
     candidate = b.and_(has_depth, finite_latent,
                        b.op("LessOrEqual", dynamic_fraction, p["dynamic_max_fraction"]))
-    # p_world is finite (no-reading cells pool to a finite sentinel), so masking is a multiply
-    p_world = b.op("Mul", p_world, b.col(b.op("Cast", candidate, to=F32)))
     voxel_f = b.op("Floor", b.op("Div", p_world, p["voxel_size"]))
     in_range = b.op("Cast", b.and_(b.op("GreaterOrEqual", voxel_f, b.f(-L.KEY_OFFSET)),
                                    b.op("Less", voxel_f, b.f(L.KEY_OFFSET))), to=F32)
     valid = b.and_(candidate, b.op("Greater", b.op("ReduceMin", in_range, b.i([1]), keepdims=0),
                                    b.f(0.5)))
+    # p_world is finite (no-reading cells pool to a finite sentinel), so masking is a multiply
     p_world = b.op("Mul", p_world, b.col(b.op("Cast", valid, to=F32)))
     cells = b.where(b.col(valid), cells, b.f(0.0))
     voxel = b.op("Add", b.op("Cast", b.where(b.col(valid), voxel_f, b.f(0.0)), to=I64), b.i(L.KEY_OFFSET))
@@ -212,8 +210,9 @@ def build_update(stride: int) -> onnx.ModelProto:
     n_buckets = b.op("Cast", p["n_buckets"], to=I64)
     trash = b.op("Mul", n_buckets, b.i(L.WAYS))  # S - 1: the last row
     ones = b.op("Cast", b.op("Equal", key, key), to=I64)
-    cell_id = b.op("Sub", b.op("CumSum", ones, b.i(0)), b.i(1))
-    n_cells = b.op("ReduceSum", ones, b.i([0]), keepdims=1)
+    running = b.op("CumSum", ones, b.i(0))
+    cell_id = b.op("Sub", running, b.i(1))
+    n_cells = b.op("Gather", running, b.i([-1]))  # (1,)
     ways = b.i(np.arange(L.WAYS)[None, :])
     candidates = b.op("Add", b.op("Mul", b.col(_hash(b, columns, L.BUCKET_PRIMES, n_buckets)),
                                   b.i(L.WAYS)), ways)  # (M, WAYS) slot ids
@@ -227,27 +226,33 @@ def build_update(stride: int) -> onnx.ModelProto:
     key_col = b.col(key)
 
     # --- slot choice: match > empty (rotated) > least recently seen; conflicts by priority -----
-    keys_now, claimed, active = "keys", zeros_slots, valid
+    keys_now, claimed, active = "keys", None, valid
     slot = b.op("Add", b.op("Mul", cell_id, b.i(0)), trash)
-    for _ in range(L.ROUNDS):
+    # conflict priority: matches first, then the larger cell id; 0 = not competing
+    priority_new = b.op("Add", cell_id, b.i(1))
+    priority_match = b.op("Add", priority_new, n_cells)
+    for round_ in range(L.ROUNDS):
         cand_keys = b.op("Gather", keys_now, candidates)
-        score = b.where(b.op("Equal", cand_keys, key_col), b.f(BIG),
-                        b.where(b.op("Greater", b.op("Gather", claimed, candidates), b.i(0)), b.f(-BIG),
-                                b.where(b.op("Less", cand_keys, b.i(0)), empty_score, lru_score)))
+        free = b.where(b.op("Less", cand_keys, b.i(0)), empty_score, lru_score)
+        if claimed is not None:  # slots taken by another voxel in an earlier round are off limits
+            free = b.where(b.op("Greater", b.op("Gather", claimed, candidates), b.i(0)), b.f(-BIG), free)
+        score = b.where(b.op("Equal", cand_keys, key_col), b.f(BIG), free)
         way = b.first_argmax(score, L.WAYS)
         chosen_score = b.flat(b.op("GatherElements", score, way, axis=1))
         chosen_slot = b.flat(b.op("GatherElements", candidates, way, axis=1))
         is_match = b.op("Greater", chosen_score, b.f(2.5e30))
         ok = b.and_(active, b.op("Greater", chosen_score, b.f(-0.5 * BIG)))
-        priority = b.where(ok, b.op("Add", b.op("Add", b.op("Mul", b.op("Cast", is_match, to=I64), n_cells),
-                                                       cell_id), b.i(1)), b.i(0))
-        target = b.where(ok, chosen_slot, trash)
-        best = b.op("ScatterElements", zeros_slots, target, priority, axis=0, reduction="max")
-        winner = b.imod(b.op("Max", b.op("Sub", b.op("Gather", best, target), b.i(1)), b.i(0)), n_cells)
+        priority = b.where(ok, b.where(is_match, priority_match, priority_new), b.i(0))
+        # priority 0 (not ok) is the identity of max over zeros: such cells may scatter into their
+        # own candidate slot instead of all piling atomics onto the trash row
+        best = b.op("ScatterElements", zeros_slots, chosen_slot, priority, axis=0, reduction="max")
+        winner = b.imod(b.op("Sub", b.op("Gather", best, chosen_slot), b.i(1)), n_cells)  # -1 -> any cell
         accepted = b.and_(ok, b.op("Equal", b.op("Gather", key, winner), key))
         write_to = b.where(accepted, chosen_slot, trash)
         keys_now = b.op("ScatterElements", keys_now, write_to, b.where(accepted, key, b.i(-1)), axis=0)
-        claimed = b.op("ScatterElements", claimed, write_to, b.op("Cast", accepted, to=I64), axis=0)
+        if round_ < L.ROUNDS - 1:
+            claimed = b.op("ScatterElements", zeros_slots if claimed is None else claimed, write_to,
+                           b.op("Cast", accepted, to=I64), axis=0)
         slot = b.where(accepted, chosen_slot, slot)
         active = b.and_(active, b.op("Not", accepted))
     b.op("Identity", keys_now, out="keys_out")
@@ -258,29 +263,29 @@ def build_update(stride: int) -> onnx.ModelProto:
     revisit = b.and_(fused, b.op("Equal", old_key, key))
     created = b.and_(fused, b.op("Less", old_key, b.i(0)))
     evicted = b.and_(fused, b.op("Not", revisit), b.op("Not", created))
-    rep = b.op("Sub", b.op("Gather", b.op("ScatterElements", zeros_slots, slot, b.op("Add", cell_id, b.i(1)),
+    rep = b.op("Sub", b.op("Gather", b.op("ScatterElements", zeros_slots, slot, priority_new,
                                           axis=0, reduction="max"), slot), b.i(1))
     is_rep = b.op("Equal", rep, cell_id)
     weight = b.op("Cast", fused, to=F32)
 
-    def group_sum(x, index):  # (M, k) or (M,) -> same, summed over the cells sharing a slot
-        total = b.op("ScatterElements", b.op("Mul", x, b.f(0.0)), index, x, axis=0, reduction="add")
-        return b.op("Gather", total, rep, axis=0)
-
+    # one scatter-add sums weight, position and latent of each slot's group: (M, 1 + 3 + C)
     w_col = b.col(weight)
-    sum_w = group_sum(weight, rep)
+    weighted = b.op("Mul", b.op("Concat", w_col, p_world, cells, axis=1), w_col)
+    rep_k = b.op("Add", b.col(rep), b.op("Cast", b.op("Mul", weighted, b.f(0.0)), to=I64))
+    total = b.op("ScatterElements", b.op("Mul", weighted, b.f(0.0)), rep_k, weighted, axis=0, reduction="add")
+    group = b.op("Gather", total, rep, axis=0)
+    sum_w = b.flat(b.op("Slice", group, b.i([0]), b.i([1]), b.i([1])))
     old_w = b.where(revisit, b.op("Gather", "weights", slot), b.f(0.0))
     total_w = b.col(b.op("Max", b.op("Add", old_w, sum_w), b.f(1e-12)))
-
-    def running_mean(old, new):  # (M, k): (old_w * old + sum(w * new)) / (old_w + sum(w))
-        kept = b.where(b.col(revisit), b.op("Mul", b.col(old_w), old), b.f(0.0))
-        rep_k = b.op("Add", b.col(rep), b.op("Cast", b.op("Mul", new, b.f(0.0)), to=I64))  # (M, k)
-        return b.op("Div", b.op("Add", kept, group_sum(b.op("Mul", new, w_col), rep_k)), total_w)
-
-    new_pos = running_mean(b.op("Gather", "positions", slot, axis=0), p_world)
+    # running mean (old_w * old + sum(w * new)) / (old_w + sum(w)) of position and latent together
+    old = b.op("Concat", b.op("Gather", "positions", slot, axis=0),
+               b.op("Cast", b.op("Gather", "latents", slot, axis=0), to=F32), axis=1)
+    kept = b.where(b.col(revisit), b.op("Mul", b.col(old_w), old), b.f(0.0))
+    mean = b.op("Div", b.op("Add", kept, b.op("Slice", group, b.i([1]), b.i([1 << 30]), b.i([1]))), total_w)
+    new_pos = b.op("Slice", mean, b.i([0]), b.i([3]), b.i([1]))
     new_pos = b.where(b.col(fused), new_pos, b.f(np.nan))  # the trash slot stays NaN = empty
-    old_lat = b.op("Cast", b.op("Gather", "latents", slot, axis=0), to=F32)
-    new_lat = b.op("Cast", b.op("Clip", running_mean(old_lat, cells), b.f(-65504.0), b.f(65504.0)), to=F16)
+    new_lat = b.op("Cast", b.op("Clip", b.op("Slice", mean, b.i([3]), b.i([1 << 30]), b.i([1])),
+                                b.f(-65504.0), b.f(65504.0)), to=F16)
     new_w = b.op("Min", b.flat(total_w), p["max_weight"])
     old_n = b.where(revisit, b.op("Gather", "counts", slot), b.const(0, np.int32))
     new_n = b.op("Add", old_n, b.op("Cast", sum_w, to=I32))
@@ -292,9 +297,11 @@ def build_update(stride: int) -> onnx.ModelProto:
     b.op("ScatterElements", "last_seen", slot, b.op("Add", b.op("Mul", weight, b.f(0.0)), p["stamp"]),
          axis=0, out="last_seen_out")
     b.op("ScatterElements", "counts", slot, new_n, axis=0, out="counts_out")
-    new_points = b.count(b.and_(is_rep, created))
-    delta = b.op("Concat", b.i([1]), b.count(valid), b.count(fused), b.count(revisit), new_points,
-                 b.count(b.and_(is_rep, evicted)), b.count(b.and_(valid, active)), new_points, axis=0)
+    new_points = b.and_(is_rep, created)
+    masks = [valid, fused, revisit, new_points, b.and_(is_rep, evicted), b.and_(valid, active), new_points]
+    counts = b.op("ReduceSum", b.op("Cast", b.op("Concat", *[b.col(m) for m in masks], axis=1), to=I64),
+                  b.i([0]), keepdims=0)
+    delta = b.op("Concat", b.i([1]), counts, axis=0)  # STAT_NAMES order; frames += 1
     b.op("Add", "stats", delta, out="stats_out")
 
     inputs = [

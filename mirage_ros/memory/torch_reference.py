@@ -56,10 +56,10 @@ def update_torch(state: dict, depth, dynamic, latent, rays, T_world_cam, params,
     cells = latent.reshape(C, -1).T
     finite_latent = ~torch.isnan((cells * 0.0).sum(dim=1))
     rays = rays.reshape(2, -1)
-    p_cam = torch.stack([rays[0] * depth_c, rays[1] * depth_c, depth_c], dim=1)
-    p_world = p_cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3].reshape(1, 3)
+    T = T_world_cam[:3]  # R p_cam + t, column by column in the graph's order (bit-exact on CPU)
+    p_world = (((rays[0] * depth_c)[:, None] * T[:, 0] + (rays[1] * depth_c)[:, None] * T[:, 1])
+               + (depth_c[:, None] * T[:, 2] + T[:, 3]))
     candidate = has_depth & finite_latent & (dynamic_fraction <= p["dynamic_max_fraction"])
-    p_world = p_world * candidate[:, None].float()
     voxel_f = torch.floor(p_world / p["voxel_size"])
     in_range = ((voxel_f >= -L.KEY_OFFSET) & (voxel_f < L.KEY_OFFSET)).all(dim=1)
     valid = candidate & in_range
