@@ -5,11 +5,13 @@ door that opened, an object the moving-object detector missed).
 Per frame, before the update, the carve graph
 
 1. pools the live depth to the memory's latent grid (``stride`` x ``stride`` pixel blocks): per
-   cell the **nearest** reading, kept only where at least ``min_valid_fraction`` of its pixels read
-   in ``(min_depth, max_depth)`` and none is flagged dynamic; other cells hold 0 ("unknown");
-2. takes the minimum over each cell's 3 x 3 neighbourhood, so a point carves only when everything
-   around its pixel is farther (silhouette edges, pose and voxel rounding never carve a surface
-   that is still there; dynamic flags and depth holes block their neighbours too);
+   cell the **nearest** reading; a cell takes part only when at least ``min_valid_fraction`` of
+   its pixels read in ``(min_depth, max_depth)`` and none is flagged dynamic;
+2. takes the minimum over each cell's 3 x 3 neighbourhood, so a point carves only when every
+   reading around its pixel is farther (silhouette edges, pose and voxel rounding never carve a
+   surface that is still there). A flagged neighbour blocks; a neighbour without readings does
+   not (depth holes fringe every silhouette, and the far end of a corridor returns nothing: a
+   person walking away would otherwise leave an uncarvable trail of their own points);
 3. projects this frame's share of the slots (every ``SLICES``-th, a different share each frame,
    so each point is tested every ``SLICES`` frames for a quarter of the cost) like the read-out
    does; a point at depth ``z`` whose pooled live depth ``d`` satisfies
@@ -97,11 +99,13 @@ def _cell_depth(b: _Builder, stride: int, p: dict[str, str]) -> str:
                   b.op("Mul", p["min_valid_fraction"], b.f(1.0 - 1e-6)))
     still = b.op("Less", b.op("ReduceMax", blocks(b.op("Cast", "dynamic", to=F32)), b.i([0]), keepdims=1),
                  b.f(0.5))
-    known = b.where(b.and_(enough, still), nearest, b.f(0.0))
+    # neighbours: a flagged cell blocks (0), a cell without readings does not (far sentinel)
+    value = b.where(still, b.where(enough, nearest, b.f(L.FAR_SENTINEL)), b.f(0.0))
     # min over the neighbourhood = -max(-x); MaxPool pads with -inf, so the image border never blocks
-    pooled = b.op("Neg", b.op("MaxPool", b.op("Neg", b.op("Unsqueeze", known, b.i([0]))),
+    pooled = b.op("Neg", b.op("MaxPool", b.op("Neg", b.op("Unsqueeze", value, b.i([0]))),
                               kernel_shape=[NEIGHBOURHOOD] * 2, pads=[NEIGHBOURHOOD // 2] * 4))
-    return b.op("Concat", b.op("Reshape", pooled, b.i([-1])), b.f([0.0]), axis=0)
+    live = b.where(b.and_(enough, still), b.op("Squeeze", pooled, b.i([0])), b.f(0.0))
+    return b.op("Concat", b.op("Reshape", live, b.i([-1])), b.f([0.0]), axis=0)
 
 
 def build_carve(stride: int) -> onnx.ModelProto:

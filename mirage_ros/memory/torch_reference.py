@@ -211,10 +211,10 @@ def carve_torch(state: dict, depth, dynamic, projection, params, slot_ids, strid
     nearest = torch.where(reading, depth_b, torch.tensor(L.FAR_SENTINEL)).amin(dim=0)
     enough = reading.float().mean(dim=0) >= p["min_valid_fraction"] * (1.0 - 1e-6)
     still = blocks(dynamic.float()).amax(dim=0) < 0.5
-    known = torch.where(enough & still, nearest, torch.tensor(0.0))
-    pooled = -torch.nn.functional.max_pool2d(-known[None, None], NEIGHBOURHOOD, stride=1,
-                                             padding=NEIGHBOURHOOD // 2)
-    live = torch.cat([pooled.reshape(-1), torch.zeros(1)])
+    value = torch.where(still, torch.where(enough, nearest, torch.tensor(L.FAR_SENTINEL)), torch.tensor(0.0))
+    pooled = -torch.nn.functional.max_pool2d(-value[None, None], NEIGHBOURHOOD, stride=1,
+                                             padding=NEIGHBOURHOOD // 2)[0, 0]
+    live = torch.cat([torch.where(enough & still, pooled, torch.tensor(0.0)).reshape(-1), torch.zeros(1)])
 
     index = slot_ids
     positions, keys, weights = (state[n][index] for n in ("positions", "keys", "weights"))
