@@ -290,3 +290,18 @@ def test_depth_change_counts_movers_not_disocclusions():
     assert not changed[45:75, 82:98].any()  # +2 m: disocclusion, not motion of the wall
     assert changed[12:18, 12:18].all()  # nearer: moved in
     assert not changed[90:, :].any()  # static wall
+
+
+def test_far_person_inside_their_own_ghost_is_flagged_with_the_long_lag():
+    """A person 8 m away walking towards the camera at 1 m/s, already leaked into memory one
+    frame behind (so the memory agrees within depth noise): only the long frame-change lag sees
+    them move (0.8 m in 0.8 s; 0.3 m in 0.3 s is below the noise at 8 m)."""
+    def z_at(i):
+        return 8.5 - 0.1 * i
+
+    poses = [pose() for _ in range(16)]
+    for long_lag, expected in ((0.8, True), (0.0, False)):
+        frames = run(MovingObjectDetector(DetectorConfig(change_long_lag_s=long_lag)), poses,
+                     lambda i: [person(0.3, z=z_at(i))], lambda i: [person(0.3, z=z_at(i - 1))])
+        flagged = [f1(det.mask, ids == 1) > 0.5 for det, ids in frames[10:]]
+        assert all(flagged) if expected else not any(flagged), (long_lag, flagged)

@@ -36,6 +36,11 @@ class DetectorConfig:
             is the same sensor with a known relative pose: less slack than the memory needs).
         change_lag_s: the frame-change cue compares with the oldest frame at most this old
             (larger displacement than one frame; also the lag after a person stops).
+        change_long_lag_s: also compare with the oldest frame at most this old (<=
+            ``max_frame_gap_s``; 0 = off), for "something is now nearer" only. Depth noise grows
+            with range (~0.08 m at 6 m) while a walker covers only ~0.35 m in ``change_lag_s``:
+            far people need a longer time baseline. A surface *receding* that far is mostly
+            background revealed behind someone who left, so it does not count here.
         change_sigma: ``(base, quadratic, relative)`` depth noise of the frame-to-frame comparison
             (sensor noise only: both frames are live readings).
         frame_change_levels: ``(lo, hi)`` share of a region's pixels whose depth changed in the
@@ -70,6 +75,7 @@ class DetectorConfig:
     max_regions: int = 16
     change_window: int = 3
     change_lag_s: float = 0.3
+    change_long_lag_s: float = 0.8
     change_sigma: tuple[float, float, float] = (0.005, 0.002, 0.0)
     frame_change_levels: tuple[float, float] = (0.05, 0.2)
     min_memory_coverage: float = 0.15
@@ -95,5 +101,8 @@ class DetectorConfig:
                 raise InvalidInput(name, f"must be (lo, hi) with 0 <= lo < hi, got {(lo, hi)}")
         if not 0 < self.score_low <= self.score_high <= 1:
             raise InvalidInput("score_low", "need 0 < score_low <= score_high <= 1")
+        if not 0 <= self.change_long_lag_s <= self.max_frame_gap_s:
+            raise InvalidInput("change_long_lag_s", f"must be in [0, max_frame_gap_s "
+                                                    f"{self.max_frame_gap_s}], got {self.change_long_lag_s}")
         if self.max_regions < 1:
             raise InvalidInput("max_regions", f"must be >= 1, got {self.max_regions}")

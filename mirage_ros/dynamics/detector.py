@@ -229,8 +229,8 @@ class MovingObjectDetector:
             return _unknown(stamp, shape, reason, coverage, keep_out=np.zeros(shape, bool))
 
         change = None
-        for reference in references:
-            max_step = cfg.tracking.max_speed * (stamp - reference.stamp)
+        for reference, recede in references:
+            max_step = cfg.tracking.max_speed * (stamp - reference.stamp) if recede else 0.0
             if reference.bounds is None:  # a frame is a reference for several later ones
                 reference.bounds = depth_bounds(reference.depth, cfg.change_window)
             changed, seen = depth_change(depth, Kw, T_world_cam, reference.depth, reference.K,
@@ -320,17 +320,22 @@ class MovingObjectDetector:
             return None
         return self.tracker.follow_without_depth(int(np.argmax(counts)), stamp)
 
-    def _change_references(self, K: Intrinsics, stamp: float) -> list[_PreviousFrame]:
-        """Earlier frames to compare with: the latest one (within ``max_frame_gap_s``) and the
-        oldest within ``change_lag_s`` (a walker moves ~0.3 m in 0.3 s, well above depth noise
-        at 5 m; in one frame at 30 Hz only 4 cm). Empty without a usable frame."""
+    def _change_references(self, K: Intrinsics, stamp: float) -> list[tuple[_PreviousFrame, bool]]:
+        """Earlier frames to compare with, each with whether a receding surface counts: the
+        latest one (within ``max_frame_gap_s``) and the oldest within ``change_lag_s`` (a walker
+        moves ~0.3 m in 0.3 s, well above depth noise at 5 m; in one frame at 30 Hz only 4 cm),
+        then the oldest within ``change_long_lag_s`` for "nearer" only (see the config). Empty
+        without a usable frame."""
         cfg = self.config
         usable = [f for f in self._recent
                   if f.K == K and 0 < stamp - f.stamp <= cfg.max_frame_gap_s]
-        if not usable:
-            return []
-        within = [f for f in usable if stamp - f.stamp <= cfg.change_lag_s]
-        return [usable[-1]] + ([within[0]] if within and within[0] is not usable[-1] else [])
+        chosen: list[tuple[_PreviousFrame, bool]] = []
+        for lag, recede in ((math.inf, True), (cfg.change_lag_s, True), (cfg.change_long_lag_s, False)):
+            within = [f for f in usable if stamp - f.stamp <= lag]
+            frame = (within[-1] if lag == math.inf else within[0]) if within else None
+            if frame is not None and all(frame is not f for f, _ in chosen):
+                chosen.append((frame, recede))
+        return chosen
 
     def _pose_jump(self, T_world_cam: np.ndarray, stamp: float) -> str:
         """Reason string if the pose jumped (or time ran backwards) since the last frame, else ""."""
