@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -9,8 +12,8 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation import metrics
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.memory import MemoryConfig
-from mirage_ros.pipeline import WorldModel
-from mirage_ros.runtime.networks import Networks
+from mirage_ros.pipeline import WorldModel, memory_config_for
+from mirage_ros.runtime.networks import WEIGHTS_DIR, Networks
 from mirage_ros.sim import SimConfig, Simulator
 
 
@@ -78,3 +81,20 @@ def test_bad_input_names_the_parameter(networks, frames):
     with pytest.raises(InvalidInput, match="memory_config"):
         WorldModel(networks, MemoryConfig(channels=networks.channels + 1, stride=networks.stride),
                    provider="cpu")
+
+
+def test_memory_runs_with_the_fusion_the_networks_were_trained_on(tmp_path):
+    for name in ("encoder.onnx", "renderer.onnx"):
+        shutil.copy(WEIGHTS_DIR / name, tmp_path / name)
+    manifest = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
+    manifest["memory"] = {"voxel_size": 0.04, "max_weight": 3.0}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    networks = Networks.load(tmp_path, provider="cpu")
+    config = WorldModel(networks, provider="cpu").memory_config
+    assert (config.voxel_size, config.max_weight) == (0.04, 3.0)
+    assert (config.channels, config.stride) == (networks.channels, networks.stride)
+    assert memory_config_for(networks, max_weight=5.0).max_weight == 5.0
+    manifest.pop("memory")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    untold = WorldModel(Networks.load(tmp_path, provider="cpu"), provider="cpu").memory_config
+    assert untold.max_weight == MemoryConfig(channels=1).max_weight  # older manifests: defaults
