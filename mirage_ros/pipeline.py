@@ -4,6 +4,12 @@
     latent = wm.observe(rgb, depth, K, T_world_cam, stamp, dynamic_mask=None)
     pred = wm.predict(T_world_cam, K)                   # Prediction(rgb, depth, valid, confidence)
 
+The read-out the renderer gets is the fused memory's, overlaid with the newest frame's own latents
+where that frame sees the target cell's surface (``newest_overlay``): stored latents are averages
+over views (view-dependent) and a cell's winning point may come from any earlier view, while the
+newest frame's latents are consistent with each other (measured on validation seed 1000: +0.2 to
++0.35 dB PSNR on future views and revisits).
+
 Frames: ``T_world_cam (4, 4)`` maps the camera **optical** frame to the world frame. Images
 ``(H, W, 3) uint8``, depth ``(H, W) float32`` metres (0/NaN = no reading). The latent grid is
 ``(H // s, W // s)``; predictions are rendered on that grid times ``s`` and padded with edge
@@ -13,7 +19,7 @@ pixels (``valid`` False) to the full ``K`` size when ``H`` or ``W`` is not a mul
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +27,14 @@ import numpy as np
 from mirage_ros import geometry as g
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import LatentMemory, MemoryConfig, Readout
+from mirage_ros.memory.baselines import LastFrameWarp
 from mirage_ros.runtime.networks import Networks
+
+#: The newest frame's cell wins over the memory's where it is no farther than this share of the
+#: memory's depth (both z-buffers hold the nearest surface; the margin absorbs voxel rounding).
+NEWEST_DEPTH_TOLERANCE = 0.05
+#: Slots of the newest-frame memory per latent cell: its 8-way hash table drops few cells at 4.
+NEWEST_SLOTS_PER_CELL = 4
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,15 @@ class _Timer:
         return {f"{k}_ms": self.totals[k] / self.counts[k] for k in self.totals}
 
 
+def overlay_newest(memory: Readout, newest: Readout) -> Readout:
+    """``memory``'s read-out with the newest frame's cells where that frame sees the surface:
+    where ``newest.valid`` and the memory has nothing or a point no nearer than
+    ``newest.depth / (1 + NEWEST_DEPTH_TOLERANCE)``. Both ``(C, h, w)`` / ``(h, w)`` grids."""
+    use = newest.valid & (~memory.valid | (newest.depth <= memory.depth * (1 + NEWEST_DEPTH_TOLERANCE)))
+    return Readout(np.where(use[None], newest.latent, memory.latent), memory.valid | newest.valid,
+                   np.where(use, newest.depth, memory.depth).astype(np.float32))
+
+
 def memory_config_for(networks: Networks, **overrides) -> MemoryConfig:
     """The memory the networks were trained with: their channels and stride, and the fusion
     settings of their manifest (``Networks.memory_settings``); ``overrides`` replace fields."""
@@ -73,13 +95,15 @@ class WorldModel:
         memory_config: memory parameters; ``channels`` and ``stride`` must match the networks
             (default: :func:`memory_config_for`).
         provider: ``"auto"``, ``"cuda"`` or ``"cpu"`` for networks and memory.
+        newest_overlay: overlay the newest frame's latents on the memory's read-out (module doc);
+            False renders the fused memory alone.
 
     Raises:
         InvalidInput: ``memory_config`` disagrees with the networks.
     """
 
     def __init__(self, networks: Networks | None = None, memory_config: MemoryConfig | None = None,
-                 provider: str = "auto"):
+                 provider: str = "auto", newest_overlay: bool = True):
         self.networks = networks or Networks.load(provider=provider)
         n = self.networks
         self.memory_config = memory_config or memory_config_for(n)
@@ -88,6 +112,9 @@ class WorldModel:
                                                 f"{self.memory_config.stride} differ from the "
                                                 f"networks' {n.channels}/{n.stride}")
         self.memory = LatentMemory(self.memory_config, provider=provider)
+        self.newest_overlay = newest_overlay
+        self._provider = provider
+        self._newest: LastFrameWarp | None = None  # sized to the frame on the first observe
         self._timer = _Timer()
         self.frames_observed = 0
         self.last_stamp: float | None = None
@@ -120,6 +147,9 @@ class WorldModel:
         latent = self.networks.encode(rgb)
         t1 = time.perf_counter()
         self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask)
+        if self.newest_overlay:
+            self._newest_memory(latent.shape[1] * latent.shape[2]).insert(
+                latent, depth, K, T_world_cam, stamp, dynamic_mask)
         t2 = time.perf_counter()
         self._timer.add("encode", t1 - t0)
         self._timer.add("insert", t2 - t1)
@@ -136,6 +166,8 @@ class WorldModel:
         """
         t0 = time.perf_counter()
         readout = self.memory.read_out(T_world_cam, K)
+        if self._newest is not None:
+            readout = overlay_newest(readout, self._newest.read_out(T_world_cam, K))
         t1 = time.perf_counter()
         rgb = self.networks.render(readout, K.shape)
         t2 = time.perf_counter()
@@ -147,9 +179,19 @@ class WorldModel:
                                  K.shape)
         return Prediction(rgb, depth, valid, valid.astype(np.float32), readout)
 
+    def _newest_memory(self, cells: int) -> LastFrameWarp:
+        """The newest-frame memory, (re)made when the frame's ``cells`` outgrow it; no carving
+        (it holds one frame, replaced at every insert)."""
+        slots = max(NEWEST_SLOTS_PER_CELL * cells, 16)
+        if self._newest is None or self._newest.memory.config.capacity_points < slots:
+            config = replace(self.memory_config, capacity_points=slots, carve=False)
+            self._newest = LastFrameWarp(config, self._provider)
+        return self._newest
+
     def reset(self) -> None:
-        """Forget the memory (networks stay loaded)."""
+        """Forget the memory and the newest frame (networks stay loaded)."""
         self.memory.reset()
+        self._newest = None
         self.frames_observed = 0
         self.last_stamp = None
 
@@ -158,8 +200,10 @@ class WorldModel:
         return self.memory.save(path)
 
     def load(self, path: str | Path) -> None:
-        """Load a saved memory; see ``LatentMemory.load``."""
+        """Load a saved memory; see ``LatentMemory.load``. The file holds no newest frame:
+        predictions render the loaded memory alone until the next ``observe``."""
         self.memory.load(path)
+        self._newest = None
 
     def stats(self) -> dict:
         """Memory counters and sizes, frames observed, mean stage latencies (``*_ms``), provider."""

@@ -63,7 +63,8 @@ def test_ragged_size_reset_and_save_load(networks, frames, tmp_path):
     s = wm.stride
     assert pred.rgb.shape == (118, 158, 3)
     assert not pred.valid[118 // s * s:].any() and not pred.valid[:, 158 // s * s:].any()
-    before = wm.predict(frames[1].T_world_cam, K).rgb
+    # the file holds the memory, not the newest frame: after load the memory alone is rendered
+    before = wm.networks.render(wm.memory.read_out(frames[1].T_world_cam, K), K.shape)
     path = wm.save(tmp_path / "memory.npz")
     wm.reset()
     assert not wm.predict(frames[1].T_world_cam, K).valid.any()
@@ -98,3 +99,32 @@ def test_memory_runs_with_the_fusion_the_networks_were_trained_on(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     untold = WorldModel(Networks.load(tmp_path, provider="cpu"), provider="cpu").memory_config
     assert untold.max_weight == MemoryConfig(channels=1).max_weight  # older manifests: defaults
+
+
+def test_newest_frame_overlays_the_memory_where_it_sees_the_surface():
+    from mirage_ros.memory import Readout
+    from mirage_ros.pipeline import overlay_newest
+
+    memory = Readout(np.zeros((1, 1, 4), np.float32), np.array([[True, True, True, False]]),
+                     np.array([[2.0, 2.0, 1.0, 0.0]], np.float32))
+    newest = Readout(np.ones((1, 1, 4), np.float32), np.array([[True, False, True, True]]),
+                     np.array([[2.05, 0.0, 2.0, 3.0]], np.float32))
+    out = overlay_newest(memory, newest)
+    # within tolerance: newest; newest has nothing: memory; memory point nearer: memory (it
+    # occludes); memory has nothing: newest
+    np.testing.assert_array_equal(out.latent[0, 0], [1.0, 0.0, 0.0, 1.0])
+    np.testing.assert_allclose(out.depth[0], [2.05, 2.0, 1.0, 3.0])
+    assert out.valid.all()
+
+
+def test_overlay_follows_the_newest_frame_and_resets(networks, frames):
+    plain = WorldModel(networks, provider="cpu", newest_overlay=False)
+    wm = observed_model(networks, frames)
+    for f in frames:
+        plain.observe(f.rgb, f.depth, f.K, f.T_world_cam, f.stamp, dynamic_mask=f.motion_mask)
+    last = frames[-1]
+    with_overlay = metrics.psnr(wm.predict(last.T_world_cam, last.K).rgb, last.rgb)
+    memory_only = plain.predict(last.T_world_cam, last.K)
+    assert with_overlay > metrics.psnr(memory_only.rgb, last.rgb)
+    wm.reset()
+    assert not wm.predict(last.T_world_cam, last.K).valid.any()
