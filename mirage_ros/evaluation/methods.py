@@ -1,6 +1,7 @@
 """The world models compared by evaluation, behind one small interface (``scoring.Method``).
 
-- ``latent_memory``: :class:`mirage_ros.pipeline.WorldModel`, exactly what the nodes run.
+- ``latent_memory``: :class:`mirage_ros.pipeline.WorldModel`, exactly what the nodes run (the
+  fused memory's read-out overlaid with the newest frame's latents where that frame sees them).
 - ``rgb_point_cloud``: :class:`mirage_ros.memory.baselines.RGBPointCloudMemory`: every valid pixel
   kept as a coloured point, rasterised at the target, re-encoded, rendered by the same renderer.
 - ``last_frame_warp``: :class:`mirage_ros.memory.baselines.LastFrameWarp`: the last frame's
@@ -37,10 +38,12 @@ class LatentMemoryMethod:
     def __init__(self, world_model):
         self.model = world_model
         self.provider = world_model.networks.provider
+        config = world_model.memory_config
         self.description = ("WorldModel: encoder latents lifted by depth into the voxel-fused latent memory, "
-                            f"read out and rendered (stride {world_model.stride}, "
-                            f"capacity {world_model.memory_config.capacity_points} points, "
-                            f"voxel {world_model.memory_config.voxel_size} m)")
+                            "read out (newest frame overlaid: "
+                            f"{'on' if world_model.newest_overlay else 'off'}) and rendered "
+                            f"(stride {world_model.stride}, capacity {config.capacity_points} points, "
+                            f"voxel {config.voxel_size} m, max weight {config.max_weight:g})")
 
     def observe(self, frame, dynamic_mask) -> None:
         self.model.observe(frame.rgb, frame.depth, frame.K, frame.T_world_cam, frame.stamp, dynamic_mask=dynamic_mask)
