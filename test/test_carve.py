@@ -146,7 +146,7 @@ def test_ort_cpu_matches_torch_carve_then_update():
         latent = rng.normal(size=(2, 12, 16)).astype(np.float32)
         mem.insert(latent, depth, K, T, float(frame), dynamic_mask=dynamic)
         carve_params = torch.tensor([16, 12, cfg.near, cfg.min_depth, cfg.max_depth, cfg.carve_margin,
-                                     cfg.carve_rel_margin, cfg.carve_min_valid_fraction, cfg.carve_decrement],
+                                     cfg.carve_rel_margin, cfg.carve_min_valid_fraction, cfg.carve_decrement * SLICES],
                                     dtype=torch.float32)
         assert len(carve_params) == len(CARVE_PARAMS)
         depth_t, dynamic_t = torch.from_numpy(depth), torch.from_numpy(dynamic)

@@ -17,8 +17,9 @@ Per frame, before the update, the carve graph
    does; a point at depth ``z`` whose pooled live depth ``d`` satisfies
    ``d > z + margin + rel_margin * z`` (noise grows with range) is seen through: its weight drops
    by ``decrement``; at weight <= 0 the slot is emptied (key -1, position NaN, weight 0; its
-   count restarts when the slot is claimed again) and ``points_live`` decreases. A point of weight ``w`` thus goes after ``w / decrement`` tests,
-   ``SLICES * w / decrement`` frames (a passer-by seen for a few frames: about a second at 10 Hz).
+   count restarts when the slot is claimed again) and ``points_live`` decreases. ``LatentMemory``
+   passes ``SLICES`` times the per-frame ``MemoryConfig.carve_decrement``, so a point seen in
+   ``w`` frames goes after about ``w`` frames seen through, as if every frame tested it.
 
 A point behind a nearer surface (``d <= z``) is never touched. One bad frame (a pose jump) removes
 only points of weight <= ``decrement``: well-observed structure needs many consistent frames.
@@ -54,7 +55,7 @@ CARVE_PARAMS = (
     "margin",  # seen through when live depth > z + margin + rel_margin * z
     "rel_margin",
     "min_valid_fraction",  # a cell needs this share of pixels with a reading
-    "decrement",  # weight lost per frame a point is seen through
+    "decrement",  # weight lost per test a point is seen through
 )
 CARVE_STAT_NAMES = (
     "carve_frames",  # carve runs

@@ -53,9 +53,12 @@ class MemoryConfig:
             (Kinect-class noise, pose and voxel rounding grow with range).
         carve_min_valid_fraction: a latent cell takes part only when at least this share of its
             pixels has a reading (depth holes are unknown, not free space); in (0, 1].
-        carve_decrement: weight a point loses per frame it is seen through (weights count
-            observations, capped at ``max_weight``): one bad frame removes only points seen at
-            most this many times.
+        carve_decrement: weight a point loses per frame it is seen through. Weights count the
+            frames a point was observed in (capped at ``max_weight``), so 1 weighs a frame that
+            sees through a point like one that sees it: something that stood for ``n`` frames
+            goes after about ``n`` frames of free space. Each point is tested every
+            ``carve.SLICES``-th frame and then loses ``SLICES * carve_decrement`` at once, so one
+            bad frame removes only points seen in at most that many frames.
     """
 
     channels: int

@@ -211,7 +211,7 @@ class LatentMemory:
         cfg = self.config
         params = np.array([K_latent.width, K_latent.height, cfg.near, cfg.min_depth, cfg.max_depth,
                            cfg.carve_margin, cfg.carve_rel_margin, cfg.carve_min_valid_fraction,
-                           cfg.carve_decrement], np.float32)
+                           cfg.carve_decrement * len(self._carve_shares)], np.float32)
         BoundSession.write(self._carve_frame["params"], params)
         BoundSession.write(self._carve_frame["projection"],
                            L.projection_matrix(K_latent, g.invert_pose(T_world_cam)))
