@@ -31,13 +31,11 @@ touched, so the update can read the carve outputs plus the old ``latents``, ``la
 inputs from the host), so every node stays on the CUDA provider. The maths is mirrored in
 ``torch_reference.carve_torch``.
 
-Run ``python -m mirage_ros.memory.carve`` to (re)write ``graphs/carve_s{stride}.onnx``.
+``python -m mirage_ros.memory.onnx_graphs`` (re)writes ``graphs/carve_s{stride}.onnx`` with the
+other graphs.
 """
 
 from __future__ import annotations
-
-import argparse
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -171,18 +169,3 @@ def build_carve(stride: int) -> onnx.ModelProto:
 def build_all() -> dict[str, onnx.ModelProto]:
     """Every carve graph by file stem: ``carve_s{stride}``."""
     return {graph_name(s): build_carve(s) for s in L.STRIDES}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the memory's carve graphs into the package.")
-    parser.add_argument("--out", type=Path, default=L.GRAPH_DIR, help="output folder (default: %(default)s)")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, model in build_all().items():
-        (args.out / f"{name}.onnx").write_bytes(model.SerializeToString(deterministic=True))
-        print(f"wrote {args.out / name}.onnx ({len(model.graph.node)} nodes)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

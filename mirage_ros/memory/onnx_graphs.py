@@ -371,10 +371,12 @@ def build_readout() -> onnx.ModelProto:
 
 
 def build_all() -> dict[str, onnx.ModelProto]:
-    """Every shipped graph by file stem: ``update_s{stride}`` and ``readout``."""
+    """Every shipped graph by file stem: ``update_s{stride}``, ``readout`` and ``carve_s{stride}``."""
+    from mirage_ros.memory import carve  # carve builds on this module's helpers
+
     graphs = {f"update_s{s}": build_update(s) for s in L.STRIDES}
     graphs["readout"] = build_readout()
-    return graphs
+    return {**graphs, **carve.build_all()}
 
 
 def main(argv: list[str] | None = None) -> int:
