@@ -348,3 +348,15 @@ def test_odometry_pose_source_with_camera_offset(ros_process):
     for item in rendered:
         np.testing.assert_allclose(convert.pose_to_matrix(item.msg.camera_pose), truth[round(_stamp(item.msg), 6)],
                                    atol=1e-5)
+
+
+def test_memory_parameters_reach_the_engine():
+    from mirage_ros.ros.world_model import build_model
+
+    model = build_model("cpu", "", capacity_points=4000, carve=False, newest_overlay=False)
+    assert model.memory_config.capacity_points == 4000 and not model.memory_config.carve
+    assert not model.newest_overlay
+    assert model.memory.stats()["capacity"] <= 4000
+    default = build_model("cpu")
+    assert default.memory_config.carve and default.newest_overlay
+    assert default.memory_config.max_weight == default.networks.memory_settings.get("max_weight", 20.0)
