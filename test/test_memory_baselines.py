@@ -121,3 +121,15 @@ def test_bench_reencode_is_the_shipped_encoder():
     assert device.shape == expected.shape == (args.channels, 48 // args.stride, 64 // args.stride)
     np.testing.assert_allclose(device, expected, atol=1e-5)
     np.testing.assert_allclose(encoder(rgb), expected, atol=1e-5)
+
+
+def test_bench_pipeline_times_both_overlay_settings(capsys):
+    argv = ["bench", "pipeline", "--provider", "cpu", "--width", "64", "--height", "48", "--frames", "5",
+            "--warmup", "2", "--json"]
+    assert cli_main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    for setting in ("overlay_on", "overlay_off"):
+        assert result[setting]["observe_ms"]["n"] == 3 and result[setting]["predict_ms"]["median"] > 0
+    assert result["ratio_overlay_on_vs_off"] > 0
+    with pytest.raises(SystemExit, match="must exceed"):
+        cli_main(argv[:-3] + ["--warmup", "5", "--json"])

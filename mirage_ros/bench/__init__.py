@@ -1,6 +1,6 @@
 """Benchmarks: scripts printing JSON with ratios against a baseline measured in the same run.
 
-``mirage-ros bench memory|latency|sim|e2e`` (``sim`` runs ``python -m mirage_ros.bench.sim``).
+``mirage-ros bench memory|latency|sim|e2e|pipeline`` (``sim`` runs ``python -m mirage_ros.bench.sim``).
 Training scaling over GPUs: ``python -m mirage_ros.bench.train_scaling`` (needs torch).
 """
 
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "latency": ("mirage_ros.bench.latency", "update / read-out ms vs RGB rasterise + re-encode"),
     "sim": ("mirage_ros.bench.sim", "simulator frames per second vs the reference ray caster"),
     "e2e": ("mirage_ros.bench.e2e", "image in -> predicted view out over DDS vs the in-process pipeline"),
+    "pipeline": ("mirage_ros.bench.pipeline", "WorldModel observe / predict ms, newest-frame overlay on vs off"),
 }
 
 

@@ -1,0 +1,90 @@
+"""Pipeline benchmark: what the world_model node computes per frame, without ROS.
+
+    mirage-ros bench pipeline --json [--provider cuda] [--width 640 --height 480]
+
+:class:`mirage_ros.pipeline.WorldModel` with the shipped networks observes simulated frames
+(encode, carve + fuse into the memory, newest-frame memory) and predicts the view half a second
+ahead on the true path (read-out, overlay, render), with the newest-frame overlay on (the default)
+and off, on the same frames. The ratio is observe + predict with the overlay over without it: what
+the overlay costs. The first ``--warmup`` frames are not timed (session start-up, CUDA set-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mirage_ros.bench import emit, script_main
+from mirage_ros.bench.latency import gpu_name, summary
+
+AHEAD_FRAMES = 5  # predicted target: the true pose this many frames later (0.5 s at 10 Hz)
+
+
+def time_model(frames, provider: str, newest_overlay: bool, warmup: int) -> dict:
+    """Median observe / predict ms of a fresh ``WorldModel`` over ``frames``."""
+    from mirage_ros.pipeline import WorldModel
+
+    model = WorldModel(provider=provider, newest_overlay=newest_overlay)
+    observe, predict = [], []
+    label = f"overlay {'on' if newest_overlay else 'off'}"
+    for i, frame in enumerate(tqdm(frames, desc=label, file=sys.stderr, disable=None)):
+        t0 = time.perf_counter()
+        model.observe(frame.rgb, frame.depth, frame.K, frame.T_world_cam, frame.stamp,
+                      dynamic_mask=frame.motion_mask)
+        t1 = time.perf_counter()
+        model.predict(frames[min(i + AHEAD_FRAMES, len(frames) - 1)].T_world_cam, frame.K)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            observe.append((t1 - t0) * 1e3), predict.append((t2 - t1) * 1e3)
+    return {"observe_ms": summary(observe), "predict_ms": summary(predict),
+            "provider": model.networks.provider, "memory_points": model.memory.stats()["points"]}
+
+
+def run(args) -> int:
+    from mirage_ros.sim import SimConfig, Simulator
+
+    if args.frames <= args.warmup:
+        raise SystemExit(f"--frames ({args.frames}) must exceed --warmup ({args.warmup})")
+    sim = Simulator(SimConfig(scene=args.scene, seed=args.seed, width=args.width, height=args.height,
+                              rate_hz=10.0, path="loop", actors=True))
+    frames = list(tqdm(sim.frames(args.frames), total=args.frames, desc="simulate", file=sys.stderr,
+                       disable=None))
+    on = time_model(frames, args.provider, True, args.warmup)
+    off = time_model(frames, args.provider, False, args.warmup)
+    per_frame = {name: r["observe_ms"]["median"] + r["predict_ms"]["median"] for name, r in
+                 (("on", on), ("off", off))}
+    result = {
+        "benchmark": "pipeline",
+        "device": gpu_name() if "CUDA" in on["provider"] else f"cpu ({os.cpu_count()} cores)",
+        "width": args.width, "height": args.height, "scene": args.scene, "seed": args.seed,
+        "frames": args.frames, "warmup": args.warmup,
+        "overlay_on": on, "overlay_off": off,
+        "ratio_overlay_on_vs_off": round(per_frame["on"] / per_frame["off"], 3),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    return emit(result, args)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"), help="ONNX Runtime provider")
+    parser.add_argument("--width", type=int, default=320, help="image width (default %(default)s)")
+    parser.add_argument("--height", type=int, default=240, help="image height (default %(default)s)")
+    parser.add_argument("--frames", type=int, default=80, help="simulated frames (default %(default)s)")
+    parser.add_argument("--warmup", type=int, default=10, help="first frames not timed (default %(default)s)")
+    parser.add_argument("--scene", default="office", help="simulator scene (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=2000, help="simulator seed (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return script_main(__doc__, add_arguments, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
