@@ -5,7 +5,7 @@ mirror; the shipped graphs are what the builder makes."""
 import numpy as np
 import pytest
 import torch
-from test_memory_parity import torch_state
+from test_memory_parity import assert_state_matches, reference_update, torch_state
 from test_memory_scene import box_room_depth, look_at
 
 from mirage_ros import geometry as g
@@ -13,8 +13,7 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory import layout as L
 from mirage_ros.memory.carve import CARVE_PARAMS, CARVE_STAT_NAMES, SLICES, slot_shares
-from mirage_ros.memory.latent_memory import latent_rays
-from mirage_ros.memory.torch_reference import carve_torch, update_torch
+from mirage_ros.memory.torch_reference import carve_torch
 
 K = g.Intrinsics(40.0, 40.0, 31.5, 23.5, 64, 48)
 PERSON = (np.array([1.3, -0.25, -1.5]), np.array([1.7, 0.25, 0.3]))  # a person-sized box, metres
@@ -153,19 +152,8 @@ def test_ort_cpu_matches_torch_carve_then_update():
         projection = torch.from_numpy(L.projection_matrix(K_latent, g.invert_pose(T)))
         share = torch.from_numpy(slot_shares(cfg.slots)[frame % SLICES])
         state.update(carve_torch(state, depth_t, dynamic_t, projection, carve_params, share, 4))
-        params = torch.tensor([frame, cfg.voxel_size, cfg.min_depth, cfg.max_depth, cfg.depth_rel_gap,
-                               cfg.depth_min_fraction, cfg.dynamic_max_fraction, cfg.max_weight,
-                               cfg.slots // L.WAYS], dtype=torch.float32)
-        state.update(update_torch(state, depth_t, dynamic_t, torch.from_numpy(latent),
-                                  torch.from_numpy(latent_rays(K_latent)), torch.from_numpy(T.astype(np.float32)),
-                                  params, 4))
-        ort_state = mem.host_state()
-        np.testing.assert_array_equal(ort_state["keys"], state["keys"].numpy())
-        np.testing.assert_array_equal(ort_state["stats"], state["stats"].numpy())
-        live = ort_state["keys"] >= 0
-        for name in ("positions", "latents", "weights", "last_seen", "counts"):
-            np.testing.assert_allclose(ort_state[name][live].astype(np.float64),
-                                       state[name].numpy()[live].astype(np.float64), atol=1e-4, err_msg=name)
+        state.update(reference_update(state, cfg, frame, depth, dynamic, latent, K_latent, T))
+        assert_state_matches(mem.host_state(), state)
     stats = mem.stats()
     assert [stats[n] for n in CARVE_STAT_NAMES] == state["carve_stats"].tolist()
     assert stats["points_carved"] > 0  # the stream exercised the removal path

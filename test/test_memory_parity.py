@@ -31,6 +31,27 @@ def torch_state(host):
     return {n: torch.from_numpy(np.array(v)) for n, v in host.items()}
 
 
+def reference_update(state, cfg, stamp, depth, dynamic, latent, K_latent, T):
+    """``update_torch`` on host arrays, with the params vector ``LatentMemory.insert`` builds
+    (``stamp``: seconds since the memory's first insert)."""
+    params = torch.tensor([stamp, cfg.voxel_size, cfg.min_depth, cfg.max_depth, cfg.depth_rel_gap,
+                           cfg.depth_min_fraction, cfg.dynamic_max_fraction, cfg.max_weight,
+                           cfg.slots // L.WAYS], dtype=torch.float32)
+    return update_torch(state, torch.from_numpy(depth), torch.from_numpy(dynamic), torch.from_numpy(latent),
+                        torch.from_numpy(latent_rays(K_latent)), torch.from_numpy(T.astype(np.float32)),
+                        params, cfg.stride)
+
+
+def assert_state_matches(ort_state, state):
+    """Keys and stats exactly, the live slots' other fields to 1e-4."""
+    np.testing.assert_array_equal(ort_state["keys"], state["keys"].numpy())
+    np.testing.assert_array_equal(ort_state["stats"], state["stats"].numpy())
+    live = ort_state["keys"] >= 0
+    for name in ("positions", "latents", "weights", "last_seen", "counts"):
+        np.testing.assert_allclose(ort_state[name][live].astype(np.float64),
+                                   state[name].numpy()[live].astype(np.float64), atol=1e-4, err_msg=name)
+
+
 @pytest.mark.parametrize("stride", [4, 8])
 def test_ort_cpu_matches_torch_over_a_stream(stride):
     K = g.Intrinsics(40.0, 40.0, 31.5, 23.5, 64, 48)
@@ -52,19 +73,8 @@ def test_ort_cpu_matches_torch_over_a_stream(stride):
         latent = rng.normal(size=(C, h, w)).astype(np.float32)
         stamp = 100.0 + frame
         mem.insert(latent, depth, K, T, stamp, dynamic_mask=dynamic)
-        params = torch.tensor([stamp - 100.0, cfg.voxel_size, cfg.min_depth, cfg.max_depth, cfg.depth_rel_gap,
-                               cfg.depth_min_fraction, cfg.dynamic_max_fraction, cfg.max_weight,
-                               cfg.slots // L.WAYS], dtype=torch.float32)
-        state = update_torch(state, torch.from_numpy(depth), torch.from_numpy(dynamic), torch.from_numpy(latent),
-                             torch.from_numpy(latent_rays(K_latent)), torch.from_numpy(T.astype(np.float32)),
-                             params, stride)
-        ort_state = mem.host_state()
-        np.testing.assert_array_equal(ort_state["keys"], state["keys"].numpy())
-        np.testing.assert_array_equal(ort_state["stats"], state["stats"].numpy())
-        live = ort_state["keys"] >= 0
-        for name in ("positions", "latents", "weights", "last_seen", "counts"):
-            np.testing.assert_allclose(ort_state[name][live].astype(np.float64),
-                                       state[name].numpy()[live].astype(np.float64), atol=1e-4, err_msg=name)
+        state = reference_update(state, cfg, stamp - 100.0, depth, dynamic, latent, K_latent, T)
+        assert_state_matches(mem.host_state(), state)
     stats = mem.stats()
     assert stats["evictions"] > 0 and stats["cells_revisited"] > 0  # the stream exercised both paths
 
