@@ -35,22 +35,28 @@ def add_parser(subparsers) -> None:
         child.set_defaults(func=mod.run)
 
 
-def add_memory_arguments(parser: argparse.ArgumentParser, frames: int) -> None:
-    """Arguments every memory benchmark shares: scene, image and memory sizes, provider, output."""
+def add_sim_run_arguments(parser: argparse.ArgumentParser, frames: int, scene: str, seed: int) -> None:
+    """Arguments of every benchmark that runs simulated frames through ONNX Runtime: provider,
+    image size, frames, scene and seed (with these defaults), output."""
     parser.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"), help="ONNX Runtime provider")
     parser.add_argument("--width", type=int, default=320, help="image width (default %(default)s)")
     parser.add_argument("--height", type=int, default=240, help="image height (default %(default)s)")
+    parser.add_argument("--frames", type=int, default=frames, help="simulated frames (default %(default)s)")
+    parser.add_argument("--scene", default=scene, help="simulator scene (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=seed, help="simulator seed (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
+
+
+def add_memory_arguments(parser: argparse.ArgumentParser, frames: int) -> None:
+    """Arguments every memory benchmark shares: the simulated run, encoder and memory sizes."""
+    add_sim_run_arguments(parser, frames, scene="corridor", seed=3)
     parser.add_argument("--stride", type=int, help="latent stride (default: the shipped network's; "
                         "another runs a stand-in encoder)")
     parser.add_argument("--channels", type=int, help="latent channels (default: the shipped network's; "
                         "another runs a stand-in encoder)")
     parser.add_argument("--capacity", type=int, default=200_000, help="memory capacity in points")
     parser.add_argument("--voxel-size", type=float, default=0.05, help="fusion voxel, metres")
-    parser.add_argument("--frames", type=int, default=frames, help="simulated frames (default %(default)s)")
-    parser.add_argument("--scene", default="corridor", help="simulator scene (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=3, help="simulator seed (default %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object only")
-    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
 
 
 def emit(result: dict, args) -> int:

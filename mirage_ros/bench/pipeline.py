@@ -15,11 +15,10 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 from tqdm import tqdm
 
-from mirage_ros.bench import emit, script_main
+from mirage_ros.bench import add_sim_run_arguments, emit, script_main
 from mirage_ros.bench.latency import gpu_name, summary
 
 AHEAD_FRAMES = 5  # predicted target: the true pose this many frames later (0.5 s at 10 Hz)
@@ -71,15 +70,8 @@ def run(args) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--provider", default="auto", choices=("auto", "cuda", "cpu"), help="ONNX Runtime provider")
-    parser.add_argument("--width", type=int, default=320, help="image width (default %(default)s)")
-    parser.add_argument("--height", type=int, default=240, help="image height (default %(default)s)")
-    parser.add_argument("--frames", type=int, default=80, help="simulated frames (default %(default)s)")
+    add_sim_run_arguments(parser, frames=80, scene="office", seed=2000)
     parser.add_argument("--warmup", type=int, default=10, help="first frames not timed (default %(default)s)")
-    parser.add_argument("--scene", default="office", help="simulator scene (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=2000, help="simulator seed (default %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object only")
-    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
 
 
 def main(argv: list[str] | None = None) -> int:
