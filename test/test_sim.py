@@ -4,8 +4,11 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from mirage_ros.errors import InvalidInput
+from mirage_ros.evaluation.metrics import psnr
+from mirage_ros.geometry import backproject, compose, invert_pose, project, transform_points
 from mirage_ros.sim import SCENES, SimConfig, Simulator
 from mirage_ros.sim.families import make_scene
 from mirage_ros.sim.raycast import raycast_depth
@@ -185,3 +188,35 @@ def test_people_walk_one_connected_graph(scene):
         edges, n = graph.nav_edges, len(graph.nav_nodes)
         _, label = connected_components(coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n)))
         assert len({label[i] for i in edges.ravel()}) == 1, f"{scene} seed {seed}: walkable graph is split"
+
+
+def _reproject(source, target, K):
+    """``source``'s colours seen from ``target``'s pose (bilinear, exact depth); the mask of
+    target pixels that ``source`` sees too (away from depth edges)."""
+    p_target = backproject(target.depth, K).reshape(-1, 3)
+    T_source_target = compose(invert_pose(source.T_world_cam), target.T_world_cam)
+    uv, z = project(transform_points(T_source_target, p_target), K)
+    u, v = (uv[:, i].reshape(K.height, K.width) for i in (0, 1))
+    source_z = ndimage.map_coordinates(source.depth, [v, u], order=0, mode="constant")
+    seen = (target.depth > 0) & (np.abs(source_z - z.reshape(u.shape)) < 0.02 + 0.02 * source_z)
+    colours = [ndimage.map_coordinates(source.rgb[..., c].astype(np.float32), [v, u], order=1)
+               for c in range(3)]
+    return np.clip(np.stack(colours, -1) + 0.5, 0, 255).astype(np.uint8), ndimage.binary_erosion(seen, iterations=2)
+
+
+@pytest.mark.parametrize("scene", SCENES)
+def test_views_are_consistent_across_distance(scene):
+    """A surface looks the same from 0.6 m further back, as through a real lens: textures are
+    filtered to the pixel footprint (mip levels) and a lens blur softens the image, so there is
+    no aliasing that changes with distance (point-sampled textures scored ~29-31 dB here)."""
+    sim = Simulator(SimConfig(scene=scene, seed=3, width=320, height=240))
+    scores = []
+    for t in (5.0, 15.0, 25.0):
+        T_near = sim.pose_at(t)
+        T_far = T_near.copy()
+        T_far[:3, 3] -= 0.6 * T_near[:3, 2]  # step back along the optical axis
+        near, far = sim.render(T_near, t), sim.render(T_far, t)
+        reprojected, seen = _reproject(near, far, sim.K)
+        assert seen.mean() > 0.3
+        scores.append(psnr(reprojected, far.rgb, seen))
+    assert np.mean(scores) > 31.5, scores

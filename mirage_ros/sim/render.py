@@ -17,12 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.sim.scene import Prisms, Scene
 
 MAX_HITS = 12  # nearest non-wall hits kept per column
+MAX_ANISOTROPY = 4.0  # texture filtering: the mip level follows the footprint's long axis / this
 
 
 @dataclass
@@ -72,8 +74,12 @@ class ColumnRenderer:
 
     # pixel kinds: 0 wall, 1 floor, 2 ceiling, 3 top/bottom face of a prism, 4 side of a prism
 
-    def __init__(self, scene: Scene, K: Intrinsics, max_range: float = 10.0, vignette: float = 0.25):
+    def __init__(self, scene: Scene, K: Intrinsics, max_range: float = 10.0, vignette: float = 0.25,
+                 psf_sigma_640: float = 1.0):
+        if not psf_sigma_640 >= 0:
+            raise InvalidInput("psf_sigma_640", f"must be >= 0, got {psf_sigma_640}")
         self.scene, self.K, self.max_range = scene, K, float(max_range)
+        self.psf_sigma = float(psf_sigma_640) * K.width / 640.0
         H, W = K.height, K.width
         self.a = ((np.arange(W) - K.cx) / K.fx).astype(np.float64)  # (W,)
         b = ((np.arange(H) - K.cy) / K.fy).astype(np.float32)
@@ -95,8 +101,10 @@ class ColumnRenderer:
         self.row_layer = np.where(b > 0, 0, grid.floor_mat.size).astype(np.int32)
         self.inv_su = (atlas.size / atlas.scale[:, 0]).astype(np.float32)
         self.inv_sv = (atlas.size / atlas.scale[:, 1]).astype(np.float32)
-        t = atlas.texels.astype(np.uint32)
-        self.packed = t[:, 0] | (t[:, 1] << 8) | (t[:, 2] << 16)
+        self.packed, self.mip_offset = _mip_chain(atlas.texels, atlas.size)
+        # texels per metre (geometric mean of the tile's two axes) and the pixel footprint scale
+        self.texel_density = np.sqrt(self.inv_su * self.inv_sv).astype(np.float32)
+        self.inv_b = np.minimum(1.0 / np.abs(b), MAX_ANISOTROPY * 4.0).astype(np.float32)
 
     # ------------------------------------------------------------------ column casts
     def _columns(self, T_world_cam: np.ndarray):
@@ -243,7 +251,10 @@ class ColumnRenderer:
         idx = mat * (T * T)
         idx += iv * T
         idx += iu
-        texel = self.packed[idx].view(np.uint8).reshape(depth.shape + (4,))
+        level = self._mip_level(depth, flat, mat)
+        size = T >> level
+        mip = self.mip_offset[level] + mat * size * size + (iv >> level) * size + (iu >> level)
+        texel = self.packed[mip].view(np.uint8).reshape(depth.shape + (4,))
         gain = self.light[cell]
         gain += scene.ambient
         gain *= np.where(flat, self.row_facing[:, None], facing * (0.8 + (0.25 / scene.ceiling) * z))
@@ -260,10 +271,52 @@ class ColumnRenderer:
         rgb = texel * g[:, :, None]  # all four bytes: contiguous is faster than a strided 3
         rgb >>= 7
         np.minimum(rgb, 255, out=rgb)
-        rgb = rgb[:, :, :3].astype(np.uint8)
+        rgb = rgb[:, :, :3]
+        if self.psf_sigma > 0:
+            rgb = gaussian_filter(rgb.astype(np.float32), (self.psf_sigma, self.psf_sigma, 0), truncate=3.0)
+            rgb += np.float32(0.5)
+        rgb = rgb.astype(np.uint8)
         luma = atlas.luma.ravel()[idx] if albedo else None
         depth = np.where((depth > self.max_range) | ~np.isfinite(depth), np.float32(0), depth)
         return RenderOutput(rgb, depth, px["inst"], luma)
+
+
+    def _mip_level(self, depth: np.ndarray, flat: np.ndarray, mat: np.ndarray) -> np.ndarray:
+        """Per pixel ``(H, W) int32`` mip level whose texels are about one pixel's footprint.
+
+        The footprint is ``z / f`` metres across and, on floors, ceilings and caps (seen at a
+        slant), ``z / (f |b_v|)`` along the image rows; as a GPU's anisotropic filtering does, the
+        level follows the long axis divided by up to ``MAX_ANISOTROPY``.
+        """
+        across = depth * np.float32(1.0 / self.K.fx)
+        along = np.where(flat, across * self.inv_b[:, None], across)
+        texels = np.maximum(across, along / np.float32(MAX_ANISOTROPY)) * self.texel_density[mat]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = np.rint(np.log2(np.maximum(texels, np.float32(1.0))))
+        return np.nan_to_num(level, nan=0.0, posinf=0.0).clip(0, len(self.mip_offset) - 1).astype(np.int32)
+
+
+def _mip_chain(texels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Box-filtered mip levels of square tiles, packed as ``0x00BBGGRR`` ``uint32`` one after another.
+
+    Args:
+        texels: ``(M * size * size, 3) uint8`` tiles, row-major ``[mat, v, u]``.
+        size: texels per tile side (a power of two).
+
+    Returns:
+        packed ``(N,) uint32`` all levels; offsets ``(L,) int64`` where level ``l`` (tiles of
+        ``size >> l`` texels) starts.
+    """
+    tiles = texels.reshape(-1, size, size, 3).astype(np.float32)
+    packed, offsets, start = [], [], 0
+    while True:
+        t = np.rint(tiles).astype(np.uint32)
+        packed.append((t[..., 0] | (t[..., 1] << 8) | (t[..., 2] << 16)).ravel())
+        offsets.append(start)
+        start += packed[-1].size
+        if tiles.shape[1] == 1:
+            return np.concatenate(packed), np.asarray(offsets, np.int64)
+        tiles = 0.25 * (tiles[:, 0::2, 0::2] + tiles[:, 1::2, 0::2] + tiles[:, 0::2, 1::2] + tiles[:, 1::2, 1::2])
 
 
 def _facing(normal: np.ndarray, d: np.ndarray) -> np.ndarray:
