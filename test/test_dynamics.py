@@ -119,7 +119,8 @@ def test_person_walking_towards_camera_is_flagged():
 def test_static_new_box_is_absorbed_after_persistence_window():
     config = DetectorConfig()
     box = [((0.3, 0.4, 4.0), (1.1, 1.2, 4.8))]
-    poses = [pose(z=0.02 * i, yaw_deg=0.4 * i) for i in range(40)]
+    frames = round(config.tracking.persistence_s * RATE) + 10
+    poses = [pose(z=0.02 * i, yaw_deg=0.4 * i) for i in range(frames)]
     absorbed_at = None
     detector = MovingObjectDetector(config)
     for i, T in enumerate(poses):

@@ -52,7 +52,7 @@ class TrackingConfig:
     motion_alpha: float = 0.6
     enter_moving: float = 0.5
     leave_moving: float = 0.25
-    persistence_s: float = 3.0
+    persistence_s: float = 4.0
     stopped_persistence_s: float = 6.0
     max_missed_s: float = 0.5
     max_depthless_frames: int = 10
