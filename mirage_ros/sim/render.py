@@ -25,6 +25,7 @@ from mirage_ros.sim.scene import Prisms, Scene
 
 MAX_HITS = 12  # nearest non-wall hits kept per column
 MAX_ANISOTROPY = 4.0  # texture filtering: the mip level follows the footprint's long axis / this
+MAX_SLANT = 16.0  # a floor / ceiling pixel's footprint is at most this many times longer than wide
 
 
 @dataclass
@@ -102,9 +103,10 @@ class ColumnRenderer:
         self.inv_su = (atlas.size / atlas.scale[:, 0]).astype(np.float32)
         self.inv_sv = (atlas.size / atlas.scale[:, 1]).astype(np.float32)
         self.packed, self.mip_offset = _mip_chain(atlas.texels, atlas.size)
-        # texels per metre (geometric mean of the tile's two axes) and the pixel footprint scale
+        # texels per metre (geometric mean of the tile's two axes); per row, how much longer a
+        # floor / ceiling pixel's footprint is along the rows than across (1 / |b_v|)
         self.texel_density = np.sqrt(self.inv_su * self.inv_sv).astype(np.float32)
-        self.inv_b = np.minimum(1.0 / np.abs(b), MAX_ANISOTROPY * 4.0).astype(np.float32)
+        self.inv_b = np.minimum(1.0 / np.abs(b), MAX_SLANT).astype(np.float32)
 
     # ------------------------------------------------------------------ column casts
     def _columns(self, T_world_cam: np.ndarray):
@@ -279,7 +281,6 @@ class ColumnRenderer:
         luma = atlas.luma.ravel()[idx] if albedo else None
         depth = np.where((depth > self.max_range) | ~np.isfinite(depth), np.float32(0), depth)
         return RenderOutput(rgb, depth, px["inst"], luma)
-
 
     def _mip_level(self, depth: np.ndarray, flat: np.ndarray, mat: np.ndarray) -> np.ndarray:
         """Per pixel ``(H, W) int32`` mip level whose texels are about one pixel's footprint.
