@@ -71,6 +71,8 @@ class ColumnRenderer:
         K: pinhole intrinsics; image size ``(K.height, K.width)``.
         max_range: depths beyond this (metres) are reported as 0 (no return).
         vignette: strength of the radial darkening (0 = off).
+        psf_sigma_640: lens blur, Gaussian sigma in pixels at 640 px wide (scaled with the
+            width; 0 = off). Textures are filtered to the pixel footprint in any case.
     """
 
     # pixel kinds: 0 wall, 1 floor, 2 ceiling, 3 top/bottom face of a prism, 4 side of a prism
