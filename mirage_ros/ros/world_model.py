@@ -30,6 +30,7 @@ from std_srvs.srv import Trigger
 
 from mirage_ros.errors import InvalidInput, MirageError
 from mirage_ros.geometry import valid_depth
+from mirage_ros.memory.config import MemoryConfig
 from mirage_ros.ros import convert, outputs
 from mirage_ros.ros.frame_gate import FrameGate, PendingFrame
 from mirage_ros.ros.frames import resolve_convention, to_optical
@@ -76,9 +77,9 @@ PARAMS = [
           "a stamp this far (s) behind the last one resets the memory (bag loop); less is skipped",
           (0.0, 3600.0)),
     Param("memory_file", "~/.ros/mirage_memory.npz", "file of the ~/save and ~/load services"),
-    Param("capacity_points", 200_000, "hard cap on points the latent memory holds (64 B each at C 16)",
-          (16, 100_000_000)),
-    Param("carve", True, "free-space carving: remove stored points the live depth sees through "
+    Param("capacity_points", MemoryConfig.capacity_points,
+          "hard cap on points the latent memory holds (64 B each at C 16)", (16, 100_000_000)),
+    Param("carve", MemoryConfig.carve, "free-space carving: remove stored points the live depth sees through "
           "(about 1 ms per frame on an H100, 5 ms of CPU at 320x240)"),
     Param("newest_overlay", True, "prefer the newest frame's own latents where it sees the target surface"),
     Param("process_period", 0.01, "seconds between polls of frames waiting for pose or mask",
