@@ -12,7 +12,7 @@ from mirage_ros import geometry as g
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory import layout as L
-from mirage_ros.memory.carve import CARVE_PARAMS, CARVE_STAT_NAMES, SLICES, slot_shares
+from mirage_ros.memory.layout import CARVE_PARAMS, CARVE_STAT_NAMES, SLICES, slot_shares
 from mirage_ros.memory.torch_reference import carve_torch
 
 K = g.Intrinsics(40.0, 40.0, 31.5, 23.5, 64, 48)

@@ -124,3 +124,14 @@ def test_child_processes_join_the_session_graph(ros_process):
                              "os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'])")
     match = child.wait_for_output(r"DOMAIN (\d+) (\w+)", timeout=30)
     assert match.groups() == (os.environ["ROS_DOMAIN_ID"], "LOCALHOST")
+
+
+def test_runtime_imports_neither_torch_nor_onnx():
+    """Nodes and the CLI's run-time paths need ONNX Runtime only: requirements/runtime.txt and
+    package.xml name neither torch nor the onnx package (those are for training and graph builds)."""
+    modules = ["mirage_ros.pipeline", "mirage_ros.memory", "mirage_ros.dynamics", "mirage_ros.ros.world_model",
+               "mirage_ros.ros.consistency_monitor", "mirage_ros.evaluation.methods"]
+    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+            "print(sorted(m for m in ('torch', 'onnx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"

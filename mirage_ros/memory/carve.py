@@ -12,7 +12,7 @@ Per frame, before the update, the carve graph
    surface that is still there). A flagged neighbour blocks; a neighbour without readings does
    not (depth holes fringe every silhouette, and the far end of a corridor returns nothing: a
    person walking away would otherwise leave an uncarvable trail of their own points);
-3. projects this frame's share of the slots (every ``SLICES``-th, a different share each frame,
+3. projects this frame's share of the slots (every ``layout.SLICES``-th, a different share each frame,
    so each point is tested every ``SLICES`` frames for a quarter of the cost) like the read-out
    does; a point at depth ``z`` whose pooled live depth ``d`` satisfies
    ``d > z + margin + rel_margin * z`` (noise grows with range) is seen through: its weight drops
@@ -25,7 +25,7 @@ A point behind a nearer surface (``d <= z``) is never touched. One bad frame (a 
 only points of weight <= ``decrement``: well-observed structure needs many consistent frames.
 
 The graph reads ``positions, weights, keys, stats`` and its own counters ``carve_stats``
-(``CARVE_STAT_NAMES``) and writes new versions of them; ``latents`` and ``last_seen`` are not
+(``layout.CARVE_STAT_NAMES``) and writes new versions of them; ``latents`` and ``last_seen`` are not
 touched, so the update can read the carve outputs plus the old ``latents``, ``last_seen`` and
 ``counts``. All shapes are static given the inputs (no Shape/Range; the slot shares are constant
 inputs from the host), so every node stays on the CUDA provider. The maths is mirrored in
@@ -43,26 +43,6 @@ import onnx
 from mirage_ros.memory import layout as L
 from mirage_ros.memory.onnx_graphs import BOOL, F32, STATE_TYPES, _Builder, _scalars, _vi
 
-# carve params vector (float32), in this order
-CARVE_PARAMS = (
-    "width",  # latent grid width w (cells)
-    "height",  # latent grid height h
-    "near",  # points nearer to the camera than this are not tested (metres)
-    "min_depth",  # live readings outside (min_depth, max_depth) are no reading
-    "max_depth",
-    "margin",  # seen through when live depth > z + margin + rel_margin * z
-    "rel_margin",
-    "min_valid_fraction",  # a cell needs this share of pixels with a reading
-    "decrement",  # weight lost per test a point is seen through
-)
-CARVE_STAT_NAMES = (
-    "carve_frames",  # carve runs
-    "points_seen_through",  # point-frames whose weight was decreased
-    "points_carved",  # points removed (weight ran out)
-)
-SLICES = 4  # each frame tests every SLICES-th slot, in turn: a point is tested every 4th frame
-NEIGHBOURHOOD = 3  # cells: a point carves only if its whole 3 x 3 cell neighbourhood is farther
-CARVE_STATE = ("positions", "weights", "keys", "stats")
 _I64 = onnx.TensorProto.INT64
 
 
@@ -71,17 +51,6 @@ def _count(b: _Builder, mask: str) -> str:
     and several times faster than an int64 ReduceSum on ORT's CPU provider."""
     total = b.op("ReduceSum", b.op("Cast", mask, to=F32), b.i([0]), keepdims=1)
     return b.op("Cast", total, to=_I64)
-
-
-def slot_shares(slots: int) -> list[np.ndarray]:
-    """The ``SLICES`` constant ``slot_ids`` inputs for a memory of ``slots`` slots (a multiple of
-    ``SLICES``): share ``k`` = ``(slots / SLICES,) int64`` slots ``k, k + SLICES, ...``. Frames
-    take them in turn; ``trash_id`` is ``[slots]``, the trash row."""
-    return [np.arange(k, slots, SLICES, dtype=np.int64) for k in range(SLICES)]
-
-
-def graph_name(stride: int) -> str:
-    return f"carve_s{stride}"
 
 
 def _cell_depth(b: _Builder, stride: int, p: dict[str, str]) -> str:
@@ -102,7 +71,7 @@ def _cell_depth(b: _Builder, stride: int, p: dict[str, str]) -> str:
     value = b.where(still, b.where(enough, nearest, b.f(L.FAR_SENTINEL)), b.f(0.0))
     # min over the neighbourhood = -max(-x); MaxPool pads with -inf, so the image border never blocks
     pooled = b.op("Neg", b.op("MaxPool", b.op("Neg", b.op("Unsqueeze", value, b.i([0]))),
-                              kernel_shape=[NEIGHBOURHOOD] * 2, pads=[NEIGHBOURHOOD // 2] * 4))
+                              kernel_shape=[L.NEIGHBOURHOOD] * 2, pads=[L.NEIGHBOURHOOD // 2] * 4))
     live = b.where(b.and_(enough, still), b.op("Squeeze", pooled, b.i([0])), b.f(0.0))
     return b.op("Concat", b.op("Reshape", live, b.i([-1])), b.f([0.0]), axis=0)
 
@@ -110,10 +79,10 @@ def _cell_depth(b: _Builder, stride: int, p: dict[str, str]) -> str:
 def build_carve(stride: int) -> onnx.ModelProto:
     """Carve graph for latent stride ``stride`` (see module docstring)."""
     b = _Builder()
-    p = _scalars(b, "params", CARVE_PARAMS)
+    p = _scalars(b, "params", L.CARVE_PARAMS)
     live = _cell_depth(b, stride, p)
 
-    index = "slot_ids"  # this frame's share of the slots, from the host (see slot_shares)
+    index = "slot_ids"  # this frame's share of the slots, from the host (see layout.slot_shares)
     positions = b.op("Gather", "positions", index, axis=0)  # (S / SLICES, 3)
     keys, weights = (b.op("Gather", n, index, axis=0) for n in ("keys", "weights"))
 
@@ -157,15 +126,15 @@ def build_carve(stride: int) -> onnx.ModelProto:
         _vi("depth", F32, ["H", "W"]),
         _vi("dynamic", BOOL, ["H", "W"]),
         _vi("projection", F32, [3, 4]),
-        _vi("params", F32, [len(CARVE_PARAMS)]),
+        _vi("params", F32, [len(L.CARVE_PARAMS)]),
         _vi("slot_ids", _I64, ["N"]),
         _vi("trash_id", _I64, [1]),
-    ] + [_vi(n, *STATE_TYPES[n]) for n in CARVE_STATE] + [_vi("carve_stats", _I64, [len(CARVE_STAT_NAMES)])]
-    outputs = [_vi(f"{n}_out", *STATE_TYPES[n]) for n in CARVE_STATE] + [
-        _vi("carve_stats_out", _I64, [len(CARVE_STAT_NAMES)])]
+    ] + [_vi(n, *STATE_TYPES[n]) for n in L.CARVE_STATE] + [_vi("carve_stats", _I64, [len(L.CARVE_STAT_NAMES)])]
+    outputs = [_vi(f"{n}_out", *STATE_TYPES[n]) for n in L.CARVE_STATE] + [
+        _vi("carve_stats_out", _I64, [len(L.CARVE_STAT_NAMES)])]
     return b.model(f"mirage_memory_carve_s{stride}", inputs, outputs, build_carve.__doc__)
 
 
 def build_all() -> dict[str, onnx.ModelProto]:
     """Every carve graph by file stem: ``carve_s{stride}``."""
-    return {graph_name(s): build_carve(s) for s in L.STRIDES}
+    return {L.carve_graph_name(s): build_carve(s) for s in L.STRIDES}

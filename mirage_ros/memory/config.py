@@ -57,7 +57,7 @@ class MemoryConfig:
             frames a point was observed in (capped at ``max_weight``), so 1 weighs a frame that
             sees through a point like one that sees it: something that stood for ``n`` frames
             goes after about ``n`` frames of free space. Each point is tested every
-            ``carve.SLICES``-th frame and then loses ``SLICES * carve_decrement`` at once, so one
+            ``layout.SLICES``-th frame and then loses ``SLICES * carve_decrement`` at once, so one
             bad frame removes only points seen in at most that many frames.
     """
 

@@ -35,8 +35,6 @@ import onnxruntime as ort
 from mirage_ros import geometry as g
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import layout as L
-from mirage_ros.memory.carve import CARVE_PARAMS, CARVE_STAT_NAMES, CARVE_STATE, slot_shares
-from mirage_ros.memory.carve import graph_name as carve_graph_name
 from mirage_ros.memory.config import MemoryConfig, Readout
 from mirage_ros.memory.storage import load_state, save_state
 from mirage_ros.runtime.session import BoundSession
@@ -84,17 +82,17 @@ class LatentMemory:
         self._states = [self._upload_state(self._empty()), self._upload_state(self._empty())]
         self._carve = None
         if config.carve:
-            self._carve = BoundSession(L.graph_path(carve_graph_name(config.stride)), self.device,
+            self._carve = BoundSession(L.graph_path(L.carve_graph_name(config.stride)), self.device,
                                        cuda_graph=cuda_graph)
             empty = self._empty()
             # carve writes here; the update then reads these instead of the current set
-            self._carved = {n: self._carve.upload(empty[n]) for n in CARVE_STATE}
-            self._carve_shares = [self._carve.upload(ids) for ids in slot_shares(config.slots)]
+            self._carved = {n: self._carve.upload(empty[n]) for n in L.CARVE_STATE}
+            self._carve_shares = [self._carve.upload(ids) for ids in L.slot_shares(config.slots)]
             self._carve_trash = self._carve.upload(np.array([config.slots], np.int64))
             self._carve_phase = 0
-            self._carve_stats = [self._carve.alloc(len(CARVE_STAT_NAMES), np.int64) for _ in range(2)]
+            self._carve_stats = [self._carve.alloc(len(L.CARVE_STAT_NAMES), np.int64) for _ in range(2)]
             self._carve_frame = {"projection": self._carve.alloc((3, 4), np.float32),
-                                 "params": self._carve.alloc(len(CARVE_PARAMS), np.float32)}
+                                 "params": self._carve.alloc(len(L.CARVE_PARAMS), np.float32)}
         self._current = 0
         self._ids = {n: self._readout.upload(v) for n, v in L.readout_ids(config.slots + 1).items()}
         self._epoch: float | None = None
@@ -220,8 +218,8 @@ class LatentMemory:
         self._carve_phase = (self._carve_phase + 1) % len(self._carve_shares)
         inputs = {"depth": frame["depth"], "dynamic": frame["dynamic"], **self._carve_frame,
                   "slot_ids": share, "trash_id": self._carve_trash,
-                  **{n: src[n] for n in CARVE_STATE}, "carve_stats": stats_in}
-        self._carve.run(inputs, {**{f"{n}_out": self._carved[n] for n in CARVE_STATE},
+                  **{n: src[n] for n in L.CARVE_STATE}, "carve_stats": stats_in}
+        self._carve.run(inputs, {**{f"{n}_out": self._carved[n] for n in L.CARVE_STATE},
                                  "carve_stats_out": stats_out})
         return self._carved
 
@@ -304,7 +302,7 @@ class LatentMemory:
         self._write_state(self._empty())
         if self._carve is not None:
             for buffer in self._carve_stats:
-                BoundSession.write(buffer, np.zeros(len(CARVE_STAT_NAMES), np.int64))
+                BoundSession.write(buffer, np.zeros(len(L.CARVE_STAT_NAMES), np.int64))
         self._epoch = None
 
     @_locked
@@ -314,12 +312,12 @@ class LatentMemory:
         ``points``: live points; ``bytes``: bytes those points take (``bytes_per_point`` each);
         ``bytes_allocated``: the capacity-sized buffers of one state set; ``fuse_ratio``: share of
         written cells that landed in an already stored voxel. With carving, also
-        ``carve.CARVE_STAT_NAMES`` (since construction or ``reset``; not saved in memory files).
+        ``layout.CARVE_STAT_NAMES`` (since construction or ``reset``; not saved in memory files).
         """
         counters = dict(zip(L.STAT_NAMES, (int(x) for x in BoundSession.to_host(self.state["stats"]))))
         if self._carve is not None:
             carved = BoundSession.to_host(self._carve_stats[self._current])
-            counters.update(zip(CARVE_STAT_NAMES, (int(x) for x in carved)))
+            counters.update(zip(L.CARVE_STAT_NAMES, (int(x) for x in carved)))
         points = counters["points_live"]
         return {
             **counters,

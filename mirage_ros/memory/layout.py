@@ -103,3 +103,38 @@ def empty_state(capacity: int, channels: int) -> dict[str, np.ndarray]:
         "keys": np.full(slots, -1, np.int64),
         "stats": np.zeros(N_STATS, np.int64),
     }
+
+
+# --- free-space carving (graph: carve.py): what the host and the graph agree on -------------
+# carve params vector (float32), in this order
+CARVE_PARAMS = (
+    "width",  # latent grid width w (cells)
+    "height",  # latent grid height h
+    "near",  # points nearer to the camera than this are not tested (metres)
+    "min_depth",  # live readings outside (min_depth, max_depth) are no reading
+    "max_depth",
+    "margin",  # seen through when live depth > z + margin + rel_margin * z
+    "rel_margin",
+    "min_valid_fraction",  # a cell needs this share of pixels with a reading
+    "decrement",  # weight lost per test a point is seen through
+)
+CARVE_STAT_NAMES = (
+    "carve_frames",  # carve runs
+    "points_seen_through",  # point-frames whose weight was decreased
+    "points_carved",  # points removed (weight ran out)
+)
+SLICES = 4  # each frame tests every SLICES-th slot, in turn: a point is tested every 4th frame
+NEIGHBOURHOOD = 3  # cells: a point carves only if its whole 3 x 3 cell neighbourhood is farther
+CARVE_STATE = ("positions", "weights", "keys", "stats")
+
+
+def slot_shares(slots: int) -> list[np.ndarray]:
+    """The ``SLICES`` constant ``slot_ids`` inputs for a memory of ``slots`` slots (a multiple of
+    ``SLICES``): share ``k`` = ``(slots / SLICES,) int64`` slots ``k, k + SLICES, ...``. Frames
+    take them in turn; ``trash_id`` is ``[slots]``, the trash row."""
+    return [np.arange(k, slots, SLICES, dtype=np.int64) for k in range(SLICES)]
+
+
+def carve_graph_name(stride: int) -> str:
+    """File stem of the carve graph for latent ``stride``."""
+    return f"carve_s{stride}"

@@ -197,7 +197,7 @@ def carve_torch(state: dict, depth, dynamic, projection, params, slot_ids, strid
     """Free-space carving, the carve graph's maths (``carve.build_carve``). Arguments are tensors
     shaped as that graph's inputs; ``state`` holds ``positions, weights, keys, stats,
     carve_stats`` (more is ignored). Returns those five, carved."""
-    from mirage_ros.memory.carve import CARVE_PARAMS, NEIGHBOURHOOD
+    from mirage_ros.memory.layout import CARVE_PARAMS, NEIGHBOURHOOD
 
     p = dict(zip(CARVE_PARAMS, params))
     H, W = depth.shape
