@@ -133,6 +133,16 @@ def test_bad_config_names_the_parameter(kwargs, parameter):
     assert info.value.parameter == parameter
 
 
+@pytest.mark.parametrize("sigma", [-0.5, float("nan")])
+def test_renderer_refuses_a_bad_lens_blur(sigma):
+    from mirage_ros.sim.render import ColumnRenderer
+
+    sim = Simulator(SimConfig(**SMALL))
+    with pytest.raises(InvalidInput) as info:
+        ColumnRenderer(sim.scene, sim.K, psf_sigma_640=sigma)
+    assert info.value.parameter == "psf_sigma_640"
+
+
 def test_make_scene_checks_its_arguments():
     with pytest.raises(InvalidInput, match="scene"):
         make_scene("nope", 1)
