@@ -8,7 +8,8 @@ The read-out the renderer gets is the fused memory's, overlaid with the newest f
 where that frame sees the target cell's surface (``newest_overlay``): stored latents are averages
 over views (view-dependent) and a cell's winning point may come from any earlier view, while the
 newest frame's latents are consistent with each other (measured on validation seed 1000: +0.2 to
-+0.35 dB PSNR on future views and revisits).
++0.35 dB PSNR on future views and revisits). Cells that show a point through a gap in a nearer
+surface then take that surface's point (``memory.see_through``, ``fill_see_through``).
 
 Frames: ``T_world_cam (4, 4)`` maps the camera **optical** frame to the world frame. Images
 ``(H, W, 3) uint8``, depth ``(H, W) float32`` metres (0/NaN = no reading). The latent grid is
@@ -28,6 +29,7 @@ from mirage_ros import geometry as g
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import LatentMemory, MemoryConfig, Readout
 from mirage_ros.memory.baselines import LastFrameWarp
+from mirage_ros.memory.see_through import fill_see_through
 from mirage_ros.runtime.networks import Networks
 
 #: The newest frame's cell wins over the memory's where it is no farther than this share of the
@@ -97,13 +99,15 @@ class WorldModel:
         provider: ``"auto"``, ``"cuda"`` or ``"cpu"`` for networks and memory.
         newest_overlay: overlay the newest frame's latents on the memory's read-out (module doc);
             False renders the fused memory alone.
+        see_through_fill: give cells seen through a gap in a nearer surface that surface's point
+            (``memory.see_through``); False renders the z-buffer's winners as they are.
 
     Raises:
         InvalidInput: ``memory_config`` disagrees with the networks.
     """
 
     def __init__(self, networks: Networks | None = None, memory_config: MemoryConfig | None = None,
-                 provider: str = "auto", newest_overlay: bool = True):
+                 provider: str = "auto", newest_overlay: bool = True, see_through_fill: bool = True):
         self.networks = networks or Networks.load(provider=provider)
         n = self.networks
         self.memory_config = memory_config or memory_config_for(n)
@@ -113,6 +117,7 @@ class WorldModel:
                                                 f"networks' {n.channels}/{n.stride}")
         self.memory = LatentMemory(self.memory_config, provider=provider)
         self.newest_overlay = newest_overlay
+        self.see_through_fill = see_through_fill
         self._provider = provider
         self._newest: LastFrameWarp | None = None  # sized to the frame on the first observe
         self._timer = _Timer()
@@ -168,6 +173,8 @@ class WorldModel:
         readout = self.memory.read_out(T_world_cam, K)
         if self._newest is not None:
             readout = overlay_newest(readout, self._newest.read_out(T_world_cam, K))
+        if self.see_through_fill:
+            readout = fill_see_through(readout)
         t1 = time.perf_counter()
         rgb = self.networks.render(readout, K.shape)
         t2 = time.perf_counter()

@@ -12,6 +12,7 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation import metrics
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.memory import MemoryConfig
+from mirage_ros.memory.see_through import fill_see_through
 from mirage_ros.pipeline import WorldModel, memory_config_for
 from mirage_ros.runtime.networks import WEIGHTS_DIR, Networks
 from mirage_ros.sim import SimConfig, Simulator
@@ -64,7 +65,7 @@ def test_ragged_size_reset_and_save_load(networks, frames, tmp_path):
     assert pred.rgb.shape == (118, 158, 3)
     assert not pred.valid[118 // s * s:].any() and not pred.valid[:, 158 // s * s:].any()
     # the file holds the memory, not the newest frame: after load the memory alone is rendered
-    before = wm.networks.render(wm.memory.read_out(frames[1].T_world_cam, K), K.shape)
+    before = wm.networks.render(fill_see_through(wm.memory.read_out(frames[1].T_world_cam, K)), K.shape)
     path = wm.save(tmp_path / "memory.npz")
     wm.reset()
     assert not wm.predict(frames[1].T_world_cam, K).valid.any()

@@ -1,0 +1,95 @@
+"""Hide what a read-out shows *through* gaps in a nearer surface.
+
+The memory stores one point per latent cell of each frame it saw. Seen from nearer than it was
+observed, a surface's points land more than a cell apart, and the z-buffer of the read-out
+(``onnx_graphs.build_readout``) lets farther points show through the gaps: a wall seen through the
+floor, the far end of a corridor through a door frame. The renderer then paints them where the
+near surface should be (measured on validation seed 1000, corridor, 1 s ahead: 5.2 % of covered
+cells showed a point more than 30 % + 0.2 m behind the true surface).
+
+A cell is *hidden* when, along one of four lines through it (row, column, both diagonals), the
+read-out holds a clearly nearer point on **both** sides within ``radius`` cells: the near surface
+surrounds it. A depth edge (near on one side only) is not hidden, so the background beside an
+object stays. A hidden cell takes the latent and depth of the nearest point in its
+``(2 radius + 1)^2`` window: the surface in front, as a splat of that point's size would have drawn
+it.
+
+Measured on validation seed 1000 (``eval-sim --methods latent_memory``, shipped networks): corridor
+future views +0.33 to +0.59 dB, revisits +0.15 dB; office within +-0.06 dB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mirage_ros.memory.config import Readout
+
+#: Lines through a cell tested for a nearer surface on both sides: (row step, column step).
+_LINES = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def hidden_cells(valid: np.ndarray, depth: np.ndarray, radius: int = 2, rel_gap: float = 0.3,
+                 abs_gap: float = 0.2) -> np.ndarray:
+    """Cells whose point lies behind a surface that surrounds it.
+
+    Args:
+        valid: ``(h, w) bool`` read-out cells holding a point.
+        depth: ``(h, w) float32`` z-depth of each cell's point, metres.
+        radius: cells searched on each side of a cell along each line (>= 1).
+        rel_gap, abs_gap: a neighbour is *clearly nearer* when its depth is below
+            ``(z - abs_gap) / (1 + rel_gap)`` for the cell's depth ``z``.
+
+    Returns:
+        ``(h, w) bool``, True on valid cells hidden by a nearer surface.
+    """
+    valid = np.asarray(valid, bool)
+    z = np.where(valid, np.asarray(depth, np.float32), np.inf)
+    limit = (z - abs_gap) / (1.0 + rel_gap)
+    padded = np.pad(z, radius, constant_values=np.inf)
+    h, w = z.shape
+
+    def nearer_towards(dy: int, dx: int) -> np.ndarray:
+        nearest = np.full_like(z, np.inf)
+        for k in range(1, radius + 1):
+            y, x = radius + k * dy, radius + k * dx
+            nearest = np.minimum(nearest, padded[y: y + h, x: x + w])
+        return nearest < limit
+
+    hidden = np.zeros_like(valid)
+    for dy, dx in _LINES:
+        hidden |= nearer_towards(dy, dx) & nearer_towards(-dy, -dx)
+    return hidden & valid
+
+
+def fill_see_through(readout: Readout, radius: int = 2, rel_gap: float = 0.3,
+                     abs_gap: float = 0.2) -> Readout:
+    """``readout`` with every :func:`hidden_cells` cell replaced by the nearest point of its
+    ``(2 radius + 1)^2`` window (latent and depth); other cells unchanged.
+
+    Args:
+        readout: a read-out, ``latent (C, h, w)``, ``valid`` and ``depth (h, w)``.
+        radius, rel_gap, abs_gap: as :func:`hidden_cells`.
+    """
+    hidden = hidden_cells(readout.valid, readout.depth, radius, rel_gap, abs_gap)
+    if not hidden.any():
+        return readout
+    z = np.where(readout.valid & ~hidden, readout.depth, np.inf).astype(np.float32)
+    h, w = z.shape
+    padded = np.pad(z, radius, constant_values=np.inf)
+    rows, cols = np.mgrid[0:h, 0:w]
+    best = np.full_like(z, np.inf)
+    source_row, source_col = rows.copy(), cols.copy()
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            candidate = padded[radius + dy: radius + dy + h, radius + dx: radius + dx + w]
+            better = candidate < best
+            best = np.where(better, candidate, best)
+            source_row = np.where(better, rows + dy, source_row)
+            source_col = np.where(better, cols + dx, source_col)
+    # a hidden cell whose nearer neighbours are all hidden too keeps its own point
+    sy, sx = source_row[hidden], source_col[hidden]
+    latent = readout.latent.copy()
+    latent[:, hidden] = readout.latent[:, sy, sx]
+    depth = readout.depth.copy()
+    depth[hidden] = readout.depth[sy, sx]
+    return Readout(latent, readout.valid, depth)
