@@ -82,6 +82,8 @@ PARAMS = [
     Param("carve", MemoryConfig.carve, "free-space carving: remove stored points the live depth sees through "
           "(about 1 ms per frame on an H100, 5 ms of CPU at 320x240)"),
     Param("newest_overlay", True, "prefer the newest frame's own latents where it sees the target surface"),
+    Param("see_through_fill", True, "cells that show a stored point through a gap in a nearer surface take "
+          "that surface's point"),
     Param("process_period", 0.01, "seconds between polls of frames waiting for pose or mask",
           (0.001, 1.0)),
 ]
@@ -101,7 +103,7 @@ class WorldModelNode(Node):
         self.p = p = declare(self, PARAMS)
         self.warn = WarningThrottle(self.get_logger())
         self.model = build_model(p.provider, p.weights_dir, capacity_points=p.capacity_points, carve=p.carve,
-                                 newest_overlay=p.newest_overlay)
+                                 newest_overlay=p.newest_overlay, see_through_fill=p.see_through_fill)
         self.colour = LinearColourProbe(self.model.networks.channels)
         self.get_logger().info(f"world model ready: provider {self.model.networks.provider}, "
                                f"stride {self.model.stride}, horizons {p.horizons}")
@@ -408,7 +410,8 @@ def _publish_parts(publishers: dict, view) -> None:
         pub.publish(getattr(view, key))
 
 
-def build_model(provider: str, weights_dir: str = "", newest_overlay: bool = True, **memory):
+def build_model(provider: str, weights_dir: str = "", newest_overlay: bool = True,
+                see_through_fill: bool = True, **memory):
     """The engine behind the node: :class:`mirage_ros.pipeline.WorldModel` on ``provider``, with
     the shipped networks or those in ``weights_dir``; ``memory``: ``MemoryConfig`` overrides."""
     from mirage_ros.pipeline import WorldModel, memory_config_for
@@ -416,7 +419,7 @@ def build_model(provider: str, weights_dir: str = "", newest_overlay: bool = Tru
 
     networks = Networks.load(weights_dir or None, provider=provider)
     return WorldModel(networks, memory_config_for(networks, **memory), provider=provider,
-                      newest_overlay=newest_overlay)
+                      newest_overlay=newest_overlay, see_through_fill=see_through_fill)
 
 
 def main(args=None) -> None:
