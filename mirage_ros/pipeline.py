@@ -8,8 +8,8 @@ The read-out the renderer gets is the fused memory's, overlaid with the newest f
 where that frame sees the target cell's surface (``newest_overlay``): stored latents are averages
 over views (view-dependent) and a cell's winning point may come from any earlier view, while the
 newest frame's latents are consistent with each other (measured on validation seed 1000: +0.2 to
-+0.35 dB PSNR on future views and revisits). Cells that show a point through a gap in a nearer
-surface then take that surface's point (``memory.see_through``, ``fill_see_through``).
++0.35 dB PSNR on future views and revisits). Optionally (``see_through_fill``), cells that show a
+point through a gap in a nearer surface then take that surface's point (``memory.see_through``).
 
 Frames: ``T_world_cam (4, 4)`` maps the camera **optical** frame to the world frame. Images
 ``(H, W, 3) uint8``, depth ``(H, W) float32`` metres (0/NaN = no reading). The latent grid is
@@ -100,14 +100,15 @@ class WorldModel:
         newest_overlay: overlay the newest frame's latents on the memory's read-out (module doc);
             False renders the fused memory alone.
         see_through_fill: give cells seen through a gap in a nearer surface that surface's point
-            (``memory.see_through``); False renders the z-buffer's winners as they are.
+            (``memory.see_through``, which says when it helps); off by default: it also spreads
+            the points of people the moving-object detector let into memory.
 
     Raises:
         InvalidInput: ``memory_config`` disagrees with the networks.
     """
 
     def __init__(self, networks: Networks | None = None, memory_config: MemoryConfig | None = None,
-                 provider: str = "auto", newest_overlay: bool = True, see_through_fill: bool = True):
+                 provider: str = "auto", newest_overlay: bool = True, see_through_fill: bool = False):
         self.networks = networks or Networks.load(provider=provider)
         n = self.networks
         self.memory_config = memory_config or memory_config_for(n)

@@ -12,7 +12,6 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation import metrics
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.memory import MemoryConfig
-from mirage_ros.memory.see_through import fill_see_through
 from mirage_ros.pipeline import WorldModel, memory_config_for
 from mirage_ros.runtime.networks import WEIGHTS_DIR, Networks
 from mirage_ros.sim import SimConfig, Simulator
@@ -65,12 +64,25 @@ def test_ragged_size_reset_and_save_load(networks, frames, tmp_path):
     assert pred.rgb.shape == (118, 158, 3)
     assert not pred.valid[118 // s * s:].any() and not pred.valid[:, 158 // s * s:].any()
     # the file holds the memory, not the newest frame: after load the memory alone is rendered
-    before = wm.networks.render(fill_see_through(wm.memory.read_out(frames[1].T_world_cam, K)), K.shape)
+    before = wm.networks.render(wm.memory.read_out(frames[1].T_world_cam, K), K.shape)
     path = wm.save(tmp_path / "memory.npz")
     wm.reset()
     assert not wm.predict(frames[1].T_world_cam, K).valid.any()
     wm.load(path)
     np.testing.assert_array_equal(wm.predict(frames[1].T_world_cam, K).rgb, before)
+
+
+def test_see_through_fill_renders_the_filled_read_out(networks, frames):
+    from mirage_ros.memory.see_through import fill_see_through, hidden_cells
+
+    wm = WorldModel(networks, provider="cpu", newest_overlay=False, see_through_fill=True)
+    for f in frames:
+        wm.observe(f.rgb, f.depth, f.K, f.T_world_cam, f.stamp)
+    T, K = frames[0].T_world_cam, frames[0].K
+    raw = wm.memory.read_out(T, K)
+    assert hidden_cells(raw.valid, raw.depth).any()  # the fill has work here (28 cells when written)
+    expected = networks.render(fill_see_through(wm.memory.read_out(T, K)), K.shape)
+    np.testing.assert_array_equal(wm.predict(T, K).rgb, expected)
 
 
 def test_bad_input_names_the_parameter(networks, frames):

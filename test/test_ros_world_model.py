@@ -354,10 +354,10 @@ def test_memory_parameters_reach_the_engine():
     from mirage_ros.ros.world_model import build_model
 
     model = build_model("cpu", "", capacity_points=4000, carve=False, newest_overlay=False,
-                        see_through_fill=False)
+                        see_through_fill=True)
     assert model.memory_config.capacity_points == 4000 and not model.memory_config.carve
-    assert not model.newest_overlay and not model.see_through_fill
+    assert not model.newest_overlay and model.see_through_fill
     assert model.memory.stats()["capacity"] <= 4000
     default = build_model("cpu")
-    assert default.memory_config.carve and default.newest_overlay and default.see_through_fill
+    assert default.memory_config.carve and default.newest_overlay and not default.see_through_fill
     assert default.memory_config.max_weight == default.networks.memory_settings.get("max_weight", 20.0)

@@ -82,8 +82,8 @@ PARAMS = [
     Param("carve", MemoryConfig.carve, "free-space carving: remove stored points the live depth sees through "
           "(about 1 ms per frame on an H100, 5 ms of CPU at 320x240)"),
     Param("newest_overlay", True, "prefer the newest frame's own latents where it sees the target surface"),
-    Param("see_through_fill", True, "cells that show a stored point through a gap in a nearer surface take "
-          "that surface's point"),
+    Param("see_through_fill", False, "cells that show a stored point through a gap in a nearer surface take "
+          "that surface's point (for static scenes: it also spreads people the detector missed)"),
     Param("process_period", 0.01, "seconds between polls of frames waiting for pose or mask",
           (0.001, 1.0)),
 ]
@@ -411,7 +411,7 @@ def _publish_parts(publishers: dict, view) -> None:
 
 
 def build_model(provider: str, weights_dir: str = "", newest_overlay: bool = True,
-                see_through_fill: bool = True, **memory):
+                see_through_fill: bool = False, **memory):
     """The engine behind the node: :class:`mirage_ros.pipeline.WorldModel` on ``provider``, with
     the shipped networks or those in ``weights_dir``; ``memory``: ``MemoryConfig`` overrides."""
     from mirage_ros.pipeline import WorldModel, memory_config_for
