@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
@@ -35,8 +36,9 @@ class WarningThrottle:
 
 
 def run_node(node_class, args=None, threads: int = 1) -> None:
-    """Init rclpy, spin ``node_class()`` until Ctrl-C / shutdown; exit 2 with one line naming the
-    parameter when one is bad (wrong type, out of range, not a choice).
+    """Init rclpy, spin ``node_class()`` until Ctrl-C / shutdown (then exit 0, however many
+    interrupts arrive); exit 2 with one line naming the parameter when one is bad (wrong type, out
+    of range, not a choice).
 
     ``threads > 1``: a multi-threaded executor; callbacks of the node's default group still run
     one at a time, other callback groups (TF) run beside them."""
@@ -56,7 +58,15 @@ def run_node(node_class, args=None, threads: int = 1) -> None:
     except (MirageError, InvalidParameterTypeException, InvalidParameterValueException) as exc:
         print(f"[{node_class.__name__}] error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Exception:
+        if rclpy.ok():
+            raise
+        # Ctrl-C shut the context down while a callback ran (publishing, waiting): its failure
+        # is the shutdown itself, not an error to report
     finally:
+        # Ctrl-C under `ros2 launch` comes twice (the terminal signals the process group and
+        # launch forwards it): the second one must not abort the teardown with a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         if rclpy.ok():
