@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from mirage_ros.bench import add_sim_run_arguments, emit, script_main
 from mirage_ros.bench.latency import gpu_name, summary
+from mirage_ros.errors import InvalidInput
 
 AHEAD_FRAMES = 5  # predicted target: the true pose this many frames later (0.5 s at 10 Hz)
 
@@ -48,7 +49,7 @@ def run(args) -> int:
     from mirage_ros.sim import SimConfig, Simulator
 
     if args.frames <= args.warmup:
-        raise SystemExit(f"--frames ({args.frames}) must exceed --warmup ({args.warmup})")
+        raise InvalidInput("--frames", f"must exceed --warmup ({args.warmup}), got {args.frames}")
     sim = Simulator(SimConfig(scene=args.scene, seed=args.seed, width=args.width, height=args.height,
                               rate_hz=10.0, path="loop", actors=True))
     frames = list(tqdm(sim.frames(args.frames), total=args.frames, desc="simulate", file=sys.stderr,
