@@ -262,7 +262,10 @@ def plot_history(history: list[dict], path: Path) -> Path:
         ax_val.plot([h["step"] for h in vals if key in h["val"]],
                     [h["val"][key] for h in vals if key in h["val"]], marker="o", label=key)
     ax_val.set(xlabel="step", ylabel="PSNR dB", title="held-out validation")
-    ax_val.legend(fontsize=7)
+    if vals:
+        ax_val.legend(fontsize=7)
+    else:  # a run shorter than the validation interval
+        ax_val.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=ax_val.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
