@@ -55,8 +55,8 @@ def in_view(points: np.ndarray, T: np.ndarray) -> np.ndarray:
 
 
 def memory(**overrides) -> LatentMemory:
-    return LatentMemory(MemoryConfig(channels=2, stride=4, capacity_points=4000, voxel_size=0.1, **overrides),
-                        provider="cpu")
+    return LatentMemory(MemoryConfig(**{"channels": 2, "stride": 4, "capacity_points": 4000, "voxel_size": 0.1,
+                                        "readout_min_count": 1, **overrides}), provider="cpu")
 
 
 def insert(mem, T, depth, stamp, dynamic=None):

@@ -25,7 +25,8 @@ def features(rgb: np.ndarray) -> np.ndarray:
 
 def walk(feedback: bool) -> tuple[LatentMemory, list]:
     """3 empty frames, then a person crossing at 5 m while the camera drives forward."""
-    memory = LatentMemory(MemoryConfig(channels=CHANNELS, stride=STRIDE, voxel_size=0.05), "cpu")
+    # every point drawn at once, so the detector judges from the third frame on
+    memory = LatentMemory(MemoryConfig(channels=CHANNELS, stride=STRIDE, voxel_size=0.05, readout_min_count=1), "cpu")
     detector = MovingObjectDetector()
     detections = []
     for i in range(18):

@@ -15,8 +15,10 @@ C = 4
 
 
 def memory(**overrides) -> LatentMemory:
+    """A small CPU memory that draws every point (these tests follow single frames; the
+    ``readout_min_count`` filter has its own test)."""
     return LatentMemory(MemoryConfig(**{"channels": C, "capacity_points": 4000, "voxel_size": 0.02,
-                                        **overrides}), provider="cpu")
+                                        "readout_min_count": 1, **overrides}), provider="cpu")
 
 
 def random_latent(seed=0, shape=(C, 6, 8)):
@@ -100,7 +102,7 @@ def test_loop_path_memory_follows_explored_volume_not_path_length():
 
 
 def test_capacity_holds_under_a_10k_frame_stream_and_evicts_least_recent():
-    cfg = MemoryConfig(channels=2, stride=8, capacity_points=200, voxel_size=0.1)
+    cfg = MemoryConfig(channels=2, stride=8, capacity_points=200, voxel_size=0.1, readout_min_count=1)
     mem = LatentMemory(cfg, provider="cpu")
     Ks = g.Intrinsics(16.0, 16.0, 7.5, 7.5, 16, 16)  # 2 x 2 cells per frame
     latent, depth = np.ones((2, 2, 2), np.float32), np.full((16, 16), 1.0, np.float32)
@@ -226,3 +228,16 @@ def test_reset_forgets_everything():
     mem.insert(random_latent(), plane(), K, np.eye(4), 0.0)
     mem.reset()
     assert mem.stats()["points"] == 0 and not mem.read_out(np.eye(4), K).valid.any()
+
+
+def test_read_out_draws_points_seen_at_least_readout_min_count_times():
+    T = look_at([0.3, -0.2, 0.1], [3.0, 0.5, 0.0])
+    depth = box_room_depth(K, T)
+    once, twice = memory(readout_min_count=2), memory(readout_min_count=2)
+    once.insert(random_latent(), depth, K, T, stamp=1.0)
+    assert not once.read_out(T, K).valid.any()  # a point seen once may be someone walking by
+    for stamp in (1.0, 1.1):
+        twice.insert(random_latent(), depth, K, T, stamp=stamp)
+    assert twice.read_out(T, K).valid.all()
+    with pytest.raises(InvalidInput, match="readout_min_count"):
+        MemoryConfig(channels=C, readout_min_count=0)

@@ -354,8 +354,9 @@ def test_memory_parameters_reach_the_engine():
     from mirage_ros.ros.world_model import build_model
 
     model = build_model("cpu", "", capacity_points=4000, carve=False, newest_overlay=False,
-                        see_through_fill=True)
+                        see_through_fill=True, readout_min_count=3)
     assert model.memory_config.capacity_points == 4000 and not model.memory_config.carve
+    assert model.memory_config.readout_min_count == 3
     assert not model.newest_overlay and model.see_through_fill
     assert model.memory.stats()["capacity"] <= 4000
     default = build_model("cpu")

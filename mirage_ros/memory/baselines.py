@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import onnxruntime as ort
@@ -43,7 +44,8 @@ class _GrowingCloud:
         if self.n:
             positions[: self.n], colours[: self.n] = self.positions[: self.n], self.colours[: self.n]
         self.positions, self.colours = positions, colours
-        self.ids = L.readout_ids(capacity)
+        # the read-out graph's counts input: a coloured point is drawn from its first frame
+        self.ids = {**L.readout_ids(capacity), "counts": np.ones(capacity, np.int32)}
 
     def append(self, points: np.ndarray, colours: np.ndarray) -> None:
         if self.keep_frames is not None and len(self.sizes) == self.keep_frames:
@@ -127,7 +129,7 @@ class RGBPointCloudMemory:
             alloc = self._raster.alloc
             view = self._views[K.shape] = {
                 "projection": alloc((3, 4), np.float32),
-                "grid": self._raster.upload(np.array([K.width, K.height, self.near], np.float32)),
+                "grid": self._raster.upload(np.array([K.width, K.height, self.near, 0.0], np.float32)),
                 "far": self._raster.upload(np.full(K.shape, np.inf, np.float32)),
                 "latent": alloc((3, *K.shape), np.float32), "valid": alloc(K.shape, np.bool_),
                 "depth": alloc(K.shape, np.float32),
@@ -166,7 +168,8 @@ class LastFrameWarp:
     """Latent warp of the last frame only (no memory): same graphs as :class:`LatentMemory`."""
 
     def __init__(self, config: MemoryConfig, provider: str = "auto"):
-        self.memory = LatentMemory(config, provider)
+        # it holds one frame: every point was seen once
+        self.memory = LatentMemory(replace(config, readout_min_count=1), provider)
 
     def insert(self, latent, depth, K, T_world_cam, stamp, dynamic_mask=None) -> None:
         """Replace the kept frame (arguments as :meth:`LatentMemory.insert`)."""

@@ -257,7 +257,7 @@ class LatentMemory:
             view["far_is_open"] = True
         BoundSession.write(view["projection"], L.projection_matrix(K_latent, T_cam_world))
         state = self.state
-        inputs = {"positions": state["positions"], "latents": state["latents"], **self._ids,
+        inputs = {"positions": state["positions"], "latents": state["latents"], "counts": state["counts"], **self._ids,
                   "projection": view["projection"], "grid": view["grid"], "far": view["far"]}
         outputs = {n: view[n] for n in ("latent", "valid", "depth")}
         self._readout.run(inputs, outputs)
@@ -288,7 +288,7 @@ class LatentMemory:
             alloc, upload = self._readout.alloc, self._readout.upload
             self._views[key] = {
                 "projection": alloc((3, 4), np.float32),
-                "grid": upload(np.array([w, h, self.config.near], np.float32)),
+                "grid": upload(np.array([w, h, self.config.near, self.config.readout_min_count], np.float32)),
                 "far": upload(np.full((h, w), np.inf, np.float32)), "far_is_open": True,
                 "latent": alloc((self.config.channels, h, w), np.float32),
                 "valid": alloc((h, w), np.bool_), "depth": alloc((h, w), np.float32),

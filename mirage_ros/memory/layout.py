@@ -68,8 +68,9 @@ UPDATE_PARAMS = (
     "max_weight",
     "n_buckets",  # capacity / WAYS; float32 is exact below 2**24 buckets (134M points)
 )
-# read-out grid vector (float32): latent grid size and near plane (metres)
-READOUT_GRID = ("width", "height", "near")
+# read-out grid vector (float32): latent grid size, near plane (metres) and the fewest fused
+# observations a point needs to be drawn (``counts``; 0 or 1 = every point)
+READOUT_GRID = ("width", "height", "near", "min_count")
 TRASH_CELLS = 1024  # read-out: spare z-buffer cells for points off the grid (spreads GPU atomics)
 
 

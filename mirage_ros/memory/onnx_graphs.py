@@ -317,7 +317,8 @@ def build_update(stride: int) -> onnx.ModelProto:
 
 
 def build_readout() -> onnx.ModelProto:
-    """Read-out graph: project stored points to the latent grid, z-buffer (min), gather winners."""
+    """Read-out graph: project stored points fused at least ``min_count`` times to the latent
+    grid, z-buffer (min), gather winners."""
     b = _Builder()
     grid = _scalars(b, "grid", L.READOUT_GRID)
     matrix = b.op("Transpose", b.op("Slice", "projection", b.i([0]), b.i([3]), b.i([1])), perm=[1, 0])
@@ -331,6 +332,7 @@ def build_readout() -> onnx.ModelProto:
         b.op("Greater", z, grid["near"]),
         b.op("GreaterOrEqual", u, b.f(0.0)), b.op("Less", u, grid["width"]),
         b.op("GreaterOrEqual", v, b.f(0.0)), b.op("Less", v, grid["height"]),
+        b.op("GreaterOrEqual", b.op("Cast", "counts", to=F32), grid["min_count"]),
     )
     n_cells = b.op("Cast", b.op("Mul", grid["width"], grid["height"]), to=I64)
     # points that miss the grid go to one of TRASH_CELLS spare cells: one shared cell would make
@@ -359,6 +361,7 @@ def build_readout() -> onnx.ModelProto:
     inputs = [
         _vi("positions", F32, ["S", 3]),
         _vi("latents", F16, ["S", "C"]),
+        _vi("counts", I32, ["S"]),
         _vi("slot_ids", I64, ["S"]),
         _vi("spill_ids", I64, ["S"]),
         _vi("projection", F32, [3, 4]),

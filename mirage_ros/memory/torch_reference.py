@@ -144,15 +144,18 @@ def update_torch(state: dict, depth, dynamic, latent, rays, T_world_cam, params,
     }
 
 
-def read_out_state(positions, latents, slot_ids, projection, grid, far):
+def read_out_state(positions, latents, slot_ids, projection, grid, far, counts=None):
     """The read-out graph's maths; arguments shaped as its inputs (``build_readout``), all on
-    one device. Returns ``(latent (C, h, w) float32, valid (h, w) bool, depth (h, w) float32)``."""
+    one device (``counts`` None: every point counts as fused ``grid[3]`` times). Returns
+    ``(latent (C, h, w) float32, valid (h, w) bool, depth (h, w) float32)``."""
     h, w = far.shape
     near = grid[2]
     uvz = (positions @ projection[:, :3].T + projection[:, 3].reshape(1, 3)).T
     uz, vz, z = uvz[0], uvz[1], uvz[2]
     u, v = torch.floor(uz / z), torch.floor(vz / z)
     inside = (z > near) & (u >= 0) & (u < grid[0]) & (v >= 0) & (v < grid[1])
+    if counts is not None:
+        inside &= counts.float() >= grid[3]
     n_cells = h * w
     cell = torch.where(inside, (v * grid[0] + u).long(), n_cells + slot_ids % L.TRASH_CELLS)
     z_key = torch.where(inside, z, float("inf"))
@@ -188,7 +191,7 @@ def read_out_torch(points_world, latents, T_world_cam, K_latent: g.Intrinsics, h
     points = torch.as_tensor(points_world, dtype=torch.float32, device=device)
     far = (torch.full((h, w), float("inf"), device=device) if far is None
            else torch.as_tensor(far, dtype=torch.float32, device=device))
-    grid = torch.tensor([w, h, near], dtype=torch.float32, device=device)
+    grid = torch.tensor([w, h, near, 0.0], dtype=torch.float32, device=device)
     slot_ids = torch.arange(points.shape[0], device=device)
     return read_out_state(points, latents, slot_ids, projection, grid, far)
 

@@ -79,6 +79,9 @@ PARAMS = [
     Param("memory_file", "~/.ros/mirage_memory.npz", "file of the ~/save and ~/load services"),
     Param("capacity_points", MemoryConfig.capacity_points,
           "hard cap on points the latent memory holds (64 B each at C 16)", (16, 100_000_000)),
+    Param("readout_min_count", MemoryConfig.readout_min_count,
+          "predicted views draw only points seen in at least this many frames (1 = all): one sighting "
+          "is most often a person walking through or depth noise", (1, 1000)),
     Param("carve", MemoryConfig.carve, "free-space carving: remove stored points the live depth sees through "
           "(about 1 ms per frame on an H100, 5 ms of CPU at 320x240)"),
     Param("newest_overlay", True, "prefer the newest frame's own latents where it sees the target surface"),
@@ -103,7 +106,8 @@ class WorldModelNode(Node):
         self.p = p = declare(self, PARAMS)
         self.warn = WarningThrottle(self.get_logger())
         self.model = build_model(p.provider, p.weights_dir, capacity_points=p.capacity_points, carve=p.carve,
-                                 newest_overlay=p.newest_overlay, see_through_fill=p.see_through_fill)
+                                 readout_min_count=p.readout_min_count, newest_overlay=p.newest_overlay,
+                                 see_through_fill=p.see_through_fill)
         self.colour = LinearColourProbe(self.model.networks.channels)
         self.get_logger().info(f"world model ready: provider {self.model.networks.provider}, "
                                f"stride {self.model.stride}, horizons {p.horizons}")
