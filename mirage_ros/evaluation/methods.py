@@ -44,7 +44,8 @@ class LatentMemoryMethod:
                             f"{'on' if world_model.newest_overlay else 'off'}, see-through fill: "
                             f"{'on' if world_model.see_through_fill else 'off'}) and rendered "
                             f"(stride {world_model.stride}, capacity {config.capacity_points} points, "
-                            f"voxel {config.voxel_size} m, max weight {config.max_weight:g})")
+                            f"voxel {config.voxel_size} m, max weight {config.max_weight:g}, "
+                            f"points drawn once seen {config.readout_min_count} times)")
 
     def observe(self, frame, dynamic_mask) -> None:
         self.model.observe(frame.rgb, frame.depth, frame.K, frame.T_world_cam, frame.stamp, dynamic_mask=dynamic_mask)
