@@ -25,9 +25,10 @@ class DetectorConfig:
         appearance_weight_on_depth_agree: weight of appearance evidence where depth agrees.
         score_low, score_high: spatial hysteresis thresholds on the fused score.
         min_region_fraction: regions smaller than this share of the image are dropped.
-        grow_pixels: regions and ``memory_mask`` extend at most this far into adjacent pixels the
-            memory does not cover (same surface: no depth edge of more than ``edge_rel_gap`` in
-            between); regions only at their own depth (``grow_band``), the keep-out mask at any.
+        grow_pixels: while the memory is empty (coverage below ``min_memory_coverage``), regions
+            and ``memory_mask`` extend at most this far into adjacent pixels the memory does not
+            cover (same surface: no depth edge of more than ``edge_rel_gap`` in between); regions
+            only at their own depth (``grow_band``), the keep-out mask at any.
         grow_band: relative depth margin around a region's depth range for its growth.
         edge_rel_gap: relative depth jump that separates two surfaces.
         max_regions: at most this many regions (largest first) are described and tracked; the
