@@ -14,7 +14,9 @@ class DetectorConfig:
 
     Attributes:
         work_width: images wider than this are subsampled by ``ceil(W / work_width)``.
-        depth_window: window (odd) over which the nearest memory depth is taken.
+        depth_window: window (odd) over which the nearest memory depth is taken. 9 pixels span
+            about two latent cells each way at stride 4: near walls seen at a grazing angle are
+            held sparsely, and a smaller window finds only farther points seen through them.
         depth_sigma: ``(base m, quadratic 1/m, relative)`` depth noise model (Kinect-class + the
             memory's coarse latent-resolution depth).
         depth_sigmas: ``(lo, hi)`` disagreement, in sigmas, mapped to evidence 0..1.
@@ -59,7 +61,7 @@ class DetectorConfig:
     """
 
     work_width: int = 320
-    depth_window: int = 5
+    depth_window: int = 9
     depth_sigma: tuple[float, float, float] = (0.01, 0.002, 0.01)
     depth_sigmas: tuple[float, float] = (2.0, 4.0)
     photometric_window: int = 3
