@@ -15,8 +15,9 @@ class DetectorConfig:
     Attributes:
         work_width: images wider than this are subsampled by ``ceil(W / work_width)``.
         depth_window: window (odd) over which the nearest memory depth is taken. 9 pixels span
-            about two latent cells each way at stride 4: near walls seen at a grazing angle are
-            held sparsely, and a smaller window finds only farther points seen through them.
+            about two latent cells each way (stride 4, images at most ``work_width`` wide; more
+            for wider ones): near walls seen at a grazing angle are held sparsely, and a smaller
+            window finds only farther points seen through them.
         depth_sigma: ``(base m, quadratic 1/m, relative)`` depth noise model (Kinect-class + the
             memory's coarse latent-resolution depth).
         depth_sigmas: ``(lo, hi)`` disagreement, in sigmas, mapped to evidence 0..1.
