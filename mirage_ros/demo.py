@@ -153,6 +153,11 @@ def run_demo(args: argparse.Namespace) -> tuple[dict, DemoRecording]:
         print(f"mirage-ros demo: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, logs in {out / 'logs'}")
         if not nodes[1].wait_for("world model ready", timeout=120):
             raise MirageError(f"world_model did not start; its log:\n{nodes[1].output()[-3000:]}")
+        # The clock starts once a predicted view and a moving mask arrived, so the run measures the
+        # pipeline flowing, not DDS discovery or a slow first frame on a busy machine.
+        if not recorder.spin_until(lambda: bool(rec.views) and bool(rec.masks), timeout=60):
+            raise MirageError("no predicted view and moving mask within 60 s of the world model "
+                              f"starting; see {out / 'logs'}")
         rec.start = time.monotonic()
         with tqdm(total=int(args.duration), unit="s", desc="demo", leave=False, disable=None) as bar:
             while (elapsed := time.monotonic() - rec.start) < args.duration:
