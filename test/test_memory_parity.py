@@ -83,7 +83,7 @@ def test_ort_cpu_matches_torch_over_a_stream(stride):
     slots = state["keys"].shape[0]
     ref = read_out_state(state["positions"], state["latents"], torch.arange(slots),
                          torch.from_numpy(L.projection_matrix(K_latent, g.invert_pose(T_view))),
-                         torch.tensor([w, h, cfg.near, float(cfg.readout_min_count)]),
+                         torch.from_numpy(L.readout_grid(w, h, cfg.near, cfg.readout_min_count)),
                          torch.full((h, w), float("inf")), state["counts"])
     assert out.valid.any()
     np.testing.assert_array_equal(out.valid, ref[1].numpy())

@@ -129,7 +129,7 @@ class RGBPointCloudMemory:
             alloc = self._raster.alloc
             view = self._views[K.shape] = {
                 "projection": alloc((3, 4), np.float32),
-                "grid": self._raster.upload(np.array([K.width, K.height, self.near, 0.0], np.float32)),
+                "grid": self._raster.upload(L.readout_grid(K.width, K.height, self.near)),
                 "far": self._raster.upload(np.full(K.shape, np.inf, np.float32)),
                 "latent": alloc((3, *K.shape), np.float32), "valid": alloc(K.shape, np.bool_),
                 "depth": alloc(K.shape, np.float32),

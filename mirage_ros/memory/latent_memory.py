@@ -288,7 +288,7 @@ class LatentMemory:
             alloc, upload = self._readout.alloc, self._readout.upload
             self._views[key] = {
                 "projection": alloc((3, 4), np.float32),
-                "grid": upload(np.array([w, h, self.config.near, self.config.readout_min_count], np.float32)),
+                "grid": upload(L.readout_grid(w, h, self.config.near, self.config.readout_min_count)),
                 "far": upload(np.full((h, w), np.inf, np.float32)), "far_is_open": True,
                 "latent": alloc((self.config.channels, h, w), np.float32),
                 "valid": alloc((h, w), np.bool_), "depth": alloc((h, w), np.float32),

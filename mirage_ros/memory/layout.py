@@ -74,6 +74,12 @@ READOUT_GRID = ("width", "height", "near", "min_count")
 TRASH_CELLS = 1024  # read-out: spare z-buffer cells for points off the grid (spreads GPU atomics)
 
 
+def readout_grid(width: int, height: int, near: float, min_count: int = 0) -> np.ndarray:
+    """The read-out graph's ``grid`` input, ``(len(READOUT_GRID),) float32`` in its order."""
+    values = {"width": width, "height": height, "near": near, "min_count": min_count}
+    return np.array([values[name] for name in READOUT_GRID], np.float32)
+
+
 def readout_ids(n_points: int) -> dict[str, np.ndarray]:
     """Constant index inputs of the read-out graph for ``n_points`` stored points: ``slot_ids``
     ``(N,)`` = 0..N-1 and ``spill_ids`` ``(N,)`` = slot mod TRASH_CELLS (the spare cell a point

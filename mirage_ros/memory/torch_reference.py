@@ -191,7 +191,7 @@ def read_out_torch(points_world, latents, T_world_cam, K_latent: g.Intrinsics, h
     points = torch.as_tensor(points_world, dtype=torch.float32, device=device)
     far = (torch.full((h, w), float("inf"), device=device) if far is None
            else torch.as_tensor(far, dtype=torch.float32, device=device))
-    grid = torch.tensor([w, h, near, 0.0], dtype=torch.float32, device=device)
+    grid = torch.from_numpy(L.readout_grid(w, h, near)).to(device)
     slot_ids = torch.arange(points.shape[0], device=device)
     return read_out_state(points, latents, slot_ids, projection, grid, far)
 
