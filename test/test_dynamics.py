@@ -235,8 +235,7 @@ def test_sparsely_held_near_wall_is_not_flagged():
     # kept 11 % of the view out of memory here).
     poses = [pose(z=0.04 * i) for i in range(6)]
 
-    def see_through(T):
-        _, wall, _ = render(T)
+    def see_through(T, wall):
         _, beyond, _ = render(T @ pose(z=1.5))  # the same view, 1.5 m on: farther points
         gaps = (np.arange(K.width) // 7 % 2 == 1)[None, :] & (wall < 3.0)
         return np.where(gaps, beyond + 1.5, wall).astype(np.float32)
@@ -244,7 +243,7 @@ def test_sparsely_held_near_wall_is_not_flagged():
     detector = MovingObjectDetector()
     for i, T in enumerate(poses):
         rgb, depth, _ = render(T)
-        det = detector.update(rgb, depth, K, T, i / RATE, rgb, see_through(T), depth > 0)
+        det = detector.update(rgb, depth, K, T, i / RATE, rgb, see_through(T, depth), depth > 0)
         assert det.status == "ok"
         assert det.memory_mask.mean() < 0.01, f"frame {i}"
 
