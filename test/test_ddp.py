@@ -133,6 +133,7 @@ def train_each_rank(root: Path) -> None:
                 "losses": [h["loss"] for h in straight.history if "loss" in h]},
                root / "ranks" / f"rank{straight.rank}.pt")
     Trainer(cfg, root / "resumed", "test resumed").train(until_step=STEPS // 2)
+    dist.barrier()  # as run_training: no rank tears the group down while another still uses it
     dist.destroy_process_group()
 
 
