@@ -325,14 +325,16 @@ def test_odometry_pose_source_with_camera_offset(ros_process):
     frames = list(sim.frames(12))
     T_base_cam = invert_pose(sim.T_map_base(0.0)) @ frames[0].T_world_cam
     offset = [*T_base_cam[:3, 3], *mat2euler(T_base_cam[:3, :3], "sxyz")]
+    # Topics of its own: the module's `run` world model (TF poses) is still up on /mirage and
+    # /camera; fed these frames, it published views of them at its own poses into this test.
     node = ros_process(module="mirage_ros.ros.world_model", env=large_message_env(), args=[
-        "--ros-args", "-r", "__ns:=/mirage", "-r", "image:=/camera/color/image_raw",
-        "-r", "depth:=/camera/depth/image_raw", "-r", "camera_info:=/camera/color/camera_info",
+        "--ros-args", "-r", "__ns:=/mirage_odom", "-r", "image:=/odom_camera/color/image_raw",
+        "-r", "depth:=/odom_camera/depth/image_raw", "-r", "camera_info:=/odom_camera/color/camera_info",
         "-r", "pose:=/odom", "-p", "pose_source:=odometry", "-p", f"camera_offset:={json.dumps(offset)}",
         "-p", "use_moving_mask:=false", "-p", "provider:=cpu", "-p", "horizons:=[0.5]"])
     with Recorder("test_odometry") as rec:
-        rendered = rec.record("/mirage/rendered/view", PredictedView)
-        feed = CameraFeed(rec, T_base_cam)
+        rendered = rec.record("/mirage_odom/rendered/view", PredictedView)
+        feed = CameraFeed(rec, T_base_cam, prefix="/odom_camera")
         odom = rec.publisher("/odom", Odometry, 50)
         node.wait_for_output("world model ready", timeout=60)
         assert feed.wait_for_subscribers(timeout=60, tf=False) and rec.wait_for_subscribers(odom, timeout=30)
