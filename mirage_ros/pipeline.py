@@ -76,10 +76,14 @@ class _Timer:
 def overlay_newest(memory: Readout, newest: Readout) -> Readout:
     """``memory``'s read-out with the newest frame's cells where that frame sees the surface:
     where ``newest.valid`` and the memory has nothing or a point no nearer than
-    ``newest.depth / (1 + NEWEST_DEPTH_TOLERANCE)``. Both ``(C, h, w)`` / ``(h, w)`` grids."""
+    ``newest.depth / (1 + NEWEST_DEPTH_TOLERANCE)``. Both ``(C, h, w)`` / ``(h, w)`` grids; the
+    offsets follow the cells' points (None unless both read-outs have them)."""
     use = newest.valid & (~memory.valid | (newest.depth <= memory.depth * (1 + NEWEST_DEPTH_TOLERANCE)))
+    offset = None
+    if memory.offset is not None and newest.offset is not None:
+        offset = np.where(use[None], newest.offset, memory.offset)
     return Readout(np.where(use[None], newest.latent, memory.latent), memory.valid | newest.valid,
-                   np.where(use, newest.depth, memory.depth).astype(np.float32))
+                   np.where(use, newest.depth, memory.depth).astype(np.float32), offset)
 
 
 def memory_config_for(networks: Networks, **overrides) -> MemoryConfig:

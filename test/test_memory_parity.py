@@ -89,6 +89,8 @@ def test_ort_cpu_matches_torch_over_a_stream(stride):
     np.testing.assert_array_equal(out.valid, ref[1].numpy())
     np.testing.assert_allclose(out.latent, ref[0].numpy(), atol=1e-4)
     np.testing.assert_allclose(out.depth, ref[2].numpy(), atol=1e-4)
+    np.testing.assert_allclose(out.offset, ref[3].numpy(), atol=1e-4)
+    assert np.all(np.abs(out.offset) <= 0.5) and np.abs(out.offset[:, out.valid]).mean() > 0.05
 
 
 def test_read_out_torch_is_differentiable_in_latents():
@@ -96,7 +98,7 @@ def test_read_out_torch_is_differentiable_in_latents():
     rng = np.random.default_rng(0)
     points = np.concatenate([rng.uniform(-1, 1, (200, 2)), rng.uniform(1, 3, (200, 1))], axis=1)
     latents = torch.randn(200, 5, requires_grad=True)
-    latent, valid, depth = read_out_torch(torch.from_numpy(points), latents, np.eye(4), K_latent, 6, 8)
+    latent, valid, depth, _ = read_out_torch(torch.from_numpy(points), latents, np.eye(4), K_latent, 6, 8)
     assert latent.shape == (5, 6, 8) and valid.any()
     latent.sum().backward()
     grads = latents.grad.abs().sum(dim=1)

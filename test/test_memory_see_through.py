@@ -30,7 +30,8 @@ def test_a_hidden_cell_takes_the_nearest_point_of_its_window():
     depth[2, 2] = 9.0
     depth[2, 3] = 2.5  # the nearest point around the gap
     latent = np.arange(2 * 25, dtype=np.float32).reshape(2, 5, 5)
-    readout = Readout(latent, np.ones((5, 5), bool), depth)
+    offset = np.full((2, 5, 5), 0.25, np.float32)
+    readout = Readout(latent, np.ones((5, 5), bool), depth, offset)
     out = fill_see_through(readout)
     assert out.depth[2, 2] == 2.5
     np.testing.assert_array_equal(out.latent[:, 2, 2], latent[:, 2, 3])
@@ -38,6 +39,8 @@ def test_a_hidden_cell_takes_the_nearest_point_of_its_window():
     unchanged[2, 2] = False
     np.testing.assert_array_equal(out.depth[unchanged], depth[unchanged])
     np.testing.assert_array_equal(out.latent[:, unchanged], latent[:, unchanged])
+    assert out.offset[:, 2, 2].tolist() == [0.0, 0.0]  # the borrowed point is drawn on its new cell
+    np.testing.assert_array_equal(out.offset[:, unchanged], offset[:, unchanged])
     assert out.valid.all()
     assert fill_see_through(Readout(latent, np.ones((5, 5), bool), np.full((5, 5), 3.0, np.float32))) \
         .depth.tolist() == np.full((5, 5), 3.0).tolist()

@@ -122,7 +122,8 @@ class RGBPointCloudMemory:
 
     def render_device(self, T_world_cam, K: g.Intrinsics) -> dict[str, ort.OrtValue]:
         """Rasterise at a camera: device buffers ``latent`` = ``(3, H, W)`` colour in ``[0, 1]``,
-        ``valid (H, W)``, ``depth (H, W)`` (reused by the next call of the same size)."""
+        ``valid (H, W)``, ``depth (H, W)`` and the unused ``offset (2, H, W)`` (reused by the next
+        call of the same size)."""
         self.sync()
         view = self._views.get(K.shape)
         if view is None:
@@ -132,10 +133,10 @@ class RGBPointCloudMemory:
                 "grid": self._raster.upload(L.readout_grid(K.width, K.height, self.near)),
                 "far": self._raster.upload(np.full(K.shape, np.inf, np.float32)),
                 "latent": alloc((3, *K.shape), np.float32), "valid": alloc(K.shape, np.bool_),
-                "depth": alloc(K.shape, np.float32),
+                "depth": alloc(K.shape, np.float32), "offset": alloc((2, *K.shape), np.float32),
             }
         T_cam_world = g.invert_pose(g.check_pose(T_world_cam, "T_world_cam"))
-        outputs = {n: view[n] for n in ("latent", "valid", "depth")}
+        outputs = {n: view[n] for n in Readout.FIELDS}
         if self.points == 0:  # the graph gathers from the cloud: an empty one covers nothing
             for name, buffer in outputs.items():
                 BoundSession.write(buffer, np.zeros(buffer.shape(), buffer.numpy().dtype))

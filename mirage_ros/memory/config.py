@@ -144,8 +144,14 @@ class Readout:
         valid: ``(h, w) bool``, True where a stored point won the z-test in that cell.
         depth: ``(h, w) float32`` z-depth in the target camera frame of the winning point, metres
             (0 where not ``valid``).
+        offset: ``(2, h, w) float32`` where the winning point projects inside its cell, ``(du, dv)``
+            in cells from the cell centre, in ``[-0.5, 0.5)`` (0 where not ``valid``); None from
+            read-outs that place content exactly on cells (re-encoded pictures).
     """
+
+    FIELDS = ("latent", "valid", "depth", "offset")
 
     latent: np.ndarray
     valid: np.ndarray
     depth: np.ndarray
+    offset: np.ndarray | None = None

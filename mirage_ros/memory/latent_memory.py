@@ -259,7 +259,7 @@ class LatentMemory:
         state = self.state
         inputs = {"positions": state["positions"], "latents": state["latents"], "counts": state["counts"], **self._ids,
                   "projection": view["projection"], "grid": view["grid"], "far": view["far"]}
-        outputs = {n: view[n] for n in ("latent", "valid", "depth")}
+        outputs = {n: view[n] for n in Readout.FIELDS}
         self._readout.run(inputs, outputs)
         return outputs
 
@@ -280,7 +280,7 @@ class LatentMemory:
             InvalidInput: bad ``T_world_cam``, ``K`` or ``far``.
         """
         out = self.read_out_device(T_world_cam, K, far)
-        return Readout(*(BoundSession.to_host(out[n]) for n in ("latent", "valid", "depth")))
+        return Readout(*(BoundSession.to_host(out[n]) for n in Readout.FIELDS))
 
     def _view_buffers(self, h: int, w: int) -> dict[str, ort.OrtValue]:
         key = (h, w)
@@ -292,6 +292,7 @@ class LatentMemory:
                 "far": upload(np.full((h, w), np.inf, np.float32)), "far_is_open": True,
                 "latent": alloc((self.config.channels, h, w), np.float32),
                 "valid": alloc((h, w), np.bool_), "depth": alloc((h, w), np.float32),
+                "offset": alloc((2, h, w), np.float32),
             }
         return self._views[key]
 

@@ -30,6 +30,9 @@ GRAPH_DIR = Path(__file__).with_name("graphs")  # shipped ONNX files, written by
 STRIDES = (2, 4, 8, 16)  # one update graph per stride: update_s{stride}.onnx; plus readout.onnx
 
 
+SUBCELL_GRAPH = "subcell_shift"  # sub-cell placement of rendered views (memory/subcell.py)
+
+
 def graph_path(name: str) -> Path:
     """Path of the shipped graph ``name`` (``"update_s8"``, ``"readout"``)."""
     return GRAPH_DIR / f"{name}.onnx"

@@ -326,8 +326,8 @@ def build_readout() -> onnx.ModelProto:
     uvz = b.op("Transpose", b.op("Add", b.op("MatMul", "positions", matrix), offset), perm=[1, 0])
     uz, vz, z = b.op("Split", uvz, n_out=3, axis=0, num_outputs=3)  # (1, S) each
     uz, vz, z = b.flat(uz), b.flat(vz), b.flat(z)  # (S,); empty slots are NaN and fail every test
-    u = b.op("Floor", b.op("Div", uz, z))
-    v = b.op("Floor", b.op("Div", vz, z))
+    u_exact, v_exact = b.op("Div", uz, z), b.op("Div", vz, z)
+    u, v = b.op("Floor", u_exact), b.op("Floor", v_exact)
     inside = b.and_(
         b.op("Greater", z, grid["near"]),
         b.op("GreaterOrEqual", u, b.f(0.0)), b.op("Less", u, grid["width"]),
@@ -354,10 +354,17 @@ def build_readout() -> onnx.ModelProto:
     cell_grid = b.op("Add", b.op("Mul", row, b.op("Cast", grid["width"], to=I64)), column)
     winner = b.op("Sub", b.op("Gather", winner, cell_grid, axis=0), b.i(1))  # (h, w)
     hit = b.op("GreaterOrEqual", winner, b.i(0), out="valid")
-    latents = b.op("Cast", b.op("Gather", "latents", b.op("Max", winner, b.i(0)), axis=0), to=F32)
+    winner_slot = b.op("Max", winner, b.i(0))
+    latents = b.op("Cast", b.op("Gather", "latents", winner_slot, axis=0), to=F32)
     latents = b.where(b.op("Unsqueeze", hit, b.i([2])), latents, b.f(0.0))  # (h, w, C)
     b.op("Transpose", latents, perm=[2, 0, 1], out="latent")
     b.op("Where", hit, b.op("Gather", zbuffer, cell_grid, axis=0), b.f(0.0), out="depth")
+    # where in its cell the winner lands, in cells from the cell centre: the renderer draws a
+    # cell's content at the centre, so a view between cells is off by up to half a cell
+    offsets = [b.op("Unsqueeze", b.where(hit, b.op("Gather", b.op("Sub", b.op("Sub", exact, whole), b.f(0.5)),
+                                                      winner_slot, axis=0), b.f(0.0)), b.i([0]))
+               for exact, whole in ((u_exact, u), (v_exact, v))]
+    b.op("Concat", *offsets, axis=0, out="offset")
     inputs = [
         _vi("positions", F32, ["S", 3]),
         _vi("latents", F16, ["S", "C"]),
@@ -369,17 +376,18 @@ def build_readout() -> onnx.ModelProto:
         _vi("far", F32, ["h", "w"]),
     ]
     outputs = [_vi("latent", F32, ["C", "h", "w"]), _vi("valid", BOOL, ["h", "w"]),
-               _vi("depth", F32, ["h", "w"])]
+               _vi("depth", F32, ["h", "w"]), _vi("offset", F32, [2, "h", "w"])]
     return b.model("mirage_memory_readout", inputs, outputs, build_readout.__doc__)
 
 
 def build_all() -> dict[str, onnx.ModelProto]:
-    """Every shipped graph by file stem: ``update_s{stride}``, ``readout`` and ``carve_s{stride}``."""
-    from mirage_ros.memory import carve  # carve builds on this module's helpers
+    """Every shipped graph by file stem: ``update_s{stride}``, ``readout``, ``carve_s{stride}`` and
+    ``subcell_shift``."""
+    from mirage_ros.memory import carve, subcell  # they build on this module's helpers
 
     graphs = {f"update_s{s}": build_update(s) for s in L.STRIDES}
     graphs["readout"] = build_readout()
-    return {**graphs, **carve.build_all()}
+    return {**graphs, **carve.build_all(), **subcell.build_all()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,7 +82,8 @@ def fill_see_through(readout: Readout, radius: int = 2, rel_gap: float = 0.3,
     ``(2 radius + 1)^2`` window (latent and depth); other cells unchanged.
 
     Args:
-        readout: a read-out, ``latent (C, h, w)``, ``valid`` and ``depth (h, w)``.
+        readout: a read-out, ``latent (C, h, w)``, ``valid`` and ``depth (h, w)``, ``offset (2, h, w)``
+            or None (filled cells get offset 0).
         radius, rel_gap, abs_gap: as :func:`hidden_cells`.
     """
     hidden = hidden_cells(readout.valid, readout.depth, radius, rel_gap, abs_gap)
@@ -107,4 +108,7 @@ def fill_see_through(readout: Readout, radius: int = 2, rel_gap: float = 0.3,
     latent[:, hidden] = readout.latent[:, sy, sx]
     depth = readout.depth.copy()
     depth[hidden] = readout.depth[sy, sx]
-    return Readout(latent, readout.valid, depth)
+    offset = readout.offset
+    if offset is not None:  # a borrowed point is drawn on the cell it fills
+        offset = np.where(hidden[None], np.float32(0.0), offset)
+    return Readout(latent, readout.valid, depth, offset)

@@ -147,12 +147,13 @@ def update_torch(state: dict, depth, dynamic, latent, rays, T_world_cam, params,
 def read_out_state(positions, latents, slot_ids, projection, grid, far, counts=None):
     """The read-out graph's maths; arguments shaped as its inputs (``build_readout``), all on
     one device (``counts`` None: every point counts as fused ``grid[3]`` times). Returns
-    ``(latent (C, h, w) float32, valid (h, w) bool, depth (h, w) float32)``."""
+    ``(latent (C, h, w) float32, valid (h, w) bool, depth (h, w) float32, offset (2, h, w) float32)``."""
     h, w = far.shape
     near = grid[2]
     uvz = (positions @ projection[:, :3].T + projection[:, 3].reshape(1, 3)).T
     uz, vz, z = uvz[0], uvz[1], uvz[2]
-    u, v = torch.floor(uz / z), torch.floor(vz / z)
+    u_exact, v_exact = uz / z, vz / z
+    u, v = torch.floor(u_exact), torch.floor(v_exact)
     inside = (z > near) & (u >= 0) & (u < grid[0]) & (v >= 0) & (v < grid[1])
     if counts is not None:
         inside &= counts.float() >= grid[3]
@@ -165,9 +166,12 @@ def read_out_state(positions, latents, slot_ids, projection, grid, far, counts=N
     winner = torch.zeros(n_cells + L.TRASH_CELLS, dtype=torch.long, device=far.device).scatter_reduce(
         0, cell, torch.where(wins, slot_ids + 1, 0), "amax")[:n_cells] - 1
     hit = winner >= 0
-    gathered = torch.where(hit[:, None], latents[torch.clamp(winner, min=0)].float(), 0.0)
+    winner_slot = torch.clamp(winner, min=0)
+    gathered = torch.where(hit[:, None], latents[winner_slot].float(), 0.0)
     depth = torch.where(hit, zbuffer[:n_cells], 0.0)
-    return gathered.T.reshape(-1, h, w), hit.reshape(h, w), depth.reshape(h, w)
+    offset = torch.stack([torch.where(hit, (exact - whole - 0.5)[winner_slot], 0.0)
+                          for exact, whole in ((u_exact, u), (v_exact, v))])
+    return gathered.T.reshape(-1, h, w), hit.reshape(h, w), depth.reshape(h, w), offset.reshape(2, h, w)
 
 
 def read_out_torch(points_world, latents, T_world_cam, K_latent: g.Intrinsics, h: int, w: int,
@@ -183,7 +187,8 @@ def read_out_torch(points_world, latents, T_world_cam, K_latent: g.Intrinsics, h
         near: near plane, metres. far: optional ``(h, w)`` far plane per cell.
 
     Returns:
-        ``latent (C, h, w)``, ``valid (h, w) bool``, ``depth (h, w)`` (z in the target camera).
+        ``latent (C, h, w)``, ``valid (h, w) bool``, ``depth (h, w)`` (z in the target camera),
+        ``offset (2, h, w)`` (``Readout.offset``).
     """
     T_cam_world = g.invert_pose(np.asarray(torch.as_tensor(T_world_cam).detach().cpu(), np.float64))
     device = latents.device
@@ -194,6 +199,23 @@ def read_out_torch(points_world, latents, T_world_cam, K_latent: g.Intrinsics, h
     grid = torch.from_numpy(L.readout_grid(w, h, near)).to(device)
     slot_ids = torch.arange(points.shape[0], device=device)
     return read_out_state(points, latents, slot_ids, projection, grid, far)
+
+
+def place_subcell_torch(rgb, offset):
+    """The sub-cell placement graph's maths (``subcell.build_subcell_shift``), differentiable in
+    ``rgb``: ``(B, 3, H, W)`` rendered image and ``(B, 2, h, w)`` read-out offsets (cells) ->
+    ``(B, 3, H, W)`` with each cell's content moved to where its point projects."""
+    from torch.nn import functional as F
+
+    b, _, height, width = rgb.shape
+    h, w = offset.shape[-2:]
+    x = (torch.arange(width, device=rgb.device, dtype=rgb.dtype) + 0.5) * (2.0 / width) - 1.0
+    y = (torch.arange(height, device=rgb.device, dtype=rgb.dtype) + 0.5) * (2.0 / height) - 1.0
+    pixels = torch.stack(torch.meshgrid(x, y, indexing="xy"), dim=-1).expand(b, height, width, 2)
+    field = F.grid_sample(offset.to(rgb.dtype), pixels, mode="bilinear", padding_mode="border", align_corners=False)
+    cell = torch.tensor([2.0 / w, 2.0 / h], device=rgb.device, dtype=rgb.dtype)
+    source = pixels - field.permute(0, 2, 3, 1) * cell
+    return F.grid_sample(rgb, source, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def carve_torch(state: dict, depth, dynamic, projection, params, slot_ids, stride: int) -> dict:
@@ -223,7 +245,8 @@ def carve_torch(state: dict, depth, dynamic, projection, params, slot_ids, strid
     positions, keys, weights = (state[n][index] for n in ("positions", "keys", "weights"))
     uvz = positions @ projection[:, :3].T + projection[:, 3].reshape(1, 3)
     uz, vz, z = uvz[:, 0], uvz[:, 1], uvz[:, 2]
-    u, v = torch.floor(uz / z), torch.floor(vz / z)
+    u_exact, v_exact = uz / z, vz / z
+    u, v = torch.floor(u_exact), torch.floor(v_exact)
     inside = (keys >= 0) & (z > p["near"]) & (u >= 0) & (u < p["width"]) & (v >= 0) & (v < p["height"])
     cell = torch.where(inside, torch.where(inside, v, 0.0) * p["width"] + torch.where(inside, u, 0.0),
                        p["width"] * p["height"])

@@ -283,8 +283,8 @@ class SimSource:
     # --------------------------------------------------------------- read-out
     def memory_readout(self, batch: dict, latents: torch.Tensor):
         """``(B, K, C, h, w)`` context latents -> target's ``latent (B, C, h, w)``,
-        ``valid (B, 1, h, w)``, ``depth (B, 1, h, w)``: fused per voxel (``fuse_in_voxels``, the
-        runtime memory's averaging) and read out with ``read_out_torch``."""
+        ``valid (B, 1, h, w)``, ``depth (B, 1, h, w)``, ``offset (B, 2, h, w)``: fused per voxel
+        (``fuse_in_voxels``, the runtime memory's averaging) and read out with ``read_out_torch``."""
         from mirage_ros.memory.torch_reference import read_out_torch
 
         b, k, c, h, w = latents.shape
@@ -292,15 +292,16 @@ class SimSource:
             batch["context_points"], batch["context_ok"], latents.permute(0, 1, 3, 4, 2).reshape(b, k, h * w, c),
             self.cfg.voxel_size, self.cfg.max_weight)
         ends = torch.searchsorted(sample, torch.arange(1, b + 1, device=sample.device)).tolist()
-        out_lat, out_valid, out_depth = [], [], []
+        out_lat, out_valid, out_depth, out_offset = [], [], [], []
         for j, (start, end) in enumerate(zip([0] + ends[:-1], ends)):
-            lat, valid, depth = read_out_torch(points[start:end], fused[start:end],
-                                               batch["target_pose"][j], self.K_latent, h, w)
+            lat, valid, depth, offset = read_out_torch(points[start:end], fused[start:end],
+                                                       batch["target_pose"][j], self.K_latent, h, w)
             out_lat.append(lat)
             out_valid.append(valid.to(lat.dtype))
             out_depth.append(depth.to(lat.dtype))
+            out_offset.append(offset)
         return (torch.stack(out_lat), torch.stack(out_valid)[:, None],
-                torch.stack(out_depth)[:, None])
+                torch.stack(out_depth)[:, None], torch.stack(out_offset))
 
     # --------------------------------------------------------------- validation
     @torch.no_grad()

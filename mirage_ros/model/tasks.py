@@ -3,7 +3,8 @@
 - **reconstruction**: natural image -> encoder -> latent with random holes -> renderer -> image.
 - **memory**: context frames of a simulated path -> encoder -> lifted to world points ->
   ``read_out_torch`` at the target pose (the same projection + z-buffer as the runtime memory)
-  -> renderer -> the real frame at that pose.
+  -> renderer -> sub-cell placement (``place_subcell_torch``, as the runtime) -> the real frame
+  at that pose.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mirage_ros.memory.torch_reference import place_subcell_torch
 from mirage_ros.model.losses import ImageLoss
 from mirage_ros.model.networks import Encoder, NetworkConfig, Renderer
 
@@ -21,7 +23,7 @@ class WorldModelNets(nn.Module):
     Args:
         cfg: network sizes.
         loss: the image loss used by both tasks.
-        memory_readout: callable ``(batch, latents) -> (latent, valid, depth)`` turning encoded
+        memory_readout: callable ``(batch, latents) -> (latent, valid, depth, offset)`` turning encoded
             context frames into the target's warped latent (``model.sim_data.memory_readout``);
             None when the memory task is off.
     """
@@ -44,8 +46,8 @@ class WorldModelNets(nn.Module):
         b, k = ctx.shape[:2]
         latents = self.encoder(ctx.flatten(0, 1))
         latents = latents.view(b, k, *latents.shape[1:])
-        latent, valid, depth = self.memory_readout(batch, latents)
-        return self.renderer(latent, valid, depth), valid
+        latent, valid, depth, offset = self.memory_readout(batch, latents)
+        return place_subcell_torch(self.renderer(latent, valid, depth), offset), valid
 
     def forward(self, natural: dict | None, sim: dict | None):
         total = 0.0

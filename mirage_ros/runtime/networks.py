@@ -2,7 +2,9 @@
 
 ``Networks.load()`` reads ``mirage_ros/weights/manifest.json``, checks every ONNX file's sha256
 against it (a mismatch or a missing file raises :class:`WeightsError` naming the file) and opens
-one session per network on the chosen provider (``mirage_ros.runtime.session``).
+one session per network on the chosen provider (``mirage_ros.runtime.session``), plus the
+geometric sub-cell placement graph (``memory.subcell``) that moves rendered cells to where their
+memory points project.
 
 Shapes: images ``(H, W, 3) uint8``; latents ``(C, h, w) float32`` with ``h = H // s``,
 ``w = W // s`` (``s`` = the manifest's stride; pixels past the last whole block are cropped, as in
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mirage_ros.errors import InvalidInput, MirageError
+from mirage_ros.memory import layout as L
 from mirage_ros.runtime.session import create_session
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -83,6 +86,7 @@ class Networks:
     provider: str
     _encoder: object
     _renderer: object
+    _subcell: object
 
     @classmethod
     def load(cls, weights_dir: str | Path | None = None, provider: str = "auto",
@@ -104,9 +108,10 @@ class Networks:
         files = manifest["files"]
         encoder = create_session(weights_dir / files["encoder"]["file"], provider, threads=threads)
         renderer = create_session(weights_dir / files["renderer"]["file"], provider, threads=threads)
+        subcell = create_session(L.graph_path(L.SUBCELL_GRAPH), provider, threads=threads)
         net = manifest["network"]
         return cls(int(net["stride"]), int(net["channels"]), manifest,
-                   encoder.get_providers()[0], encoder, renderer)
+                   encoder.get_providers()[0], encoder, renderer, subcell)
 
     @property
     def memory_settings(self) -> dict:
@@ -135,24 +140,29 @@ class Networks:
         return self._encoder.run(None, {"rgb": x})[0][0]
 
     def render(self, readout, shape: tuple[int, int] | None = None) -> np.ndarray:
-        """Render a memory read-out (``.latent``, ``.valid``, ``.depth``): see :meth:`render_arrays`.
+        """Render a memory read-out (``.latent``, ``.valid``, ``.depth``, ``.offset``): see
+        :meth:`render_arrays`.
 
         With ``shape (H, W)``, the ragged edge past whole latent cells (``H % stride`` rows,
         ``W % stride`` columns) repeats the last rendered row / column, giving ``(H, W, 3)``.
         """
-        small = self.render_arrays(readout.latent, readout.valid, readout.depth)
+        small = self.render_arrays(readout.latent, readout.valid, readout.depth, readout.offset)
         if shape is None:
             return small
         pad = ((0, shape[0] - small.shape[0]), (0, shape[1] - small.shape[1]), (0, 0))
         return np.pad(small, pad, mode="edge")
 
-    def render_arrays(self, latent: np.ndarray, valid: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    def render_arrays(self, latent: np.ndarray, valid: np.ndarray, depth: np.ndarray,
+                      offset: np.ndarray | None = None) -> np.ndarray:
         """Warped latent -> image, filling cells where ``valid`` is False.
 
         Args:
             latent: ``(C, h, w)`` float latent (values in invalid cells are ignored).
             valid: ``(h, w)`` bool or float in ``[0, 1]``.
             depth: ``(h, w)`` metres at each cell (0 or NaN where invalid).
+            offset: ``(2, h, w)`` where each cell's point projects, in cells from its centre
+                (``Readout.offset``); the rendered cells are moved there (``memory.subcell``).
+                None: content stays on the cell centres.
 
         Returns:
             ``(s*h, s*w, 3) uint8`` image.
@@ -171,5 +181,11 @@ class Networks:
                 raise InvalidInput(name, f"must be {grid} like the latent grid, got {arr.shape}")
         valid = valid * (depth > 0)
         out = self._renderer.run(None, {"latent": latent[None], "valid": valid[None, None],
-                                        "depth": (depth * valid)[None, None]})[0][0]
+                                        "depth": (depth * valid)[None, None]})[0]
+        if offset is not None:
+            offset = np.asarray(offset, dtype=np.float32)
+            if offset.shape != (2, *grid):
+                raise InvalidInput("offset", f"must be {(2, *grid)} like the latent grid, got {offset.shape}")
+            out = self._subcell.run(None, {"rgb": out, "offset": np.nan_to_num(offset)[None]})[0]
+        out = out[0]
         return (np.clip(out, 0.0, 1.0).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
