@@ -3,6 +3,8 @@ real warp of a simulated frame through the shipped networks and the latent memor
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -56,7 +58,8 @@ def test_zero_offset_is_identity_and_a_uniform_one_translates(shift_session):
 
 @pytest.fixture(scope="module")
 def networks():
-    return Networks.load(provider="cpu")
+    """The shipped networks, rendering with placement (their manifest leaves it off)."""
+    return replace(Networks.load(provider="cpu"), subcell_placement=True)
 
 
 def test_placement_sharpens_a_warped_view(networks):
@@ -75,6 +78,17 @@ def test_placement_sharpens_a_warped_view(networks):
         centred = networks.render_arrays(readout.latent, readout.valid, readout.depth)
         gains.append(psnr(placed, target.rgb, covered) - psnr(centred, target.rgb, covered))
     assert np.mean(gains) > 0.5, gains
+
+
+def test_placement_follows_the_manifest(networks):
+    shipped = Networks.load(provider="cpu")
+    assert shipped.subcell_placement is False  # trained without it: renders as before
+    latent = np.random.default_rng(0).normal(size=(networks.channels, 6, 8)).astype(np.float32)
+    valid, depth, offset = np.ones((6, 8)), np.full((6, 8), 2.0), np.full((2, 6, 8), 0.4)
+    np.testing.assert_array_equal(shipped.render_arrays(latent, valid, depth, offset),
+                                  shipped.render_arrays(latent, valid, depth))
+    assert np.abs(networks.render_arrays(latent, valid, depth, offset).astype(int)
+                  - shipped.render_arrays(latent, valid, depth).astype(int)).max() > 0
 
 
 def test_bad_offset_names_the_parameter(networks):

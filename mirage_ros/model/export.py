@@ -143,6 +143,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
         "format": 1,
         "network": {"stride": cfg.network.stride, "channels": cfg.network.channels,
                     "width": cfg.network.width, "renderer_levels": cfg.network.renderer_levels,
+                    "subcell_placement": cfg.network.subcell_placement,
                     "encoder_input": "rgb (1, 3, H, W) float32 in [0, 1], H and W multiples of stride",
                     "renderer_inputs": "latent (1, C, h, w), valid (1, 1, h, w) in [0, 1], "
                                        "depth (1, 1, h, w) metres (0 = hole)",

@@ -32,12 +32,16 @@ class NetworkConfig:
         width: base feature width; deeper stages use multiples of it.
         renderer_levels: extra down-sampling levels of the renderer's U-Net below latent
             resolution (receptive field for filling holes).
+        subcell_placement: train the renderer with its cells moved to where their memory points
+            project (``memory.subcell``); the manifest records it and the runtime then renders
+            the same way. Off for the shipped networks (see ``docs/evaluation.md``).
     """
 
     stride: int = 8
     channels: int = 32
     width: int = 32
     renderer_levels: int = 2
+    subcell_placement: bool = False
 
     def __post_init__(self) -> None:
         if self.stride not in (4, 8):

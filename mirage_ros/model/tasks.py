@@ -3,8 +3,8 @@
 - **reconstruction**: natural image -> encoder -> latent with random holes -> renderer -> image.
 - **memory**: context frames of a simulated path -> encoder -> lifted to world points ->
   ``read_out_torch`` at the target pose (the same projection + z-buffer as the runtime memory)
-  -> renderer -> sub-cell placement (``place_subcell_torch``, as the runtime) -> the real frame
-  at that pose.
+  -> renderer (-> sub-cell placement, ``place_subcell_torch``, when the network config asks for
+  it; the runtime then does the same) -> the real frame at that pose.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class WorldModelNets(nn.Module):
         latents = self.encoder(ctx.flatten(0, 1))
         latents = latents.view(b, k, *latents.shape[1:])
         latent, valid, depth, offset = self.memory_readout(batch, latents)
-        return place_subcell_torch(self.renderer(latent, valid, depth), offset), valid
+        rgb = self.renderer(latent, valid, depth)
+        return (place_subcell_torch(rgb, offset) if self.cfg.subcell_placement else rgb), valid
 
     def forward(self, natural: dict | None, sim: dict | None):
         total = 0.0

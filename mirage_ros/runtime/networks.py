@@ -4,7 +4,8 @@
 against it (a mismatch or a missing file raises :class:`WeightsError` naming the file) and opens
 one session per network on the chosen provider (``mirage_ros.runtime.session``), plus the
 geometric sub-cell placement graph (``memory.subcell``) that moves rendered cells to where their
-memory points project.
+memory points project, used when the manifest says the renderer was trained with it
+(``network.subcell_placement``).
 
 Shapes: images ``(H, W, 3) uint8``; latents ``(C, h, w) float32`` with ``h = H // s``,
 ``w = W // s`` (``s`` = the manifest's stride; pixels past the last whole block are cropped, as in
@@ -76,12 +77,14 @@ class Networks:
     Attributes:
         stride: latent stride ``s``.
         channels: latent channels ``C``.
+        subcell_placement: rendered cells are moved by the read-out's offsets (manifest).
         manifest: the verified manifest (training command, metrics, parity).
         provider: execution provider actually in use.
     """
 
     stride: int
     channels: int
+    subcell_placement: bool
     manifest: dict
     provider: str
     _encoder: object
@@ -110,7 +113,7 @@ class Networks:
         renderer = create_session(weights_dir / files["renderer"]["file"], provider, threads=threads)
         subcell = create_session(L.graph_path(L.SUBCELL_GRAPH), provider, threads=threads)
         net = manifest["network"]
-        return cls(int(net["stride"]), int(net["channels"]), manifest,
+        return cls(int(net["stride"]), int(net["channels"]), bool(net.get("subcell_placement", False)), manifest,
                    encoder.get_providers()[0], encoder, renderer, subcell)
 
     @property
@@ -161,8 +164,8 @@ class Networks:
             valid: ``(h, w)`` bool or float in ``[0, 1]``.
             depth: ``(h, w)`` metres at each cell (0 or NaN where invalid).
             offset: ``(2, h, w)`` where each cell's point projects, in cells from its centre
-                (``Readout.offset``); the rendered cells are moved there (``memory.subcell``).
-                None: content stays on the cell centres.
+                (``Readout.offset``); with ``subcell_placement`` the rendered cells are moved
+                there (``memory.subcell``). None: content stays on the cell centres.
 
         Returns:
             ``(s*h, s*w, 3) uint8`` image.
@@ -182,7 +185,7 @@ class Networks:
         valid = valid * (depth > 0)
         out = self._renderer.run(None, {"latent": latent[None], "valid": valid[None, None],
                                         "depth": (depth * valid)[None, None]})[0]
-        if offset is not None:
+        if offset is not None and self.subcell_placement:
             offset = np.asarray(offset, dtype=np.float32)
             if offset.shape != (2, *grid):
                 raise InvalidInput("offset", f"must be {(2, *grid)} like the latent grid, got {offset.shape}")
