@@ -3,8 +3,6 @@ real warp of a simulated frame through the shipped networks and the latent memor
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -59,7 +57,7 @@ def test_zero_offset_is_identity_and_a_uniform_one_translates(shift_session):
 @pytest.fixture(scope="module")
 def networks():
     """The shipped networks, rendering with placement (their manifest leaves it off)."""
-    return replace(Networks.load(provider="cpu"), subcell_placement=True)
+    return Networks.load(provider="cpu", subcell_placement=True)
 
 
 def test_placement_sharpens_a_warped_view(networks):

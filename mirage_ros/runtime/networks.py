@@ -77,23 +77,21 @@ class Networks:
     Attributes:
         stride: latent stride ``s``.
         channels: latent channels ``C``.
-        subcell_placement: rendered cells are moved by the read-out's offsets (manifest).
         manifest: the verified manifest (training command, metrics, parity).
         provider: execution provider actually in use.
     """
 
     stride: int
     channels: int
-    subcell_placement: bool
     manifest: dict
     provider: str
     _encoder: object
     _renderer: object
-    _subcell: object
+    _subcell: object | None  # the placement graph's session, only for networks trained with it
 
     @classmethod
     def load(cls, weights_dir: str | Path | None = None, provider: str = "auto",
-             threads: int | None = None) -> Networks:
+             threads: int | None = None, subcell_placement: bool | None = None) -> Networks:
         """Open the shipped networks (or those in ``weights_dir``) after verifying their sha256.
 
         Args:
@@ -101,6 +99,8 @@ class Networks:
                 package's ``mirage_ros/weights``.
             provider: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``.
             threads: CPU intra-op threads (default: ``runtime.session``'s).
+            subcell_placement: move rendered cells by the read-out's offsets (``memory.subcell``);
+                default: as the networks were trained (the manifest's ``network.subcell_placement``).
 
         Raises:
             WeightsError: missing files or sha256 mismatch.
@@ -111,10 +111,17 @@ class Networks:
         files = manifest["files"]
         encoder = create_session(weights_dir / files["encoder"]["file"], provider, threads=threads)
         renderer = create_session(weights_dir / files["renderer"]["file"], provider, threads=threads)
-        subcell = create_session(L.graph_path(L.SUBCELL_GRAPH), provider, threads=threads)
         net = manifest["network"]
-        return cls(int(net["stride"]), int(net["channels"]), bool(net.get("subcell_placement", False)), manifest,
+        if subcell_placement is None:
+            subcell_placement = bool(net.get("subcell_placement", False))
+        subcell = create_session(L.graph_path(L.SUBCELL_GRAPH), provider, threads=threads) if subcell_placement else None
+        return cls(int(net["stride"]), int(net["channels"]), manifest,
                    encoder.get_providers()[0], encoder, renderer, subcell)
+
+    @property
+    def subcell_placement(self) -> bool:
+        """Whether rendered cells are moved by the read-out's offsets (``memory.subcell``)."""
+        return self._subcell is not None
 
     @property
     def memory_settings(self) -> dict:
@@ -182,13 +189,15 @@ class Networks:
         for name, arr in (("valid", valid), ("depth", depth)):
             if arr.shape != grid:
                 raise InvalidInput(name, f"must be {grid} like the latent grid, got {arr.shape}")
+        place = offset is not None and self.subcell_placement
+        if place:
+            offset = np.nan_to_num(np.asarray(offset, dtype=np.float32))
+            if offset.shape != (2, *grid):
+                raise InvalidInput("offset", f"must be {(2, *grid)} like the latent grid, got {offset.shape}")
         valid = valid * (depth > 0)
         out = self._renderer.run(None, {"latent": latent[None], "valid": valid[None, None],
                                         "depth": (depth * valid)[None, None]})[0]
-        if offset is not None and self.subcell_placement:
-            offset = np.asarray(offset, dtype=np.float32)
-            if offset.shape != (2, *grid):
-                raise InvalidInput("offset", f"must be {(2, *grid)} like the latent grid, got {offset.shape}")
-            out = self._subcell.run(None, {"rgb": out, "offset": np.nan_to_num(offset)[None]})[0]
+        if place:
+            out = self._subcell.run(None, {"rgb": out, "offset": offset[None]})[0]
         out = out[0]
         return (np.clip(out, 0.0, 1.0).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
