@@ -1,6 +1,7 @@
 """Target planning (future views, revisits) and the report writer's atomicity."""
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -8,8 +9,10 @@ import pytest
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation import report as report_module
 from mirage_ros.evaluation.report import cost_rows, write_report
-from mirage_ros.evaluation.scoring import Example, Score, ScoreConfig, find_revisits, plan_future, summarise
-from mirage_ros.geometry import T_LINK_OPTICAL
+from mirage_ros.evaluation.metrics import PSNR_MAX_DB
+from mirage_ros.evaluation.scoring import (Example, Score, ScoreConfig, find_revisits, plan_future, score_sequence,
+                                           summarise)
+from mirage_ros.geometry import T_LINK_OPTICAL, Intrinsics
 
 
 def planar_pose(x, y, yaw):
@@ -65,11 +68,58 @@ def test_bad_score_options_name_the_option(kwargs):
     assert info.value.parameter.startswith("--")
 
 
+@dataclass
+class FlatFrame:
+    """A grey frame with a white walker where ``motion_mask`` is set (or no mask at all)."""
+
+    stamp: float
+    motion_mask: np.ndarray | None
+    K = Intrinsics(10.0, 10.0, 8.0, 6.0, 16, 12)
+
+    @property
+    def rgb(self):
+        rgb = np.full((12, 16, 3), 100, np.uint8)
+        if self.motion_mask is not None:
+            rgb[self.motion_mask] = 255
+        return rgb
+
+
+class GreyWorld:
+    """A world model that knows the static scene exactly (grey) and sees no walker."""
+
+    name = "grey"
+
+    def observe(self, frame, dynamic_mask):
+        pass
+
+    def predict(self, T_world_cam, K):
+        return np.full((12, 16, 3), 100, np.uint8), np.ones((12, 16), bool)
+
+    def memory_bytes(self):
+        return 0
+
+
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_static_psnr_leaves_out_the_targets_walkers(with_mask):
+    walker = np.zeros((12, 16), bool)
+    walker[2:10, 3:6] = True
+    stamps, poses = square_loop(laps=0.25)
+    frames = [FlatFrame(t, walker if with_mask else None) for t in stamps]
+    result = score_sequence(frames, stamps, poses, [GreyWorld()], ScoreConfig(horizons=(0.5,)))
+    assert result.scores
+    for s in result.scores:
+        if with_mask:  # wrong only on the walker: 155 grey levels over 24 of 192 pixels
+            assert s.psnr == pytest.approx(10 * np.log10(255 ** 2 / (155 ** 2 * 24 / 192)))
+            assert s.psnr_static == PSNR_MAX_DB
+        else:
+            assert s.psnr == PSNR_MAX_DB and np.isnan(s.psnr_static)
+
+
 def fake_run():
     """Scores of two methods, as score_sequence would make them (numbers chosen, not measured)."""
-    scores = [Score("future", m, 1.0, t, t + 1.0, p, 0.5, p + 1, 0.6, 0.8, 2.0)
+    scores = [Score("future", m, 1.0, t, t + 1.0, p, 0.5, p + 1, 0.6, 0.8, p + 2, 2.0)
               for m, p in (("a", 20.0), ("b", 15.0)) for t in (0.0, 1.0)]
-    scores.append(Score("revisit", "a", None, 4.9, 5.0, 25.0, 0.7, float("nan"), float("nan"), 0.0, 2.0))
+    scores.append(Score("revisit", "a", None, 4.9, 5.0, 25.0, 0.7, float("nan"), float("nan"), 0.0, 26.0, 2.0))
     timeline = [{"stamp": t, "method": m, "memory_bytes": 1000 * (i + 1), "update_ms": 3.0}
                 for i, t in enumerate((0.0, 1.0, 2.0)) for m in ("a", "b")]
     rgb = np.zeros((12, 16, 3), np.uint8)
@@ -91,7 +141,7 @@ def test_report_has_every_part_and_strict_json(tmp_path):
     assert document["summary"][0]["revisit.psnr_covered"] is None  # NaN -> null, strict JSON
     assert document["summary"][1]["revisit.n"] == 0
     md = (out / "report.md").read_text()
-    assert "| a | 20.00 | 0.500 | 21.00 |" in md and "frame t=9: no pose" in md
+    assert "| a | 20.00 | 0.500 | 21.00 | 0.600 | 0.80 | 22.00 |" in md and "frame t=9: no pose" in md
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(document["figures"]) >= 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]

@@ -250,7 +250,7 @@ def main(args) -> int:
     else:
         for row in report["summary"]:
             print(row["method"], {k: round(v, 2) for k, v in row.items()
-                                  if k.endswith(".psnr") and isinstance(v, float)})
+                                  if k.endswith((".psnr", ".psnr_static")) and isinstance(v, float)})
         print(json.dumps(report["goals"], indent=1, default=float))
     if args.figure:
         save_figure(args.figure, pick_figure_examples(examples),

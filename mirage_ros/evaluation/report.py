@@ -24,7 +24,8 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.scoring import Example, Score
 
 METRIC_COLUMNS = (("psnr", "PSNR dB", 2), ("ssim", "SSIM", 3), ("psnr_covered", "PSNR cov.", 2),
-                  ("ssim_covered", "SSIM cov.", 3), ("coverage", "covered", 2))
+                  ("ssim_covered", "SSIM cov.", 3), ("coverage", "covered", 2),
+                  ("psnr_static", "PSNR static", 2))
 
 
 def check_destination(out: Path) -> None:

@@ -107,6 +107,9 @@ class Score:
         psnr, ssim: whole frame.
         psnr_covered, ssim_covered: where the method's memory covers the view (NaN if nowhere).
         coverage: covered share of the frame.
+        psnr_static: whole frame except the target's moving pixels (its ``motion_mask``; NaN
+            without one). No world model predicts where people walk next, so this separates the
+            scene's fidelity from the people: one walking close by fills a fifth of the view.
         predict_ms: time of the prediction.
     """
 
@@ -120,6 +123,7 @@ class Score:
     psnr_covered: float
     ssim_covered: float
     coverage: float
+    psnr_static: float
     predict_ms: float
 
 
@@ -287,15 +291,17 @@ def _score(result: SequenceResult, kind: str, horizon, anchor_stamp: float, fram
     ``best`` (target group -> (coverage, Example)) keeps, per group, the target the first method's
     memory covers most: an example that shows the memory rather than the renderer's hole filling.
     """
+    moving = getattr(frame, "motion_mask", None)
     for name, (rgb, valid, predict_ms) in predictions.items():
         height, width = rgb.shape[:2]  # renderers may crop a ragged edge of whole latent cells
         observed = frame.rgb[:height, :width]
         whole_ssim, covered_ssim = ssim_and_covered(rgb, observed, valid)
+        static = psnr(rgb, observed, ~moving[:height, :width]) if moving is not None else float("nan")
         result.scores.append(Score(
             kind=kind, method=name, horizon=horizon, anchor_stamp=float(anchor_stamp),
             target_stamp=float(frame.stamp), psnr=psnr(rgb, observed), ssim=whole_ssim,
             psnr_covered=psnr(rgb, observed, valid), ssim_covered=covered_ssim,
-            coverage=float(valid.mean()), predict_ms=predict_ms))
+            coverage=float(valid.mean()), psnr_static=static, predict_ms=predict_ms))
     if best is None:
         return
     coverage = float(next(iter(predictions.values()))[1].mean())
@@ -311,7 +317,7 @@ def summarise(scores: Sequence[Score], methods: Sequence[str], horizons: Sequenc
 
     Keys: ``method``, then for each target group ``g`` in ``future@<h>s`` and ``revisit``:
     ``<g>.psnr``, ``<g>.ssim``, ``<g>.psnr_covered``, ``<g>.ssim_covered``, ``<g>.coverage``,
-    ``<g>.n``; and ``predict_ms`` (median). Means skip NaN (no covered pixel).
+    ``<g>.psnr_static``, ``<g>.n``; and ``predict_ms`` (median). Means skip NaN (no covered pixel).
     """
     rows = []
     for name in methods:
@@ -321,7 +327,7 @@ def summarise(scores: Sequence[Score], methods: Sequence[str], horizons: Sequenc
         groups.append(("revisit", [s for s in mine if s.kind == "revisit"]))
         for group, items in groups:
             row[f"{group}.n"] = len(items)
-            for key in ("psnr", "ssim", "psnr_covered", "ssim_covered", "coverage"):
+            for key in ("psnr", "ssim", "psnr_covered", "ssim_covered", "coverage", "psnr_static"):
                 values = np.array([getattr(s, key) for s in items], dtype=np.float64)
                 finite = values[np.isfinite(values)]
                 row[f"{group}.{key}"] = float(finite.mean()) if finite.size else float("nan")
