@@ -6,9 +6,13 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from mirage_ros.cli import main as cli_main
-from mirage_ros.evaluation.eval_sim import REVISIT_PSNR_GOAL_DB, check_goals
+from mirage_ros.evaluation.eval_sim import REVISIT_PSNR_GOAL_DB, check_goals, people_bound, people_mse
+from mirage_ros.evaluation.metrics import psnr_bound
+from mirage_ros.evaluation.scoring import Score
+from mirage_ros.sim import SimConfig, Simulator
 from mirage_ros.runtime.networks import WEIGHTS_DIR, verified_manifest
 
 
@@ -39,6 +43,7 @@ def test_eval_sim_scores_methods_and_records_manifest(tmp_path, capsys):
     manifest = verified_manifest(weights)  # recording metrics must not break the sha256 check
     assert manifest["metrics"]["eval_sim"]["summary"] == json.loads(json.dumps(report["summary"]))
     assert "eval-sim" in manifest["metrics"]["eval_sim"]["command"]
+    assert report["people_bound"] == {}  # --no-actors: nothing to bound
 
 
 def test_goals_follow_the_measured_numbers():
@@ -49,3 +54,22 @@ def test_goals_follow_the_measured_numbers():
     assert goals["future_1s_ge_last_frame_plus_3dB"]["pass"]
     row["future@1s.psnr"] = 24.8
     assert not check_goals([row, base])["future_1s_ge_last_frame_plus_3dB"]["pass"]
+
+
+def test_people_bound_counts_only_what_the_people_cost():
+    sim = Simulator(SimConfig(scene="corridor", seed=2001, width=128, height=96, rate_hz=4.0,
+                              path="loop", actors=True))
+    frames = [0, 3, 75]  # a person fills about a quarter of frame 75, none is in view before
+    assert [bool((sim.frame_at(j).instance_ids > 0).any()) for j in frames] == [False, False, True]
+    scores = [Score("future", m, 1.0, j / 4.0 - 1.0, j / 4.0, 20.0, 0.5, 20.0, 0.5, 1.0, 20.0, 1.0)
+              for j in frames for m in ("a", "b")]  # one entry per frame: the first method's
+    scores.append(Score("revisit", "a", None, 18.5, 18.75, 20.0, 0.5, 20.0, 0.5, 1.0, 20.0, 1.0))
+    cost = people_mse(sim, scores)
+    assert sorted(cost) == ["future@1s", "revisit"] and len(cost["future@1s"]) == 3
+    assert cost["future@1s"][:2] == [0.0, 0.0] and cost["future@1s"][2] > 1e-3
+    assert cost["revisit"] == [cost["future@1s"][2]]  # frame 75 again, rendered once
+    bound = people_bound(cost)
+    assert bound["revisit"]["28"] < bound["revisit"]["33"] < psnr_bound(np.zeros(1), 33.0) == 33.0
+    expected = np.mean([28.0, 28.0, -10 * np.log10(cost["future@1s"][2] + 10 ** -2.8)])
+    assert bound["future@1s"]["28"] == pytest.approx(expected)
+    assert np.isnan(psnr_bound(np.zeros(0), 28.0))

@@ -8,7 +8,9 @@ at ``--horizons`` along the true path and revisits after at least ``--revisit-mi
 PSNR / SSIM on the whole frame and on the covered region. Moving people are kept out of every
 memory with the simulator's ground-truth motion masks (``--dynamics truth``; the detector is scored
 by ``eval-dynamics``). Prints / writes JSON, draws the observed / predicted / error figure and can
-record the result in the weights manifest (``--record-manifest``).
+record the result in the weights manifest (``--record-manifest``). With people walking, it also
+reports ``people_bound``: the best mean PSNR any model can reach on these targets when it is right
+to ``q`` dB everywhere but on the people, who are in the targets and in no memory.
 """
 
 from __future__ import annotations
@@ -18,20 +20,24 @@ import json
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
+from mirage_ros.evaluation.metrics import mse, psnr_bound
 from mirage_ros.evaluation.report import command_line
-from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise
+from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise, target_group
 from mirage_ros.runtime.networks import MANIFEST_NAME, WEIGHTS_DIR
 
 #: Goals of the fidelity issue, checked on the measured summary (never assumed).
 REVISIT_PSNR_GOAL_DB = 28.0
 FUTURE_GAIN_GOAL_DB = 3.0
 FUTURE_GOAL_HORIZON_S = 1.0
+#: Scene errors (dB) at which ``people_bound`` is reported.
+PEOPLE_BOUND_SCENE_DB = (26.0, 28.0, 30.0, 33.0)
 
 
 def sim_sequence(scene: str, seed: int, args) -> tuple:
@@ -107,8 +113,35 @@ def score_config(args) -> ScoreConfig:
                        max_revisits=args.max_revisits, warmup=args.warmup, examples=8)
 
 
-def score_one(args, scene: str, seed: int, show_progress: bool) -> tuple[list, list, dict, dict]:
-    """Replay one held-out sequence through every method: ``(scores, examples, summary, manifest)``."""
+def people_mse(sim, scores: list) -> dict[str, list[float]]:
+    """Per target group, what the people alone cost each scored target frame of ``sim``'s run:
+    the mean squared error of the people-free render at that pose against the observed frame."""
+    from mirage_ros.sim import Simulator
+
+    empty = Simulator(replace(sim.config, actors=False))
+    first = scores[0].method if scores else None
+    per_frame: dict[int, float] = {}
+    out: dict[str, list[float]] = {}
+    for s in scores:
+        if s.method != first:
+            continue
+        j = round(s.target_stamp * sim.config.rate_hz)
+        if j not in per_frame:
+            per_frame[j] = mse(empty.frame_at(j).rgb, sim.frame_at(j).rgb)
+        out.setdefault(target_group(s.kind, s.horizon), []).append(per_frame[j])
+    return out
+
+
+def people_bound(mse_by_group: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Per target group and scene error ``q`` (``PEOPLE_BOUND_SCENE_DB``): the best mean PSNR of
+    a world model ``q`` dB right everywhere but on the people (``metrics.psnr_bound``)."""
+    return {group: {f"{q:g}": psnr_bound(np.array(values), q) for q in PEOPLE_BOUND_SCENE_DB}
+            for group, values in mse_by_group.items()}
+
+
+def score_one(args, scene: str, seed: int, show_progress: bool) -> tuple[list, list, dict, dict, dict]:
+    """Replay one held-out sequence through every method:
+    ``(scores, examples, summary, manifest, people_mse)`` (``people_mse`` empty without actors)."""
     from tqdm import tqdm
 
     config = score_config(args)
@@ -124,8 +157,9 @@ def score_one(args, scene: str, seed: int, show_progress: bool) -> tuple[list, l
     summary = {"scene": scene, "seed": seed, "frames": result.frames, "period_s": sim.period,
                "planned": result.planned, "memory": methods[0].model.stats(),
                "summary": summarise(result.scores, names, config.horizons)}
+    people = people_mse(sim, result.scores) if args.actors else {}
     return result.scores, [(scene, seed, ex) for ex in result.examples], summary, \
-        methods[0].model.networks.manifest
+        methods[0].model.networks.manifest, people
 
 
 def run_eval_sim(args, command: str) -> dict:
@@ -146,6 +180,10 @@ def run_eval_sim(args, command: str) -> dict:
     manifest = results[0][3]
     names = [row["method"] for row in results[0][2]["summary"]]
     summary = summarise(scores, names, config.horizons)
+    people: dict[str, list[float]] = {}
+    for r in results:
+        for group, values in r[4].items():
+            people.setdefault(group, []).extend(values)
     return {
         "command": command,
         "weights": {k: v["sha256"] for k, v in manifest["files"].items()},
@@ -156,7 +194,8 @@ def run_eval_sim(args, command: str) -> dict:
         "score_config": {"horizons": config.horizons, "query_every": config.query_every,
                          "revisit_min_path": config.revisit_min_path,
                          "revisit_min_time": config.revisit_min_time},
-        "summary": summary, "goals": check_goals(summary), "per_sequence": [r[2] for r in results],
+        "summary": summary, "goals": check_goals(summary), "people_bound": people_bound(people),
+        "per_sequence": [r[2] for r in results],
         "elapsed_s": round(time.perf_counter() - started, 1),
         "_examples": examples,
     }
@@ -252,6 +291,9 @@ def main(args) -> int:
             print(row["method"], {k: round(v, 2) for k, v in row.items()
                                   if k.endswith((".psnr", ".psnr_static")) and isinstance(v, float)})
         print(json.dumps(report["goals"], indent=1, default=float))
+        if report["people_bound"]:
+            print("best mean PSNR of a model q dB right but for the people:",
+                  json.dumps(report["people_bound"]))
     if args.figure:
         save_figure(args.figure, pick_figure_examples(examples),
                     [row["method"] for row in report["summary"]])

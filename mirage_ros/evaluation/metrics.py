@@ -82,6 +82,18 @@ def _check_pair(pred, target, mask):
     return p, t, mask
 
 
+def mse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean squared error of ``pred`` vs ``target``, both ``(H, W, 3)``, colours in ``[0, 1]``
+    (``uint8`` inputs are scaled); over ``mask`` ``(H, W) bool`` pixels when given (NaN if none)."""
+    p, t, mask = _check_pair(pred, target, mask)
+    err = (p - t) ** 2
+    if mask is not None:
+        if not mask.any():
+            return float("nan")
+        err = err[mask]
+    return float(err.mean())
+
+
 def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Peak signal-to-noise ratio in dB of ``pred`` vs ``target``, both ``(H, W, 3)``.
 
@@ -92,14 +104,23 @@ def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -
     Returns:
         PSNR in dB, capped at ``PSNR_MAX_DB``; NaN when ``mask`` selects no pixel.
     """
-    p, t, mask = _check_pair(pred, target, mask)
-    err = (p - t) ** 2
-    if mask is not None:
-        if not mask.any():
-            return float("nan")
-        err = err[mask]
-    mse = float(err.mean())
-    return PSNR_MAX_DB if mse <= 10 ** (-PSNR_MAX_DB / 10) else -10.0 * math.log10(mse)
+    err = mse(pred, target, mask)
+    if math.isnan(err):
+        return err
+    return PSNR_MAX_DB if err <= 10 ** (-PSNR_MAX_DB / 10) else -10.0 * math.log10(err)
+
+
+def psnr_bound(people_mse: np.ndarray, scene_psnr_db: float) -> float:
+    """Best mean per-frame PSNR (dB) of a model whose error is ``scene_psnr_db`` everywhere but
+    where people it cannot predict stand: the frame mean of ``-10 log10(m + 10^(-scene/10))``.
+
+    Args:
+        people_mse: ``(N,)`` per target frame, the mean squared error (colours in ``[0, 1]``) of
+            the people-free view against the observed one: what the people alone cost.
+        scene_psnr_db: the model's PSNR on everything else.
+    """
+    m = np.asarray(people_mse, dtype=np.float64) + 10.0 ** (-scene_psnr_db / 10.0)
+    return float(np.mean(np.minimum(-10.0 * np.log10(m), PSNR_MAX_DB))) if m.size else float("nan")
 
 
 def ssim(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:

@@ -312,6 +312,11 @@ def _score(result: SequenceResult, kind: str, horizon, anchor_stamp: float, fram
         best[group] = (coverage, example)
 
 
+def target_group(kind: str, horizon: float | None) -> str:
+    """Name of a target group in summaries: ``"revisit"`` or ``"future@<h>s"``."""
+    return "revisit" if kind == "revisit" else f"future@{horizon:g}s"
+
+
 def summarise(scores: Sequence[Score], methods: Sequence[str], horizons: Sequence[float]) -> list[dict]:
     """One row per method: mean PSNR / SSIM (whole, covered) per horizon and for revisits.
 
@@ -323,8 +328,9 @@ def summarise(scores: Sequence[Score], methods: Sequence[str], horizons: Sequenc
     for name in methods:
         row: dict = {"method": name}
         mine = [s for s in scores if s.method == name]
-        groups = [(f"future@{h:g}s", [s for s in mine if s.kind == "future" and s.horizon == h]) for h in horizons]
-        groups.append(("revisit", [s for s in mine if s.kind == "revisit"]))
+        groups = [(target_group("future", h), [s for s in mine if s.kind == "future" and s.horizon == h])
+                  for h in horizons]
+        groups.append((target_group("revisit", None), [s for s in mine if s.kind == "revisit"]))
         for group, items in groups:
             row[f"{group}.n"] = len(items)
             for key in ("psnr", "ssim", "psnr_covered", "ssim_covered", "coverage", "psnr_static"):
