@@ -47,6 +47,7 @@ from mirage_ros.evaluation.metrics import (
     region_recall_counts,
 )
 from mirage_ros.evaluation.scoring import ScoreConfig, find_revisits
+from mirage_ros.runtime.networks import SUBCELL_PLACEMENT
 
 HELD_OUT_SEEDS = (2000, 2001, 2002)  # training uses 0..15, validation 1000..1001
 MODELS = ("static", "ours", "no_mask", "oracle")
@@ -83,6 +84,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--provider", default="auto", help="ONNX Runtime provider: auto, cuda, cpu")
     p.add_argument("--weights", help="folder with manifest.json + ONNX networks "
                                      "(default: the shipped mirage_ros/weights)")
+    p.add_argument("--subcell-placement", choices=tuple(SUBCELL_PLACEMENT), default="auto",
+                   help="draw rendered cells where their memory points project (auto: as the networks were trained)")
     p.add_argument("--out", help="also write the JSON report to this file")
     p.add_argument("--merge", nargs="+", metavar="REPORT",
                    help="do not run: pool the sequences of these reports (e.g. seeds run in "
@@ -113,7 +116,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     from mirage_ros.runtime.networks import Networks
 
     # one set of sessions shared by the four models
-    networks = Networks.load(weights_dir=args.weights, provider=args.provider)
+    networks = Networks.load(weights_dir=args.weights, provider=args.provider,
+                             subcell_placement=SUBCELL_PLACEMENT[args.subcell_placement])
     sequences = [
         evaluate_sequence(seed, args, lambda: WorldModel(networks, provider=args.provider))
         for seed in args.seeds

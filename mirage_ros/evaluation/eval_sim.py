@@ -10,7 +10,7 @@ memory with the simulator's ground-truth motion masks (``--dynamics truth``; the
 by ``eval-dynamics``). Prints / writes JSON, draws the observed / predicted / error figure and can
 record the result in the weights manifest (``--record-manifest``). With people walking, it also
 reports ``people_bound``: the best mean PSNR any model can reach on these targets when it is right
-to ``q`` dB everywhere but on the people, who are in the targets and in no memory.
+to ``q`` dB everywhere but on the people walking, who are in the targets and in no memory.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
 from mirage_ros.evaluation.metrics import mse, psnr_bound
 from mirage_ros.evaluation.report import command_line
 from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise, target_group
-from mirage_ros.runtime.networks import MANIFEST_NAME, WEIGHTS_DIR
+from mirage_ros.runtime.networks import MANIFEST_NAME, SUBCELL_PLACEMENT, WEIGHTS_DIR
 
 #: Goals of the fidelity issue, checked on the measured summary (never assumed).
 REVISIT_PSNR_GOAL_DB = 28.0
@@ -114,8 +114,10 @@ def score_config(args) -> ScoreConfig:
 
 
 def people_mse(sim, scores: list) -> dict[str, list[float]]:
-    """Per target group, what the people alone cost each scored target frame of ``sim``'s run:
-    the mean squared error of the people-free render at that pose against the observed frame."""
+    """Per target group, what the walking people alone cost each scored target frame of ``sim``'s
+    run: the squared error of the people-free render at that pose against the observed frame on
+    the frame's moving pixels (``motion_mask``), averaged over the whole frame. People standing
+    still may be in a memory, so they are not counted."""
     from mirage_ros.sim import Simulator
 
     empty = Simulator(replace(sim.config, actors=False))
@@ -127,14 +129,16 @@ def people_mse(sim, scores: list) -> dict[str, list[float]]:
             continue
         j = round(s.target_stamp * sim.config.rate_hz)
         if j not in per_frame:
-            per_frame[j] = mse(empty.frame_at(j).rgb, sim.frame_at(j).rgb)
+            frame = sim.frame_at(j)
+            moving = frame.motion_mask
+            per_frame[j] = mse(empty.frame_at(j).rgb, frame.rgb, moving) * moving.mean() if moving.any() else 0.0
         out.setdefault(target_group(s.kind, s.horizon), []).append(per_frame[j])
     return out
 
 
 def people_bound(mse_by_group: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     """Per target group and scene error ``q`` (``PEOPLE_BOUND_SCENE_DB``): the best mean PSNR of
-    a world model ``q`` dB right everywhere but on the people (``metrics.psnr_bound``)."""
+    a world model ``q`` dB right everywhere but on the people walking (``metrics.psnr_bound``)."""
     return {group: {f"{q:g}": psnr_bound(np.array(values), q) for q in PEOPLE_BOUND_SCENE_DB}
             for group, values in mse_by_group.items()}
 
@@ -146,7 +150,8 @@ def score_one(args, scene: str, seed: int, show_progress: bool) -> tuple[list, l
 
     config = score_config(args)
     methods = build_methods(tuple(args.methods), args.provider, weights_dir=args.weights,
-                            capacity_points=args.capacity_points)
+                            capacity_points=args.capacity_points,
+                            subcell_placement=SUBCELL_PLACEMENT[args.subcell_placement])
     names = [m.name for m in methods]
     sim, frames, stamps, poses = sim_sequence(scene, seed, args)
     truth = (lambda f: f.motion_mask) if args.dynamics == "truth" else None
@@ -248,6 +253,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--weights", type=Path, default=None, help="weights folder (default: shipped)")
     p.add_argument("--capacity-points", type=int, default=None)
+    p.add_argument("--subcell-placement", choices=tuple(SUBCELL_PLACEMENT), default="auto",
+                   help="draw rendered cells where their memory points project (auto: as the networks were trained)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--out", type=Path, default=None, help="also write eval_sim.json here (a folder)")
     p.add_argument("--figure", type=Path, default=None, help="observed / predicted / error PNG")

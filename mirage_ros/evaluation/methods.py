@@ -113,7 +113,7 @@ class LastFrameMethod:
 
 
 def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=None, weights_dir=None,
-                  capacity_points: int | None = None) -> list:
+                  capacity_points: int | None = None, subcell_placement: bool | None = None) -> list:
     """The methods named (``latent_memory`` first: it also renders for the detector).
 
     Args:
@@ -123,6 +123,7 @@ def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=No
         weights_dir: folder with ``manifest.json`` + ONNX files for a new world model (default:
             the weights shipped in the package).
         capacity_points: memory capacity of a new world model (default: ``MemoryConfig``'s).
+        subcell_placement: ``Networks.load``'s, for a new world model (default: as trained).
 
     Raises:
         InvalidInput: ``"--methods"`` with an unknown name.
@@ -134,7 +135,7 @@ def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=No
         from mirage_ros.pipeline import WorldModel, memory_config_for
         from mirage_ros.runtime.networks import Networks
 
-        networks = Networks.load(weights_dir, provider=provider)
+        networks = Networks.load(weights_dir, provider=provider, subcell_placement=subcell_placement)
         config = memory_config_for(networks)
         if capacity_points is not None:
             try:

@@ -40,6 +40,7 @@ from mirage_ros.ros.point_colour import LinearColourProbe
 from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource, TopicPoseSource, offset_matrix
 from mirage_ros.ros.prediction_poses import extrapolate, path_poses, sample_path
 from mirage_ros.ros.sync import SynchronizedSubscription
+from mirage_ros.runtime.networks import SUBCELL_PLACEMENT
 
 PARAMS = [
     Param("provider", "auto", "ONNX Runtime execution provider", choices=("auto", "cuda", "cpu")),
@@ -87,6 +88,10 @@ PARAMS = [
     Param("newest_overlay", True, "prefer the newest frame's own latents where it sees the target surface"),
     Param("see_through_fill", False, "cells that show a stored point through a gap in a nearer surface take "
           "that surface's point (for static scenes: it also spreads people the detector missed)"),
+    Param("subcell_placement", "auto", "draw each rendered cell where its memory point projects: auto = as "
+          "the networks were trained (their manifest; the shipped ones: off), on = sharper views of a static "
+          "scene (with people walking, points the moving-object detector missed show more)",
+          choices=tuple(SUBCELL_PLACEMENT)),
     Param("process_period", 0.01, "seconds between polls of frames waiting for pose or mask",
           (0.001, 1.0)),
 ]
@@ -107,7 +112,7 @@ class WorldModelNode(Node):
         self.warn = WarningThrottle(self.get_logger())
         self.model = build_model(p.provider, p.weights_dir, capacity_points=p.capacity_points, carve=p.carve,
                                  readout_min_count=p.readout_min_count, newest_overlay=p.newest_overlay,
-                                 see_through_fill=p.see_through_fill)
+                                 see_through_fill=p.see_through_fill, subcell_placement=p.subcell_placement)
         self.colour = LinearColourProbe(self.model.networks.channels)
         self.get_logger().info(f"world model ready: provider {self.model.networks.provider}, "
                                f"stride {self.model.stride}, horizons {p.horizons}")
@@ -415,13 +420,15 @@ def _publish_parts(publishers: dict, view) -> None:
 
 
 def build_model(provider: str, weights_dir: str = "", newest_overlay: bool = True,
-                see_through_fill: bool = False, **memory):
+                see_through_fill: bool = False, subcell_placement: str = "auto", **memory):
     """The engine behind the node: :class:`mirage_ros.pipeline.WorldModel` on ``provider``, with
-    the shipped networks or those in ``weights_dir``; ``memory``: ``MemoryConfig`` overrides."""
+    the shipped networks or those in ``weights_dir`` (``subcell_placement``: a key of
+    ``SUBCELL_PLACEMENT``); ``memory``: ``MemoryConfig`` overrides."""
     from mirage_ros.pipeline import WorldModel, memory_config_for
     from mirage_ros.runtime.networks import Networks
 
-    networks = Networks.load(weights_dir or None, provider=provider)
+    networks = Networks.load(weights_dir or None, provider=provider,
+                             subcell_placement=SUBCELL_PLACEMENT[subcell_placement])
     return WorldModel(networks, memory_config_for(networks, **memory), provider=provider,
                       newest_overlay=newest_overlay, see_through_fill=see_through_fill)
 

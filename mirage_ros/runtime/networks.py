@@ -27,6 +27,8 @@ from mirage_ros.runtime.session import create_session
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST_NAME = "manifest.json"
+#: ``subcell_placement`` settings of nodes and evaluations -> ``Networks.load``'s argument.
+SUBCELL_PLACEMENT = {"auto": None, "on": True, "off": False}
 
 
 class WeightsError(MirageError):
