@@ -331,12 +331,13 @@ def test_odometry_pose_source_with_camera_offset(ros_process):
         "--ros-args", "-r", "__ns:=/mirage_odom", "-r", "image:=/odom_camera/color/image_raw",
         "-r", "depth:=/odom_camera/depth/image_raw", "-r", "camera_info:=/odom_camera/color/camera_info",
         "-r", "pose:=/odom", "-p", "pose_source:=odometry", "-p", f"camera_offset:={json.dumps(offset)}",
-        "-p", "use_moving_mask:=false", "-p", "provider:=cpu", "-p", "horizons:=[0.5]"])
+        "-p", "use_moving_mask:=false", "-p", "provider:=cpu", "-p", "horizons:=[0.5]",
+        "-p", "subcell_placement:=enabled"])  # renders through the placement graph too
     with Recorder("test_odometry") as rec:
         rendered = rec.record("/mirage_odom/rendered/view", PredictedView)
         feed = CameraFeed(rec, T_base_cam, prefix="/odom_camera")
         odom = rec.publisher("/odom", Odometry, 50)
-        node.wait_for_output("world model ready", timeout=60)
+        node.wait_for_output("world model ready.*sub-cell placement on", timeout=60)
         assert feed.wait_for_subscribers(timeout=60, tf=False) and rec.wait_for_subscribers(odom, timeout=30)
         for frame in frames:
             msg = Odometry()
@@ -356,7 +357,7 @@ def test_memory_parameters_reach_the_engine():
     from mirage_ros.ros.world_model import build_model
 
     model = build_model("cpu", "", capacity_points=4000, carve=False, newest_overlay=False,
-                        see_through_fill=True, readout_min_count=3, subcell_placement="on")
+                        see_through_fill=True, readout_min_count=3, subcell_placement="enabled")
     assert model.memory_config.capacity_points == 4000 and not model.memory_config.carve
     assert model.memory_config.readout_min_count == 3
     assert not model.newest_overlay and model.see_through_fill and model.networks.subcell_placement

@@ -89,8 +89,8 @@ PARAMS = [
     Param("see_through_fill", False, "cells that show a stored point through a gap in a nearer surface take "
           "that surface's point (for static scenes: it also spreads people the detector missed)"),
     Param("subcell_placement", "auto", "draw each rendered cell where its memory point projects: auto = as "
-          "the networks were trained (their manifest; the shipped ones: off), on = sharper views of a static "
-          "scene (with people walking, points the moving-object detector missed show more)",
+          "the networks were trained (their manifest; the shipped ones: disabled), enabled = sharper views of a "
+          "static scene (with people walking, points the moving-object detector missed show more)",
           choices=tuple(SUBCELL_PLACEMENT)),
     Param("process_period", 0.01, "seconds between polls of frames waiting for pose or mask",
           (0.001, 1.0)),
@@ -115,7 +115,8 @@ class WorldModelNode(Node):
                                  see_through_fill=p.see_through_fill, subcell_placement=p.subcell_placement)
         self.colour = LinearColourProbe(self.model.networks.channels)
         self.get_logger().info(f"world model ready: provider {self.model.networks.provider}, "
-                               f"stride {self.model.stride}, horizons {p.horizons}")
+                               f"stride {self.model.stride}, horizons {p.horizons}, sub-cell placement "
+                               f"{'on' if self.model.networks.subcell_placement else 'off'}")
         self.pose = self._pose_source()
         self.gate = FrameGate(p.mask_hold if p.use_moving_mask else 0.0, p.tf_timeout, p.max_pending_frames)
         self.history: deque[tuple[float, np.ndarray]] = deque(maxlen=64)  # (stamp, T_world_cam)

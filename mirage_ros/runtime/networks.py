@@ -27,8 +27,9 @@ from mirage_ros.runtime.session import create_session
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST_NAME = "manifest.json"
-#: ``subcell_placement`` settings of nodes and evaluations -> ``Networks.load``'s argument.
-SUBCELL_PLACEMENT = {"auto": None, "on": True, "off": False}
+#: ``subcell_placement`` settings of nodes and evaluations -> ``Networks.load``'s argument. Not
+#: "on" / "off": YAML (ROS parameters, launch arguments) reads those as booleans.
+SUBCELL_PLACEMENT = {"auto": None, "enabled": True, "disabled": False}
 
 
 class WeightsError(MirageError):
