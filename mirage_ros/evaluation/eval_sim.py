@@ -27,7 +27,7 @@ import numpy as np
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
-from mirage_ros.evaluation.metrics import mse, psnr_bound
+from mirage_ros.evaluation.metrics import mse, psnr, psnr_bound
 from mirage_ros.evaluation.report import command_line
 from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise, target_group
 from mirage_ros.runtime.networks import MANIFEST_NAME, SUBCELL_PLACEMENT, WEIGHTS_DIR
@@ -75,8 +75,9 @@ def check_goals(summary: list[dict]) -> dict:
 
 
 def save_figure(path: Path, examples: list, methods: list[str]) -> Path:
-    """PNG: one column per example (a revisit and future views); rows observed, then for each
-    method its prediction and its absolute error (brighter = worse)."""
+    """PNG: one column per example (a revisit and future views); rows observed (people walking
+    outlined), then for each method its prediction (with its PSNR, and without the walkers) and
+    its absolute error (brighter = worse)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,16 +87,26 @@ def save_figure(path: Path, examples: list, methods: list[str]) -> Path:
     fig, axes = plt.subplots(rows, len(examples), figsize=(3.2 * len(examples), 2.5 * rows), squeeze=False)
     for col, ex in enumerate(examples):
         title = "revisit" if ex.kind == "revisit" else f"future +{ex.horizon:g} s"
-        panels = [("observed", ex.observed)]
+        moving = ex.moving if ex.moving is not None else np.zeros(ex.observed.shape[:2], bool)
+        panels = [("observed (cyan: walking)" if moving.any() else "observed", ex.observed, None)]
         for name in methods:
             rgb, valid = ex.predictions[name]
             h, w = rgb.shape[:2]
-            error = np.abs(rgb.astype(np.int16) - ex.observed[:h, :w].astype(np.int16)).mean(axis=2)
-            panels += [(f"{name}", rgb), (f"{name} |error|", np.clip(error * 4, 0, 255).astype(np.uint8))]
-        for row, (label, image) in enumerate(panels):
+            observed = ex.observed[:h, :w]
+            error = np.abs(rgb.astype(np.int16) - observed.astype(np.int16)).mean(axis=2)
+            score = f"{psnr(rgb, observed):.1f} dB"
+            if moving.any():
+                score += f", {psnr(rgb, observed, ~moving[:h, :w]):.1f} without walkers"
+            panels += [(f"{name}", rgb, score), (f"{name} |error|", np.clip(error * 4, 0, 255).astype(np.uint8), None)]
+        for row, (label, image, score) in enumerate(panels):
             ax = axes[row, col]
             ax.imshow(image, cmap="magma" if image.ndim == 2 else None, vmin=0, vmax=255)
             ax.set_xticks([]), ax.set_yticks([])
+            if row == 0 and moving.any():
+                ax.contour(moving, levels=[0.5], colors="cyan", linewidths=0.7)
+            if score:
+                ax.text(0.02, 0.03, score, transform=ax.transAxes, fontsize=6, color="white",
+                        bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0})
             if col == 0:
                 ax.set_ylabel(label, fontsize=8)
             if row == 0:

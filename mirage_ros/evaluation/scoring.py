@@ -136,6 +136,7 @@ class Example:
     target_stamp: float
     observed: np.ndarray  # (H, W, 3) uint8
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # method -> (rgb, valid)
+    moving: np.ndarray | None = None  # (H, W) bool: the target's walking people, when known
 
 
 @dataclass
@@ -308,7 +309,7 @@ def _score(result: SequenceResult, kind: str, horizon, anchor_stamp: float, fram
     group = (kind, horizon)
     if group not in best or coverage > best[group][0]:
         example = Example(kind, horizon, float(frame.stamp), frame.rgb,
-                          {name: (rgb, valid) for name, (rgb, valid, _) in predictions.items()})
+                          {name: (rgb, valid) for name, (rgb, valid, _) in predictions.items()}, moving)
         best[group] = (coverage, example)
 
 
