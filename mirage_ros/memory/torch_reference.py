@@ -245,8 +245,7 @@ def carve_torch(state: dict, depth, dynamic, projection, params, slot_ids, strid
     positions, keys, weights = (state[n][index] for n in ("positions", "keys", "weights"))
     uvz = positions @ projection[:, :3].T + projection[:, 3].reshape(1, 3)
     uz, vz, z = uvz[:, 0], uvz[:, 1], uvz[:, 2]
-    u_exact, v_exact = uz / z, vz / z
-    u, v = torch.floor(u_exact), torch.floor(v_exact)
+    u, v = torch.floor(uz / z), torch.floor(vz / z)
     inside = (keys >= 0) & (z > p["near"]) & (u >= 0) & (u < p["width"]) & (v >= 0) & (v < p["height"])
     cell = torch.where(inside, torch.where(inside, v, 0.0) * p["width"] + torch.where(inside, u, 0.0),
                        p["width"] * p["height"])
