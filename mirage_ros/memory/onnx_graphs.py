@@ -361,9 +361,10 @@ def build_readout() -> onnx.ModelProto:
     b.op("Where", hit, b.op("Gather", zbuffer, cell_grid, axis=0), b.f(0.0), out="depth")
     # where in its cell the winner lands, in cells from the cell centre: the renderer draws a
     # cell's content at the centre, so a view between cells is off by up to half a cell
-    offsets = [b.op("Unsqueeze", b.where(hit, b.op("Gather", b.op("Sub", b.op("Sub", exact, whole), b.f(0.5)),
-                                                      winner_slot, axis=0), b.f(0.0)), b.i([0]))
-               for exact, whole in ((u_exact, u), (v_exact, v))]
+    # (on the winners only: h * w cells, not every stored point)
+    winners_exact = [b.op("Gather", exact, winner_slot, axis=0) for exact in (u_exact, v_exact)]
+    offsets = [b.op("Unsqueeze", b.where(hit, b.op("Sub", b.op("Sub", e, b.op("Floor", e)), b.f(0.5)), b.f(0.0)),
+                    b.i([0])) for e in winners_exact]
     b.op("Concat", *offsets, axis=0, out="offset")
     inputs = [
         _vi("positions", F32, ["S", 3]),

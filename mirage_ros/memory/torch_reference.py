@@ -169,8 +169,8 @@ def read_out_state(positions, latents, slot_ids, projection, grid, far, counts=N
     winner_slot = torch.clamp(winner, min=0)
     gathered = torch.where(hit[:, None], latents[winner_slot].float(), 0.0)
     depth = torch.where(hit, zbuffer[:n_cells], 0.0)
-    offset = torch.stack([torch.where(hit, (exact - whole - 0.5)[winner_slot], 0.0)
-                          for exact, whole in ((u_exact, u), (v_exact, v))])
+    winners_exact = torch.stack([u_exact[winner_slot], v_exact[winner_slot]])  # winners only: (2, h * w)
+    offset = torch.where(hit, winners_exact - torch.floor(winners_exact) - 0.5, 0.0)
     return gathered.T.reshape(-1, h, w), hit.reshape(h, w), depth.reshape(h, w), offset.reshape(2, h, w)
 
 
