@@ -31,24 +31,25 @@ from mirage_ros.memory import layout as L
 from mirage_ros.memory.onnx_graphs import F32, _Builder, _vi
 
 
-def _normalised_grid(b: _Builder, plane: str) -> tuple[str, str, str, str]:
-    """Pixel-centre coordinates of a ``(H, W)`` plane in GridSample's ``[-1, 1]`` (align_corners 0):
-    ``(x_norm, y_norm)`` ``(H, W)`` each, and ``2 / W``, ``2 / H`` (one pixel in those units)."""
+def _indices(b: _Builder, plane: str) -> tuple[str, str, str, str]:
+    """Column and row numbers ``1..W``, ``1..H`` of a ``(H, W)`` plane (``(H, W)`` each) and one
+    element's size in GridSample's ``[-1, 1]`` units, ``2 / W`` and ``2 / H``."""
     ones = b.op("Add", b.op("Cast", b.op("Less", plane, b.f(-3.0e38)), to=F32), b.f(1.0))
-    column, row = b.op("CumSum", ones, b.i(1)), b.op("CumSum", ones, b.i(0))  # 1..W, 1..H
+    column, row = b.op("CumSum", ones, b.i(1)), b.op("CumSum", ones, b.i(0))
     step_x = b.op("Div", b.f(2.0), b.op("ReduceMax", column, keepdims=0))
     step_y = b.op("Div", b.f(2.0), b.op("ReduceMax", row, keepdims=0))
-    x = b.op("Sub", b.op("Mul", b.op("Sub", column, b.f(0.5)), step_x), b.f(1.0))
-    y = b.op("Sub", b.op("Mul", b.op("Sub", row, b.f(0.5)), step_y), b.f(1.0))
-    return x, y, step_x, step_y
+    return column, row, step_x, step_y
 
 
 def build_subcell_shift() -> onnx.ModelProto:
     """Warp ``rgb`` by ``stride * offset`` (module doc)."""
     b = _Builder()
-    x, y, _, _ = _normalised_grid(b, b.op("Gather", b.op("Gather", "rgb", b.i(0), axis=0), b.i(0), axis=0))
-    _, _, cell_x, cell_y = _normalised_grid(
-        b, b.op("Gather", b.op("Gather", "offset", b.i(0), axis=0), b.i(0), axis=0))
+    column, row, step_x, step_y = _indices(
+        b, b.op("Gather", b.op("Gather", "rgb", b.i(0), axis=0), b.i(0), axis=0))
+    # pixel centres in GridSample's [-1, 1] (align_corners 0)
+    x = b.op("Sub", b.op("Mul", b.op("Sub", column, b.f(0.5)), step_x), b.f(1.0))
+    y = b.op("Sub", b.op("Mul", b.op("Sub", row, b.f(0.5)), step_y), b.f(1.0))
+    _, _, cell_x, cell_y = _indices(b, b.op("Gather", b.op("Gather", "offset", b.i(0), axis=0), b.i(0), axis=0))
     pixel_grid = b.op("Unsqueeze", b.op("Concat", b.op("Unsqueeze", x, b.i([2])),
                                         b.op("Unsqueeze", y, b.i([2])), axis=2), b.i([0]))  # (1, H, W, 2)
     field = b.op("GridSample", "offset", pixel_grid, mode="bilinear", padding_mode="border", align_corners=0)
