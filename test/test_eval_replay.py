@@ -16,7 +16,7 @@ import pytest
 from test_eval_replay_fixtures import synthetic_frames, write_bag, write_tum
 
 from mirage_ros.cli import main as cli_main
-from mirage_ros.evaluation.methods import build_methods
+from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
 from mirage_ros.evaluation.replay import MovingMasks
 from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence
 from mirage_ros.evaluation.sources import open_recording
@@ -57,8 +57,7 @@ def run_cli(*argv) -> int:
 def in_memory_scores(frames, weights: Path, stamps, dynamics: str = "detector") -> list[dict]:
     """The same frames straight from the simulator, with the stamps the recording carries."""
     frames = [replace(f, stamp=float(t)) for f, t in zip(frames, stamps)]
-    methods = build_methods(("latent_memory", "rgb_point_cloud", "last_frame_warp"), "cpu", weights_dir=weights,
-                            capacity_points=CAPACITY)
+    methods = build_methods(METHOD_NAMES, "cpu", weights_dir=weights, capacity_points=CAPACITY)
     result = score_sequence(frames, np.array(stamps), np.array([f.T_world_cam for f in frames]), methods,
                             ScoreConfig(query_every=1.0), dynamic_mask=MovingMasks(dynamics, methods[0], len(frames)))
     return result.scores_as_dicts()
@@ -94,7 +93,7 @@ def test_bag_from_the_simulator_scores_like_the_frames_in_memory(sim_bag, weight
             else:
                 assert a[key] == pytest.approx(b[key], abs=1e-6), (key, a)
     rows = {r["method"]: r for r in report["summary"]}
-    assert set(rows) == {"latent_memory", "rgb_point_cloud", "last_frame_warp"}
+    assert set(rows) == set(METHOD_NAMES)
     assert all(np.isfinite(rows[m]["future@1s.psnr"]) for m in rows)
     assert "| latent_memory |" in (out / "report.md").read_text()
 
@@ -154,3 +153,16 @@ def _truncate(bag: Path) -> Path:
     data = next(bag.glob("*.mcap"))
     data.write_bytes(data.read_bytes()[: data.stat().st_size * 2 // 3])
     return bag
+
+
+def test_rgb_frame_warp_is_the_point_cloud_of_the_last_frame_only(weights):
+    frames = list(Simulator(SIM).frames(3))
+    ours, cloud, pixels = build_methods(("rgb_point_cloud", "rgb_frame_warp"), "cpu", weights_dir=weights,
+                                        capacity_points=CAPACITY)
+    assert (cloud.name, pixels.name) == ("rgb_point_cloud", "rgb_frame_warp")
+    for f in frames:
+        cloud.observe(f, None), pixels.observe(f, None)
+    valid = [int((f.depth > 0.1).sum()) for f in frames]
+    assert pixels.memory_bytes() == 15 * valid[-1] and cloud.memory_bytes() == 15 * sum(valid)
+    rgb, covered = pixels.predict(frames[-1].T_world_cam, frames[-1].K)  # at its own pose: all it saw
+    assert rgb.shape == frames[-1].rgb.shape and covered.mean() > 0.9

@@ -54,6 +54,11 @@ def test_goals_follow_the_measured_numbers():
     assert goals["future_1s_ge_last_frame_plus_3dB"]["pass"]
     row["future@1s.psnr"] = 24.8
     assert not check_goals([row, base])["future_1s_ge_last_frame_plus_3dB"]["pass"]
+    pixels = {"method": "rgb_frame_warp", "revisit.psnr": 18.0, "future@1s.psnr": 20.0}
+    goals = check_goals([row, base, pixels])  # each reading of "last-frame warp" on its own
+    assert goals["future_1s_ge_rgb_frame_warp_plus_3dB"]["pass"]
+    assert goals["future_1s_ge_rgb_frame_warp_plus_3dB"]["gain"] == pytest.approx(4.8)
+    assert not goals["future_1s_ge_last_frame_plus_3dB"]["pass"]
 
 
 def test_people_bound_counts_only_what_the_people_walking_cost():

@@ -66,11 +66,14 @@ def check_goals(summary: list[dict]) -> dict:
         goals["revisit_psnr_ge_point_cloud"] = {"measured": revisit, "baseline": base,
                                                 "pass": bool(revisit >= base)}
     key = f"future@{FUTURE_GOAL_HORIZON_S:g}s.psnr"
-    if "last_frame_warp" in rows:
-        ours_f, base_f = ours.get(key, float("nan")), rows["last_frame_warp"][key]
-        goals["future_1s_ge_last_frame_plus_3dB"] = {
-            "measured": ours_f, "baseline": base_f, "gain": ours_f - base_f,
-            "goal_gain": FUTURE_GAIN_GOAL_DB, "pass": bool(ours_f - base_f >= FUTURE_GAIN_GOAL_DB)}
+    # "last-frame warp" reads two ways: our latents of that frame through our renderer (the
+    # strict one: ours without memory) or its pixels re-encoded (the point cloud without memory)
+    for goal, baseline in (("future_1s_ge_last_frame_plus_3dB", "last_frame_warp"),
+                           ("future_1s_ge_rgb_frame_warp_plus_3dB", "rgb_frame_warp")):
+        if baseline in rows:
+            ours_f, base_f = ours.get(key, float("nan")), rows[baseline][key]
+            goals[goal] = {"measured": ours_f, "baseline": base_f, "gain": ours_f - base_f,
+                           "goal_gain": FUTURE_GAIN_GOAL_DB, "pass": bool(ours_f - base_f >= FUTURE_GAIN_GOAL_DB)}
     return goals
 
 

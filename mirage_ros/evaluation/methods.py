@@ -5,9 +5,11 @@
 - ``rgb_point_cloud``: :class:`mirage_ros.memory.baselines.RGBPointCloudMemory`: every valid pixel
   kept as a coloured point, rasterised at the target, re-encoded, rendered by the same renderer.
 - ``last_frame_warp``: :class:`mirage_ros.memory.baselines.LastFrameWarp`: the last frame's
-  latents warped to the target, rendered by the same renderer.
+  latents warped to the target, rendered by the same renderer (ours without memory).
+- ``rgb_frame_warp``: the point cloud of the last frame only (``keep_frames=1``): its pixels
+  forward-warped to the target, re-encoded, rendered (the point cloud without memory).
 
-All three share one set of networks (the shipped ONNX encoder and renderer) and the provider.
+The four are two questions crossed: latent or RGB, memory or only the last frame. All share one set of networks (the shipped ONNX encoder and renderer) and the provider.
 Update times include each method's own encoding: the latent methods encode every observed frame,
 the point cloud encodes at prediction time (its rasterised picture).
 """
@@ -21,7 +23,7 @@ import numpy as np
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics, upsample_cells
 
-METHOD_NAMES = ("latent_memory", "rgb_point_cloud", "last_frame_warp")
+METHOD_NAMES = ("latent_memory", "rgb_point_cloud", "last_frame_warp", "rgb_frame_warp")
 
 
 def render_view(networks, readout, K: Intrinsics, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,14 +69,15 @@ class PointCloudMethod:
     """RGB point-cloud memory: rasterise, re-encode, render (the round trip Mirage removes)."""
 
     name = "rgb_point_cloud"
+    keep_frames: int | None = None
+    description = "every valid pixel as a coloured world point (15 B each); view = rasterise, re-encode, render"
 
     def __init__(self, networks, provider: str):
         from mirage_ros.memory.baselines import RGBPointCloudMemory
 
         self.networks = networks
         self.provider = networks.provider
-        self.cloud = RGBPointCloudMemory(provider=provider)
-        self.description = "every valid pixel as a coloured world point (15 B each); view = rasterise, re-encode, render"
+        self.cloud = RGBPointCloudMemory(provider=provider, keep_frames=self.keep_frames)
 
     def observe(self, frame, dynamic_mask) -> None:
         self.cloud.insert(frame.rgb, frame.depth, frame.K, frame.T_world_cam, dynamic_mask=dynamic_mask)
@@ -86,6 +89,16 @@ class PointCloudMethod:
 
     def memory_bytes(self) -> int:
         return int(self.cloud.bytes)
+
+
+class RGBFrameWarpMethod(PointCloudMethod):
+    """The last frame's pixels warped to the target (z-buffered at full resolution), re-encoded,
+    rendered: the point cloud without memory."""
+
+    name = "rgb_frame_warp"
+    keep_frames = 1
+    description = ("no memory: the last frame's valid pixels as coloured points, rasterised at the target "
+                   "(forward warp, z-buffer), re-encoded, rendered")
 
 
 class LastFrameMethod:
@@ -148,4 +161,6 @@ def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=No
         methods.append(PointCloudMethod(world_model.networks, provider))
     if "last_frame_warp" in names:
         methods.append(LastFrameMethod(world_model.networks, world_model.memory_config, provider))
+    if "rgb_frame_warp" in names:
+        methods.append(RGBFrameWarpMethod(world_model.networks, provider))
     return methods
