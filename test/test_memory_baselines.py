@@ -133,3 +133,36 @@ def test_bench_pipeline_times_both_overlay_settings(capsys):
     assert result["ratio_overlay_on_vs_off"] > 0
     assert cli_main(argv[:-3] + ["--warmup", "5", "--json"]) == 2
     assert "--frames" in capsys.readouterr().err
+
+
+def test_rgb_cloud_fills_splat_gaps_up_to_fill_px_before_re_encoding():
+    T = look_at([0, 0, 0], [3, 0.5, -0.2])
+    rgb, depth = frame(0, T)
+    gaps = np.zeros(K.shape, bool)
+    gaps[::3, ::3] = True  # one-pixel holes, as a cloud seen from closer leaves them
+    gaps[:, 40:] = True  # and a wide one, past any fill radius
+    seen = {}
+
+    def encode(image):
+        seen["image"] = image
+        return image.transpose(2, 0, 1)[:, ::4, ::4].astype(np.float32)
+
+    for fill_px in (0.0, 1.5):
+        cloud = RGBPointCloudMemory("cpu", fill_px=fill_px)
+        cloud.insert(rgb, depth, K, T, dynamic_mask=gaps)
+        out = cloud.read_out(T, K, encode, stride=4)
+        image, covered = seen["image"], cloud.render(T, K)[1]
+        if fill_px == 0:
+            assert not image[gaps].any() and not covered[gaps].any()
+            continue
+        small = gaps.copy()
+        small[:, 40:] = False
+        rows, cols = np.nonzero(small)
+        # each one-pixel hole takes a neighbouring pixel's colour and depth; the wide hole stays empty
+        neighbours = np.stack([rgb[rows + dr, cols + dc] for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0))
+                               if (rows + dr).max() < K.height and (cols + dc).max() < K.width])
+        assert (neighbours == image[rows, cols][None]).all(axis=-1).any(axis=0).all()
+        assert not image[:, 42:].any() and image[:, :40].all(axis=-1).mean() > 0.95
+        assert out.valid[:, :10].all() and not out.valid[:, 11:].any() and (out.depth[:, :10] > 0).all()
+    with pytest.raises(ValueError, match="fill_px"):
+        RGBPointCloudMemory("cpu", fill_px=-1)

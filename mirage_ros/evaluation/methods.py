@@ -3,11 +3,12 @@
 - ``latent_memory``: :class:`mirage_ros.pipeline.WorldModel`, exactly what the nodes run (the
   fused memory's read-out overlaid with the newest frame's latents where that frame sees them).
 - ``rgb_point_cloud``: :class:`mirage_ros.memory.baselines.RGBPointCloudMemory`: every valid pixel
-  kept as a coloured point, rasterised at the target, re-encoded, rendered by the same renderer.
+  kept as a coloured point, rasterised at the target, gaps filled with the nearest covered pixel,
+  re-encoded, rendered by the same renderer.
 - ``last_frame_warp``: :class:`mirage_ros.memory.baselines.LastFrameWarp`: the last frame's
   latents warped to the target, rendered by the same renderer (ours without memory).
 - ``rgb_frame_warp``: the point cloud of the last frame only (``keep_frames=1``): its pixels
-  forward-warped to the target, re-encoded, rendered (the point cloud without memory).
+  forward-warped to the target, gaps filled, re-encoded, rendered (the point cloud without memory).
 
 The four are two questions crossed: latent or RGB, memory or only the last frame. All share one set of networks (the shipped ONNX encoder and renderer) and the provider.
 Update times include each method's own encoding: the latent methods encode every observed frame,
@@ -66,11 +67,12 @@ class LatentMemoryMethod:
 
 
 class PointCloudMethod:
-    """RGB point-cloud memory: rasterise, re-encode, render (the round trip Mirage removes)."""
+    """RGB point-cloud memory: rasterise, fill gaps, re-encode, render (the round trip Mirage removes)."""
 
     name = "rgb_point_cloud"
     keep_frames: int | None = None
-    description = "every valid pixel as a coloured world point (15 B each); view = rasterise, re-encode, render"
+    description = ("every valid pixel as a coloured world point (15 B each); view = rasterise, fill gaps with the "
+                   "nearest covered pixel, re-encode, render")
 
     def __init__(self, networks, provider: str):
         from mirage_ros.memory.baselines import RGBPointCloudMemory
@@ -92,13 +94,13 @@ class PointCloudMethod:
 
 
 class RGBFrameWarpMethod(PointCloudMethod):
-    """The last frame's pixels warped to the target (z-buffered at full resolution), re-encoded,
-    rendered: the point cloud without memory."""
+    """The last frame's pixels warped to the target (z-buffered at full resolution), gaps filled,
+    re-encoded, rendered: the point cloud without memory."""
 
     name = "rgb_frame_warp"
     keep_frames = 1
     description = ("no memory: the last frame's valid pixels as coloured points, rasterised at the target "
-                   "(forward warp, z-buffer), re-encoded, rendered")
+                   "(forward warp, z-buffer), gaps filled with the nearest covered pixel, re-encoded, rendered")
 
 
 class LastFrameMethod:

@@ -3,7 +3,7 @@
 - :class:`RGBPointCloudMemory`: the explicit memory Mirage replaces. Every valid pixel of every
   frame is kept as a coloured world point; a view is rendered by rasterising the cloud at the
   target camera (z-buffer, the read-out graph at stride 1) and, to get a latent, re-encoding that
-  picture with the encoder. Its size grows with path length; ``keep_frames=1`` turns it into a
+  picture with the encoder, its gaps filled with the nearest covered pixel first. Its size grows with path length; ``keep_frames=1`` turns it into a
   last-frame colour warp.
 - :class:`LastFrameWarp`: no memory, only the last frame's latents lifted and warped to the target
   (a :class:`LatentMemory` reset before each insert).
@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 import onnxruntime as ort
+from scipy import ndimage
 
 from mirage_ros import geometry as g
 from mirage_ros.errors import InvalidInput
@@ -69,16 +71,25 @@ class RGBPointCloudMemory:
         keep_frames: keep only the last ``keep_frames`` frames (None: all; 1: last-frame warp).
         min_depth, max_depth: depth readings kept, metres.
         near: rasteriser near plane, metres.
+        fill_px: before re-encoding (:meth:`read_out`), pixels no point lands on take the colour and
+            depth of the nearest covered pixel up to this distance (pixels; inf: every pixel, the
+            default: a cloud seen from nearer than it was observed leaves gaps between its points,
+            and black gaps re-encode into speckle; the renderer fills the rest worse than this
+            does, measured in docs/evaluation.md); 0 keeps the raw rasterisation.
         cuda_graph: capture the rasteriser as a CUDA graph (as ``LatentMemory`` may).
     """
 
     def __init__(self, provider: str = "auto", keep_frames: int | None = None, min_depth: float = 0.1,
-                 max_depth: float = 10.0, near: float = 0.05, *, cuda_graph: bool = False):
+                 max_depth: float = 10.0, near: float = 0.05, fill_px: float = math.inf, *,
+                 cuda_graph: bool = False):
         if keep_frames is not None and keep_frames < 1:
             raise InvalidInput("keep_frames", f"must be None or >= 1, got {keep_frames}")
+        if not fill_px >= 0:
+            raise InvalidInput("fill_px", f"must be >= 0 pixels, got {fill_px}")
         self._raster = BoundSession(L.graph_path("readout"), provider, cuda_graph=cuda_graph)
         self.device = self._raster.device
         self.min_depth, self.max_depth, self.near = min_depth, max_depth, near
+        self.fill_px = fill_px
         self._host = _GrowingCloud(keep_frames)
         self._cloud: dict[str, ort.OrtValue] | None = None
         self._views: dict[tuple, dict[str, ort.OrtValue]] = {}
@@ -155,13 +166,18 @@ class RGBPointCloudMemory:
     def read_out(self, T_world_cam, K: g.Intrinsics, encode: Callable[[np.ndarray], np.ndarray],
                  stride: int) -> Readout:
         """The baseline's latent at a view: rasterise, then re-encode with ``encode``
-        (``(H, W, 3) uint8 -> (C, H//stride, W//stride)``). Valid cells: any covered pixel; their
-        depth is the rasterised depth pooled like the latent memory's (the renderer ignores cells
-        without depth)."""
+        (``(H, W, 3) uint8 -> (C, H//stride, W//stride)``), gaps filled first up to ``fill_px``.
+        Valid cells: any covered (or filled) pixel; their depth is the rasterised depth pooled like
+        the latent memory's (the renderer ignores cells without depth)."""
         rgb, covered = self.render(T_world_cam, K)
+        depth = np.where(covered, BoundSession.to_host(self._views[K.shape]["depth"]), 0.0)
+        if self.fill_px > 0 and covered.any():
+            distance, (rows, cols) = ndimage.distance_transform_edt(~covered, return_indices=True)
+            covered = distance <= self.fill_px
+            rgb = np.where(covered[..., None], rgb[rows, cols], 0).astype(np.uint8)
+            depth = np.where(covered, depth[rows, cols], 0.0)
         latent = np.asarray(encode(rgb), np.float32)
         valid = g.pool_mask(covered, stride) > 0
-        depth = np.where(covered, BoundSession.to_host(self._views[K.shape]["depth"]), 0.0)
         return Readout(latent, valid, g.pool_depth(depth, stride))
 
 
