@@ -8,7 +8,8 @@ latent included) with the default configuration, which carves free space before 
 the fuse step alone). Per target view: the latent read-out (device result, and with the copy to the
 host), against the RGB point-cloud baseline of the same frames: rasterise the cloud at the view
 (the same z-buffer graph at pixel resolution) and re-encode the picture with the encoder. The
-ratio is (rasterise + re-encode) / read-out, measured in this run.
+ratio is (rasterise + re-encode) / read-out, measured in this run; the baseline's gap fill before
+re-encoding (a host-side nearest-pixel fill in evaluation) is left out, so the ratio is a lower bound.
 
 Encoder: by default the shipped network's stride and channels (``mirage_ros/weights/manifest.json``)
 and the shipped encoder, both to make the latents and for the baseline's re-encode (device-resident,
