@@ -1,11 +1,14 @@
 """Small RGB-D recordings written with rosbags, for the evaluation reader tests (no tests here).
 
 The simulator's own bag writer is exercised by test_eval_replay.py; these hand-made bags cover the
-variants it does not write (bgr8 / 16UC1, odometry-only poses, ROS 1, broken inputs).
+variants it does not write (bgr8 / 16UC1, compressed copies, odometry-only poses, ROS 1, broken
+inputs).
 """
 
 from __future__ import annotations
 
+import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +97,7 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
               depth_encoding: str = "32FC1", poses: str = "tf", camera_info: bool = True, images: bool = True,
               depth_dt: float = 0.004, image_frame: str = "camera_optical_frame",
               depth_step: tuple[int, int] = (1, 1), short_frame: int | None = None,
-              garbage_frame: int | None = None) -> Path:
+              garbage_frame: int | None = None, compression: str | None = None) -> Path:
     """Write ``frames`` as a bag; ``poses`` is ``"tf"``, ``"odom"`` (odometry, no camera TF) or ``"none"``.
 
     ``storage``: ``"mcap"`` / ``"sqlite3"`` (rosbag2 folder) or ``"ros1"`` (``path`` must end in .bag).
@@ -102,7 +105,10 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
     stamps images with the body frame, as Gazebo's bridged cameras do. ``depth_step`` subsamples
     the depth image (rows, columns), like a depth sensor of lower resolution. ``short_frame``: the
     colour message of that frame index loses half its data (a damaged message); ``garbage_frame``:
-    that frame's colour message is bytes that do not deserialize.
+    that frame's colour message is bytes that do not deserialize. ``compression``: write the
+    image_transport copies instead of raw images, as drivers record them: ``"png"`` / ``"jpeg"``
+    colour on ``.../image_raw/compressed`` and compressedDepth PNG (of ``depth_encoding``) on
+    ``.../image_raw/compressedDepth``; ``"rvl"`` marks the depth as RVL (its bytes are not RVL).
     """
     from rosbags.typesys import Stores, get_typestore
 
@@ -149,16 +155,57 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
             color = {"rgb8": rgb, "bgr8": rgb[:, :, ::-1], "mono8": rgb[:, :, 0],
                      "rgba8": np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]),
                      "yuv422": rgb[:, :, :2]}[color_encoding]
+            depth = depth[:: depth_step[0], :: depth_step[1]]
+            if compression:
+                write("/camera/color/image_raw/compressed",
+                      _compressed_colour(ts, stamp, image_frame, rgb, compression), stamp)
+                write("/camera/depth/image_raw/compressedDepth",
+                      _compressed_depth(ts, stamp + depth_dt, image_frame, depth, depth_encoding, compression),
+                      stamp + depth_dt)
+                continue
             image = _image(ts, stamp, image_frame, color, color_encoding)
             if index == short_frame:
                 image.data = image.data[: image.data.size // 2]
             write("/camera/color/image_raw", image, stamp, b"\x00\x01\x00\x00garbage" if index == garbage_frame else None)
-            depth = depth[:: depth_step[0], :: depth_step[1]]
             depth_pixels = (np.nan_to_num(depth * 1000.0).astype(np.uint16) if depth_encoding == "16UC1"
                             else depth.astype(np.float32))
             write("/camera/depth/image_raw",
                   _image(ts, stamp + depth_dt, image_frame, depth_pixels, depth_encoding), stamp + depth_dt)
     return path
+
+
+def _png_or_jpeg(pixels: np.ndarray, kind: str) -> np.ndarray:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG" if kind == "jpeg" else "PNG", quality=95)
+    return np.frombuffer(out.getvalue(), np.uint8)
+
+
+def _compressed_colour(ts, t, frame, rgb: np.ndarray, kind: str):
+    """image_transport ``compressed``: the file is RGB whatever the raw encoding was."""
+    fmt = "bgr8; jpeg compressed bgr8" if kind == "jpeg" else "rgb8; png compressed rgb8"
+    return ts.types["sensor_msgs/msg/CompressedImage"](header=_header(ts, t, frame), format=fmt,
+                                                        data=_png_or_jpeg(rgb, "jpeg" if kind == "jpeg" else "png"))
+
+
+def _compressed_depth(ts, t, frame, depth: np.ndarray, encoding: str, kind: str):
+    """image_transport ``compressedDepth``: 12-byte header, then a 16-bit PNG of millimetres
+    (16UC1) or of quantised inverse depth (32FC1; the codec's defaults: quantisation 100, 10 m)."""
+    depth = np.nan_to_num(depth)
+    quant_a = quant_b = 0.0
+    if encoding == "16UC1":
+        pixels = (depth * 1000.0).astype(np.uint16)
+    else:
+        quant_a = 100.0 * 101.0
+        quant_b = 1.0 - quant_a / 10.0
+        with np.errstate(divide="ignore"):
+            pixels = np.where((depth > 0) & (depth < 10.0), quant_a / depth + quant_b, 0).astype(np.uint16)
+    header = struct.pack("<iff", 0, quant_a, quant_b)
+    codec = "rvl" if kind == "rvl" else "png"
+    data = np.concatenate([np.frombuffer(header, np.uint8), _png_or_jpeg(pixels, "png")])
+    return ts.types["sensor_msgs/msg/CompressedImage"](header=_header(ts, t, frame),
+                                                        format=f"{encoding}; compressedDepth {codec}", data=data)
 
 
 def write_tum(folder: Path, frames, depth_scale: float = 5000.0, depth_dt: float = 0.004) -> Path:

@@ -193,3 +193,35 @@ def test_associate_takes_the_nearest_stamp_within_the_limit():
     np.testing.assert_array_equal(found, [1, 2, 3, -1, 0])
     assert associate(np.array([1.0]), np.array([]), 1.0).tolist() == [-1]
     assert associate(np.array([0.4, 0.0]), np.array([0.0, np.nan]), 1.0).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("depth_encoding", ["16UC1", "32FC1"])
+def test_image_transport_compressed_copies_decode_like_the_raw_images(tmp_path, depth_encoding):
+    path = write_bag(tmp_path / "rec", FRAMES, compression="png", depth_encoding=depth_encoding)
+    recording = open_recording(path)
+    assert recording.details["topics"]["color"] == "/camera/color/image_raw/compressed"
+    assert recording.details["topics"]["depth"] == "/camera/depth/image_raw/compressedDepth"
+    assert recording.details["topics"]["info"] == "/camera/color/camera_info"  # the raw topic's namespace
+    assert recording.details["encodings"] == {"color": "rgb8; png compressed rgb8",
+                                              "depth": f"{depth_encoding}; compressedDepth png"}
+    assert recording.skipped == []
+    observed = list(recording.frames())
+    assert len(observed) == len(FRAMES)
+    for obs, (_, rgb, depth, _) in zip(observed, FRAMES):
+        np.testing.assert_array_equal(obs.rgb, rgb)  # PNG is lossless
+        # 32FC1 goes through the codec's quantised inverse depth: 100 * 101 / z steps, 0.4 mm at 2 m
+        np.testing.assert_allclose(obs.depth, np.nan_to_num(depth), atol=1e-3)
+        assert obs.depth[0, 0] == 0  # the NaN pixel: no reading
+
+
+def test_jpeg_colour_is_decoded_to_rgb_and_rvl_depth_is_refused_with_the_way_out(tmp_path):
+    red, green = np.meshgrid(np.linspace(0, 255, K_SMALL.width), np.linspace(0, 255, K_SMALL.height))
+    ramp = np.dstack([red, green, np.full_like(red, 90.0)]).astype(np.uint8)
+    smooth = [(t, ramp, d, T) for t, _, d, T in FRAMES]
+    recording = open_recording(write_bag(tmp_path / "jpeg", smooth, compression="jpeg", depth_encoding="16UC1"))
+    for obs, (_, rgb, _, _) in zip(recording.frames(), smooth):
+        assert np.abs(obs.rgb.astype(int) - rgb).mean() < 3  # channel order kept: red ramps along x
+    with pytest.raises(InvalidInput) as info:
+        open_recording(write_bag(tmp_path / "rvl", FRAMES, compression="rvl", depth_encoding="16UC1"))
+    assert info.value.parameter == "--depth-topic"
+    assert "RVL" in info.value.reason and "republish" in info.value.reason

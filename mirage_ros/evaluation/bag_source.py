@@ -3,16 +3,19 @@
 Auto-detection (each overridable by a :class:`SourceOptions` field / ``mirage-ros eval`` option):
 
 - colour: the first ``sensor_msgs/Image`` topic with a colour encoding (rgb8, bgr8, rgba8, bgra8,
-  mono8), preferring names with ``color``/``rgb`` and passing over ``depth``/``mask`` names;
-- depth: an Image topic in ``32FC1`` (m) or ``16UC1`` (mm), preferring ``aligned`` names; each
-  colour image takes the depth image nearest in stamp within ``max_depth_dt``;
+  mono8), preferring names with ``color``/``rgb`` and passing over ``depth``/``mask`` names; else
+  a JPEG / PNG ``CompressedImage`` (image_transport's ``compressed``);
+- depth: an Image topic in ``32FC1`` (m) or ``16UC1`` (mm), preferring ``aligned`` names, else a
+  ``compressedDepth`` CompressedImage (PNG); each colour image takes the depth image nearest in
+  stamp within ``max_depth_dt``;
 - intrinsics: the CameraInfo in the colour topic's namespace (else the first CameraInfo);
 - pose: ``world_frame <- camera frame`` through ``/tf`` + ``/tf_static`` at the colour stamp;
   ``nav_msgs/Odometry`` adds ``header.frame_id -> child_frame_id`` edges that TF lacks, and
   ``camera_offset`` attaches the camera frame to the odometry child frame;
 - ground-truth motion mask: a mono8 Image topic whose name contains ``mask`` (optional).
 
-Image decoding is :mod:`mirage_ros.ros.convert` (numpy, works on rosbags message objects).
+Image decoding is :mod:`mirage_ros.ros.convert` and :mod:`mirage_ros.ros.compressed` (numpy and
+Pillow, on rosbags message objects).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.evaluation.bag_topics import ODOMETRY, TF, detect_topics
+from mirage_ros.evaluation.bag_topics import IMAGE, ODOMETRY, TF, detect_topics
 from mirage_ros.evaluation.sources import (
     Observation,
     Recording,
@@ -40,6 +43,7 @@ from mirage_ros.evaluation.sources import (
     intrinsics_from_option,
 )
 from mirage_ros.geometry import Intrinsics
+from mirage_ros.ros.compressed import COMPRESSED_IMAGE, depth_from_compressed, rgb_from_compressed
 from mirage_ros.ros.convert import (
     depth_from_image,
     intrinsics_from_camera_info,
@@ -52,6 +56,16 @@ from mirage_ros.ros.convert import (
 from mirage_ros.ros.frames import resolve_convention, to_optical
 from mirage_ros.ros.pose_source import offset_matrix
 from mirage_ros.transforms import TransformBuffer, TransformLookupError
+
+#: (message type, role) -> decoder to the frame's arrays
+DECODERS = {
+    (IMAGE, "color"): rgb_from_image,
+    (IMAGE, "depth"): depth_from_image,
+    (IMAGE, "mask"): mask_from_image,
+    (COMPRESSED_IMAGE, "color"): rgb_from_compressed,
+    (COMPRESSED_IMAGE, "depth"): depth_from_compressed,
+}
+
 
 @contextmanager
 def _reading(path: Path):
@@ -116,7 +130,6 @@ class BagRecording(Recording):
         needed = {role: Counter(self._rows[:, column[role]].tolist()) for role in roles.values()}
         held: dict[tuple[str, int], np.ndarray] = {}
         ordinal = Counter()
-        decode = {"color": rgb_from_image, "depth": depth_from_image, "mask": mask_from_image}
         nxt = 0
         with _reading(self.path), _reader(self.path) as reader:
             wanted = [c for c in reader.connections if c.topic in roles]
@@ -125,7 +138,8 @@ class BagRecording(Recording):
                 index = ordinal[role]
                 ordinal[role] += 1
                 if needed[role][index]:
-                    held[role, index] = decode[role](reader.deserialize(raw, connection.msgtype))
+                    msg = reader.deserialize(raw, connection.msgtype)
+                    held[role, index] = DECODERS[connection.msgtype, role](msg)
                 while nxt < len(self._rows) and all(
                     (role, int(self._rows[nxt, column[role]])) in held or self._rows[nxt, column[role]] < 0
                     for role in roles.values()
@@ -255,9 +269,9 @@ def _index(reader, topics: dict[str, str | None], options: SourceOptions, skippe
         raise InvalidInput("--odom-topic", f"{options.odom_topic!r} is not a nav_msgs/Odometry topic ({odom_topics})")
     odom_topic = options.odom_topic or (odom_topics[0] if odom_topics else None)
     images = {topics[r]: _Topic(topics[r]) for r in ("color", "depth", "mask") if topics[r]}
-    decoders = {topics["color"]: rgb_from_image, topics["depth"]: depth_from_image}
-    if topics["mask"]:
-        decoders[topics["mask"]] = mask_from_image
+    msgtypes = {c.topic: c.msgtype for c in reader.connections}
+    decoders = {topics[role]: DECODERS[msgtypes[topics[role]], role] for role in ("color", "depth", "mask")
+                if topics[role]}
     out: dict = {"info": None, "info_size": None, "tf": [], "odom": [], "odom_topic": odom_topic}
     wanted = [c for c in reader.connections
               if c.topic in images or c.topic in (topics["info"], odom_topic) or c.msgtype == TF]
@@ -284,7 +298,7 @@ def _index(reader, topics: dict[str, str | None], options: SourceOptions, skippe
             record.ok[-1] = True
             record.shape = record.shape or pixels.shape[:2]
             record.frame_id = record.frame_id or msg.header.frame_id.lstrip("/")
-            record.encoding = record.encoding or msg.encoding
+            record.encoding = record.encoding or getattr(msg, "encoding", None) or msg.format
         elif msg is None:
             skipped.append(Skipped(f"{topic} message", problem))
         elif connection.msgtype == TF:

@@ -6,8 +6,11 @@ checked against the bag (a wrong type names the option and lists the Image topic
 
 from __future__ import annotations
 
+import re
+
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.sources import Skipped, SourceOptions
+from mirage_ros.ros.compressed import COMPRESSED_IMAGE, is_compressed_colour, is_compressed_depth
 from mirage_ros.ros.convert import COLOR_ENCODINGS, DEPTH_ENCODINGS
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -30,44 +33,57 @@ def _pick(candidates: list[tuple[str, str]], prefer: tuple[str, ...], avoid: tup
 
 
 def detect_topics(reader, options: SourceOptions, skipped: list[Skipped]) -> dict[str, str | None]:
-    """Choose colour, depth, mask, camera_info topics (options first, auto-detection otherwise)."""
+    """Choose colour, depth, mask, camera_info topics (options first, auto-detection otherwise).
+
+    Colour and depth may be image_transport's compressed copies (``CompressedImage``); a raw
+    ``Image`` topic is preferred where the bag has both.
+    """
     topics = {c.topic: c.msgtype for c in reader.connections}
-    encodings: dict[str, str] = {}
+    encodings: dict[str, str] = {}  # Image: encoding; CompressedImage: format
     for connection in reader.connections:
-        if connection.msgtype == IMAGE and connection.topic not in encodings:
+        if connection.msgtype in (IMAGE, COMPRESSED_IMAGE) and connection.topic not in encodings:
             first = next(reader.messages(connections=[connection]), None)
             if first is not None:
-                encodings[connection.topic] = reader.deserialize(first[2], IMAGE).encoding
+                msg = reader.deserialize(first[2], connection.msgtype)
+                encodings[connection.topic] = msg.encoding if connection.msgtype == IMAGE else msg.format
+    raw = {t: e for t, e in encodings.items() if topics[t] == IMAGE}
+    packed = {t: e for t, e in encodings.items() if topics[t] == COMPRESSED_IMAGE}
     inventory = ", ".join(f"{t} [{e}]" for t, e in encodings.items()) or "none"
 
-    def chosen(option: str | None, flag: str, msgtype: str) -> str | None:
-        if option is not None and topics.get(option) != msgtype:
+    def chosen(option: str | None, flag: str, msgtypes: tuple[str, ...]) -> str | None:
+        if option is not None and topics.get(option) not in msgtypes:
             have = topics.get(option, "absent")
-            raise InvalidInput(flag, f"topic {option!r} is {have}, not {msgtype} (Image topics: {inventory})")
+            raise InvalidInput(flag, f"topic {option!r} is {have}, not {' or '.join(msgtypes)} (image topics: {inventory})")
         return option
 
-    color = chosen(options.color_topic, "--color-topic", IMAGE) or _pick(
-        [(t, e) for t, e in encodings.items() if e in COLOR_ENCODINGS], ("color", "rgb"), ("depth", "mask", "seg", "label")
-    )
+    images = (IMAGE, COMPRESSED_IMAGE)
+    color = chosen(options.color_topic, "--color-topic", images) or _pick(
+        [(t, e) for t, e in raw.items() if e in COLOR_ENCODINGS], ("color", "rgb"), ("depth", "mask", "seg", "label")
+    ) or _pick([(t, e) for t, e in packed.items() if is_compressed_colour(e)], ("color", "rgb"), ("depth", "mask"))
     if color is None:
-        compressed = [t for t, m in topics.items() if m == "sensor_msgs/msg/CompressedImage"]
-        hint = f"; compressed topics {compressed} need decompressing first (image_transport republish)" if compressed else ""
         raise InvalidInput("--color-topic", f"no sensor_msgs/Image topic with a colour encoding "
-                           f"{COLOR_ENCODINGS} (Image topics: {inventory}){hint}")
-    depth = chosen(options.depth_topic, "--depth-topic", IMAGE) or _pick(
-        [(t, e) for t, e in encodings.items() if e in DEPTH_ENCODINGS], ("aligned", "depth"), ()
-    )
+                           f"{COLOR_ENCODINGS} and no JPEG / PNG CompressedImage (image topics: {inventory})")
+    depth = chosen(options.depth_topic, "--depth-topic", images) or _pick(
+        [(t, e) for t, e in raw.items() if e in DEPTH_ENCODINGS], ("aligned", "depth"), ()
+    ) or _pick([(t, e) for t, e in packed.items() if is_compressed_depth(e)], ("aligned", "depth"), ())
     if depth is None:
-        raise InvalidInput("--depth-topic", f"no depth Image topic in {DEPTH_ENCODINGS} (Image topics: {inventory})")
-    mask = chosen(options.mask_topic, "--mask-topic", IMAGE) or next(
-        (t for t, e in encodings.items() if e == "mono8" and "mask" in t.lower() and t != color), None
+        raise InvalidInput("--depth-topic", f"no depth Image topic in {DEPTH_ENCODINGS} and no compressedDepth "
+                           f"CompressedImage (image topics: {inventory})")
+    mask = chosen(options.mask_topic, "--mask-topic", (IMAGE,)) or next(
+        (t for t, e in raw.items() if e == "mono8" and "mask" in t.lower() and t != color), None
     )
     infos = [t for t, m in topics.items() if m == CAMERA_INFO]
-    namespace = color.rsplit("/", 1)[0]
-    info = chosen(options.info_topic, "--info-topic", CAMERA_INFO) or next(
+    namespace = _base_topic(color).rsplit("/", 1)[0]
+    info = chosen(options.info_topic, "--info-topic", (CAMERA_INFO,)) or next(
         (t for t in infos if t.rsplit("/", 1)[0] == namespace), infos[0] if infos else None
     )
-    for topic, encoding in encodings.items():
+    for topic, encoding in raw.items():
         if topic not in (color, depth, mask) and encoding not in COLOR_ENCODINGS + DEPTH_ENCODINGS:
             skipped.append(Skipped(topic, f"unsupported encoding {encoding!r}"))
     return {"color": color, "depth": depth, "mask": mask, "info": info}
+
+
+def _base_topic(topic: str) -> str:
+    """The image topic an image_transport copy was made from (``.../image_raw/compressed`` ->
+    ``.../image_raw``), whose namespace holds the CameraInfo."""
+    return re.sub(r"/(compressed|compressedDepth)$", "", topic)

@@ -1,0 +1,96 @@
+"""``sensor_msgs/CompressedImage`` (image_transport's ``compressed`` / ``compressedDepth``) -> numpy.
+
+Recordings often hold the compressed copies of a camera's streams only, because raw ones are
+large: ``.../image_raw/compressed`` (JPEG or PNG colour, ``format`` like
+``"bgr8; jpeg compressed bgr8"``) and ``.../image_raw/compressedDepth`` (``format`` like
+``"16UC1; compressedDepth png"``). The colour image is an ordinary JPEG / PNG file. The depth one
+is a 12-byte header (int32 format, float32 ``depthQuantA``, ``depthQuantB``), then a 16-bit PNG:
+
+- ``16UC1``: the PNG holds millimetres, 0 = no reading;
+- ``32FC1``: it holds quantised inverse depth ``q``; depth = ``depthQuantA / (q - depthQuantB)``
+  metres, ``q = 0`` = no reading (compressed_depth_image_transport's codec).
+
+The ``rvl`` codec of newer image_transport_plugins is not decoded here: such bags need
+``ros2 run image_transport republish`` to raw first, and the error says so.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+
+from mirage_ros.errors import InvalidInput
+
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+_DEPTH_HEADER = struct.Struct("<iff")  # format, depthQuantA, depthQuantB
+
+
+def is_compressed_depth(fmt: str) -> bool:
+    """Whether a ``CompressedImage.format`` is image_transport's ``compressedDepth``."""
+    return "compresseddepth" in fmt.lower()
+
+
+def is_compressed_colour(fmt: str) -> bool:
+    """Whether a ``CompressedImage.format`` is a JPEG / PNG colour (or mono) picture."""
+    lower = fmt.lower()
+    return not is_compressed_depth(fmt) and any(word in lower for word in ("jpeg", "jpg", "png"))
+
+
+def _decode_file(data: bytes, name: str):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InvalidInput(f"{name}.data", f"not a decodable JPEG / PNG ({exc})") from exc
+    return image
+
+
+def rgb_from_compressed(msg) -> np.ndarray:
+    """JPEG / PNG ``CompressedImage`` -> ``(H, W, 3) uint8`` RGB.
+
+    The file itself is in RGB order whatever the ``format`` says (``bgr8`` there is the encoding
+    of the raw image it was made from), so it decodes as any picture does.
+
+    Raises:
+        InvalidInput: ``"image.format"`` not a colour format, ``"image.data"`` undecodable.
+    """
+    if not is_compressed_colour(msg.format):
+        raise InvalidInput("image.format", f"{msg.format!r} is not a JPEG / PNG colour image")
+    image = _decode_file(bytes(msg.data), "image")
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def depth_from_compressed(msg) -> np.ndarray:
+    """``compressedDepth`` ``CompressedImage`` -> ``(H, W) float32`` metres, 0 where there is no reading.
+
+    Raises:
+        InvalidInput: ``"depth.format"`` not ``compressedDepth`` PNG (e.g. ``rvl``) or of an
+            encoding other than 16UC1 / 32FC1; ``"depth.data"`` too short or undecodable.
+    """
+    fmt = msg.format
+    encoding, _, codec = (part.strip() for part in fmt.partition(";"))
+    if not is_compressed_depth(fmt) and codec:
+        raise InvalidInput("depth.format", f"{fmt!r} is not compressedDepth")
+    if "rvl" in codec.lower():
+        raise InvalidInput("depth.format", f"{fmt!r}: RVL-compressed depth is not decoded here; republish it raw "
+                           "(ros2 run image_transport republish --ros-args -p in_transport:=compressedDepth "
+                           "-p out_transport:=raw) and record that")
+    if encoding not in ("16UC1", "32FC1"):
+        raise InvalidInput("depth.format", f"{fmt!r}: compressedDepth of {encoding!r} (16UC1 or 32FC1 expected)")
+    data = bytes(msg.data)
+    if len(data) <= _DEPTH_HEADER.size:
+        raise InvalidInput("depth.data", f"{len(data)} bytes: no compressedDepth header + PNG")
+    _, quant_a, quant_b = _DEPTH_HEADER.unpack_from(data)
+    pixels = np.asarray(_decode_file(data[_DEPTH_HEADER.size :], "depth"))
+    if pixels.ndim != 2 or pixels.dtype.kind not in "ui":
+        raise InvalidInput("depth.data", f"PNG of {pixels.dtype}{pixels.shape}, not a 16-bit single-channel image")
+    if encoding == "16UC1":
+        return pixels.astype(np.float32) * np.float32(1e-3)
+    q = pixels.astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.float32(quant_a) / (q - np.float32(quant_b))
+    return np.where((pixels > 0) & np.isfinite(depth) & (depth > 0), depth, np.float32(0.0)).astype(np.float32)
