@@ -53,7 +53,8 @@ def detect_topics(reader, options: SourceOptions, skipped: list[Skipped]) -> dic
     def chosen(option: str | None, flag: str, msgtypes: tuple[str, ...]) -> str | None:
         if option is not None and topics.get(option) not in msgtypes:
             have = topics.get(option, "absent")
-            raise InvalidInput(flag, f"topic {option!r} is {have}, not {' or '.join(msgtypes)} (image topics: {inventory})")
+            raise InvalidInput(flag, f"topic {option!r} is {have}, not {' or '.join(msgtypes)} "
+                                     f"(image topics: {inventory})")
         return option
 
     images = (IMAGE, COMPRESSED_IMAGE)

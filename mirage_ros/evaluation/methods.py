@@ -10,9 +10,10 @@
 - ``rgb_frame_warp``: the point cloud of the last frame only (``keep_frames=1``): its pixels
   forward-warped to the target, gaps filled, re-encoded, rendered (the point cloud without memory).
 
-The four are two questions crossed: latent or RGB, memory or only the last frame. All share one set of networks (the shipped ONNX encoder and renderer) and the provider.
-Update times include each method's own encoding: the latent methods encode every observed frame,
-the point cloud encodes at prediction time (its rasterised picture).
+The four are two questions crossed: latent or RGB, memory or only the last frame. All share one
+set of networks (the shipped ONNX encoder and renderer) and the provider. Update times include
+each method's own encoding: the latent methods encode every observed frame, the RGB ones encode at
+prediction time (their rasterised picture).
 """
 
 from __future__ import annotations

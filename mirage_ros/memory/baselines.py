@@ -3,8 +3,8 @@
 - :class:`RGBPointCloudMemory`: the explicit memory Mirage replaces. Every valid pixel of every
   frame is kept as a coloured world point; a view is rendered by rasterising the cloud at the
   target camera (z-buffer, the read-out graph at stride 1) and, to get a latent, re-encoding that
-  picture with the encoder, its gaps filled with the nearest covered pixel first. Its size grows with path length; ``keep_frames=1`` turns it into a
-  last-frame colour warp.
+  picture with the encoder, its gaps filled with the nearest covered pixel first. Its size grows
+  with path length; ``keep_frames=1`` turns it into a last-frame colour warp.
 - :class:`LastFrameWarp`: no memory, only the last frame's latents lifted and warped to the target
   (a :class:`LatentMemory` reset before each insert).
 """
