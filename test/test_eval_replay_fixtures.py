@@ -7,14 +7,13 @@ inputs).
 
 from __future__ import annotations
 
-import io
-import struct
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from mirage_ros.geometry import T_LINK_OPTICAL, Intrinsics, invert_pose
+from mirage_ros.ros.compressed import encode_colour, encode_depth
 
 K_SMALL = Intrinsics(40.0, 40.0, 23.5, 17.5, 48, 36)
 T_BASE_LINK = np.array([[1, 0, 0, 0.1], [0, 1, 0, 0.0], [0, 0, 1, 0.5], [0, 0, 0, 1.0]])  # base -> camera_link
@@ -174,38 +173,16 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
     return path
 
 
-def _png_or_jpeg(pixels: np.ndarray, kind: str) -> np.ndarray:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="JPEG" if kind == "jpeg" else "PNG", quality=95)
-    return np.frombuffer(out.getvalue(), np.uint8)
-
-
-def _compressed_colour(ts, t, frame, rgb: np.ndarray, kind: str):
-    """image_transport ``compressed``: the file is RGB whatever the raw encoding was."""
-    fmt = "bgr8; jpeg compressed bgr8" if kind == "jpeg" else "rgb8; png compressed rgb8"
+def _compressed_colour(ts, t, frame, rgb: np.ndarray, codec: str):
+    fmt, data = encode_colour(rgb, "jpeg" if codec == "jpeg" else "png")
     return ts.types["sensor_msgs/msg/CompressedImage"](header=_header(ts, t, frame), format=fmt,
-                                                        data=_png_or_jpeg(rgb, "jpeg" if kind == "jpeg" else "png"))
+                                                        data=np.frombuffer(data, np.uint8))
 
 
-def _compressed_depth(ts, t, frame, depth: np.ndarray, encoding: str, kind: str):
-    """image_transport ``compressedDepth``: 12-byte header, then a 16-bit PNG of millimetres
-    (16UC1) or of quantised inverse depth (32FC1; the codec's defaults: quantisation 100, 10 m)."""
-    depth = np.nan_to_num(depth)
-    quant_a = quant_b = 0.0
-    if encoding == "16UC1":
-        pixels = (depth * 1000.0).astype(np.uint16)
-    else:
-        quant_a = 100.0 * 101.0
-        quant_b = 1.0 - quant_a / 10.0
-        with np.errstate(divide="ignore"):
-            pixels = np.where((depth > 0) & (depth < 10.0), quant_a / depth + quant_b, 0).astype(np.uint16)
-    header = struct.pack("<iff", 0, quant_a, quant_b)
-    codec = "rvl" if kind == "rvl" else "png"
-    data = np.concatenate([np.frombuffer(header, np.uint8), _png_or_jpeg(pixels, "png")])
-    return ts.types["sensor_msgs/msg/CompressedImage"](header=_header(ts, t, frame),
-                                                        format=f"{encoding}; compressedDepth {codec}", data=data)
+def _compressed_depth(ts, t, frame, depth: np.ndarray, encoding: str, codec: str):
+    fmt, data = encode_depth(depth, encoding, "rvl" if codec == "rvl" else "png")
+    return ts.types["sensor_msgs/msg/CompressedImage"](header=_header(ts, t, frame), format=fmt,
+                                                        data=np.frombuffer(data, np.uint8))
 
 
 def write_tum(folder: Path, frames, depth_scale: float = 5000.0, depth_dt: float = 0.004) -> Path:

@@ -15,6 +15,8 @@ from PIL import Image
 from mirage_ros.errors import InvalidInput
 from mirage_ros.ros.compressed import (
     depth_from_compressed,
+    encode_colour,
+    encode_depth,
     is_compressed_colour,
     is_compressed_depth,
     rgb_from_compressed,
@@ -69,3 +71,17 @@ def test_bad_compressed_depth_names_the_field(fmt, data, parameter, words):
     with pytest.raises(InvalidInput) as info:
         depth_from_compressed(SimpleNamespace(format=fmt, data=data))
     assert info.value.parameter == parameter and words in info.value.reason
+
+
+def test_encoders_round_trip_through_the_decoders():
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    fmt, data = encode_colour(rgb)
+    np.testing.assert_array_equal(rgb_from_compressed(SimpleNamespace(format=fmt, data=data)), rgb)
+    depth = rng.uniform(0.4, 9.0, (6, 8)).astype(np.float32)
+    depth[0, 0], depth[0, 1] = 0.0, np.nan
+    for encoding, atol in (("16UC1", 1e-3), ("32FC1", 9.0**2 / 10100 + 1e-4)):  # a quantisation step at 9 m
+        fmt, data = encode_depth(depth, encoding)
+        assert fmt == f"{encoding}; compressedDepth png"
+        back = depth_from_compressed(SimpleNamespace(format=fmt, data=data))
+        np.testing.assert_allclose(back, np.nan_to_num(depth), atol=atol)

@@ -11,7 +11,8 @@ is a 12-byte header (int32 format, float32 ``depthQuantA``, ``depthQuantB``), th
   metres, ``q = 0`` = no reading (compressed_depth_image_transport's codec).
 
 The ``rvl`` codec of newer image_transport_plugins is not decoded here: such bags need
-``ros2 run image_transport republish`` to raw first, and the error says so.
+``ros2 run image_transport republish`` to raw first, and the error says so. The encoders
+(:func:`encode_colour`, :func:`encode_depth`) write the same payloads, for the test cameras.
 """
 
 from __future__ import annotations
@@ -94,3 +95,37 @@ def depth_from_compressed(msg) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.float32(quant_a) / (q - np.float32(quant_b))
     return np.where((pixels > 0) & np.isfinite(depth) & (depth > 0), depth, np.float32(0.0)).astype(np.float32)
+
+
+#: compressed_depth_image_transport's defaults for 32FC1: quantisation 100, depth_max 10 m
+DEPTH_QUANTIZATION, DEPTH_MAX = 100.0, 10.0
+
+
+def encode_colour(rgb: np.ndarray, codec: str = "png") -> tuple[str, bytes]:
+    """``(H, W, 3) uint8`` RGB -> ``(format, data)`` of image_transport's ``compressed``
+    (``codec`` ``"png"`` lossless or ``"jpeg"`` quality 95)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, np.uint8)).save(out, format="JPEG" if codec == "jpeg" else "PNG", quality=95)
+    return f"rgb8; {codec} compressed rgb8", out.getvalue()
+
+
+def encode_depth(depth: np.ndarray, encoding: str = "32FC1", codec: str = "png") -> tuple[str, bytes]:
+    """``(H, W)`` metres (0 / NaN = no reading) -> ``(format, data)`` of ``compressedDepth``:
+    millimetres (``16UC1``) or the codec's quantised inverse depth (``32FC1``). ``codec="rvl"``
+    only labels the payload (it stays PNG): for testing the refusal."""
+    from PIL import Image
+
+    depth = np.nan_to_num(np.asarray(depth, np.float32))
+    quant_a = quant_b = 0.0
+    if encoding == "16UC1":
+        pixels = np.clip(depth * 1000.0, 0, 65535).astype(np.uint16)
+    else:
+        quant_a = DEPTH_QUANTIZATION * (DEPTH_QUANTIZATION + 1.0)
+        quant_b = 1.0 - quant_a / DEPTH_MAX
+        with np.errstate(divide="ignore"):
+            pixels = np.where((depth > 0) & (depth < DEPTH_MAX), quant_a / depth + quant_b, 0).astype(np.uint16)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return f"{encoding}; compressedDepth {codec}", _DEPTH_HEADER.pack(0, quant_a, quant_b) + out.getvalue()
