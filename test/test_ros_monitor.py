@@ -1,12 +1,17 @@
-"""consistency_monitor as a real process: live frame + rendering in, moving masks and regions out."""
+"""consistency_monitor as a real process: live frame + rendering in, moving masks and regions out.
+
+The live frame arrives as raw Images, or as image_transport's compressed copies (PNG colour,
+compressedDepth) with ``image_transport: compressed``.
+"""
 
 import numpy as np
 import pytest
 from mirage_ros_msgs.msg import MovingRegions, PredictedView
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.ros import convert, outputs
+from mirage_ros.ros.compressed import encode_colour, encode_depth
 from mirage_ros.ros.dds import large_message_env
 from mirage_ros.ros.recorder import Recorder
 
@@ -24,15 +29,30 @@ def scene(stamp: float, with_box: bool):
     return rgb, depth
 
 
+def live_messages(rgb, depth, stamp, transport: str):
+    if transport == "raw":
+        return convert.array_to_image(rgb, "rgb8", stamp, "cam"), convert.array_to_image(depth, "32FC1", stamp, "cam")
+    image, depth_msg = (CompressedImage(format=fmt, data=data) for fmt, data in (encode_colour(rgb), encode_depth(depth)))
+    for msg in (image, depth_msg):
+        msg.header.stamp, msg.header.frame_id = stamp, "cam"
+    return image, depth_msg
+
+
 @pytest.mark.usefixtures("interfaces")
-def test_monitor_flags_what_the_memory_lacks(ros_process):
-    monitor = ros_process(module="mirage_ros.ros.consistency_monitor", env=large_message_env())
+@pytest.mark.parametrize("transport", ["raw", "compressed"])
+def test_monitor_flags_what_the_memory_lacks(ros_process, transport):
+    monitor = ros_process(module="mirage_ros.ros.consistency_monitor", env=large_message_env(),
+                          args=["--ros-args", "-p", f"image_transport:={transport}"])
     with Recorder("test_monitor") as rec:
         masks = rec.record("moving/memory_mask", Image)
         moving = rec.record("moving/mask", Image)
         regions = rec.record("moving/regions", MovingRegions)
         overlays = rec.record("moving/overlay", Image)
-        pub_image, pub_depth = rec.publisher("image", Image), rec.publisher("depth", Image)
+        if transport == "raw":
+            pub_image, pub_depth = rec.publisher("image", Image), rec.publisher("depth", Image)
+        else:
+            pub_image = rec.publisher("image/compressed", CompressedImage)
+            pub_depth = rec.publisher("depth/compressedDepth", CompressedImage)
         pub_view = rec.publisher("rendered/view", PredictedView)
         assert rec.wait_for_subscribers(pub_view, timeout=20), monitor.output()
         rec.wait_for_subscribers(pub_depth)
@@ -47,8 +67,9 @@ def test_monitor_flags_what_the_memory_lacks(ros_process):
             view = outputs.predicted_view(request, mem_rgb, mem_depth, np.ones((96, 128), np.float32), K, "cam", "map")
             pub_view.publish(view)  # rendering first: the monitor must wait for the live frame
             rec.spin_for(0.02)
-            pub_image.publish(convert.array_to_image(rgb, "rgb8", stamp, "cam"))
-            pub_depth.publish(convert.array_to_image(depth, "32FC1", stamp, "cam"))
+            image, depth_msg = live_messages(rgb, depth, stamp, transport)
+            pub_image.publish(image)
+            pub_depth.publish(depth_msg)
             sent.append(100.0 + 0.1 * k)
             rec.spin_for(0.1)
         assert rec.spin_until(lambda: len(masks) >= 5 and len(regions) >= 5, timeout=20), monitor.output()

@@ -1,5 +1,6 @@
 """Node parameter tables: config files, docs and the nodes agree; bad values stop a node, named."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,13 @@ def test_config_file_and_docs_list_every_parameter_with_its_default(node):
     differ = {k: (values.get(k), defaults.get(k)) for k in set(values) | set(defaults) if values.get(k) != defaults.get(k)}
     assert not differ, f"config/{node}.yaml (file, node default) differ: {differ}"
     docs = (ROOT / "docs" / "nodes.md").read_text()
-    missing = [p.name for p in params if f"`{p.name}`" not in docs]
+    table = docs[docs.index(f"#### {node} parameters"):]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| `([^`]*)` \|", table, re.M)}
+    missing = [p.name for p in params if p.name not in rows]
     assert not missing, f"docs/nodes.md lacks {missing}"
+    documented = {name: "" if text == "''" else yaml.safe_load(text) for name, text in rows.items()}
+    wrong = {p.name: (rows[p.name], p.default) for p in params if documented[p.name] != p.default}
+    assert not wrong, f"docs/nodes.md (documented, node default) differ: {wrong}"
 
 
 def test_check_names_the_parameter():

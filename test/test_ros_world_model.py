@@ -317,7 +317,8 @@ def test_time_jump_back_resets_the_memory(run):
 
 @pytest.mark.usefixtures("interfaces")
 def test_odometry_pose_source_with_camera_offset(ros_process):
-    """Poses from nav_msgs/Odometry + the camera_offset parameter, no TF at all."""
+    """Poses from nav_msgs/Odometry + the camera_offset parameter, no TF at all; the camera sends
+    image_transport's compressed copies (``image_transport: compressed``)."""
     from nav_msgs.msg import Odometry
     from transforms3d.euler import mat2euler
 
@@ -331,11 +332,12 @@ def test_odometry_pose_source_with_camera_offset(ros_process):
         "--ros-args", "-r", "__ns:=/mirage_odom", "-r", "image:=/odom_camera/color/image_raw",
         "-r", "depth:=/odom_camera/depth/image_raw", "-r", "camera_info:=/odom_camera/color/camera_info",
         "-r", "pose:=/odom", "-p", "pose_source:=odometry", "-p", f"camera_offset:={json.dumps(offset)}",
+        "-p", "image_transport:=compressed",
         "-p", "use_moving_mask:=false", "-p", "provider:=cpu", "-p", "horizons:=[0.5]",
         "-p", "subcell_placement:=enabled"])  # renders through the placement graph too
     with Recorder("test_odometry") as rec:
         rendered = rec.record("/mirage_odom/rendered/view", PredictedView)
-        feed = CameraFeed(rec, T_base_cam, prefix="/odom_camera")
+        feed = CameraFeed(rec, T_base_cam, prefix="/odom_camera", transport="compressed")
         odom = rec.publisher("/odom", Odometry, 50)
         node.wait_for_output("world model ready.*sub-cell placement on", timeout=60)
         assert feed.wait_for_subscribers(timeout=60, tf=False) and rec.wait_for_subscribers(odom, timeout=30)

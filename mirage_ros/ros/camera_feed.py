@@ -5,7 +5,9 @@ exactly the frames it is given, when it is told to, so a caller controls stamps 
 can inject malformed messages. Frames are published like a ROS RGB-D driver does:
 
 - ``<prefix>/color/image_raw`` (rgb8), ``<prefix>/depth/image_raw`` (32FC1),
-  ``<prefix>/color/camera_info``, all stamped in ``optical_frame``;
+  ``<prefix>/color/camera_info``, all stamped in ``optical_frame``; with ``transport="compressed"``
+  image_transport's copies instead: ``.../image_raw/compressed`` (PNG) and
+  ``.../image_raw/compressedDepth`` (32FC1 PNG);
 - ``/tf``: ``world_frame -> base_frame`` at the frame stamp; ``/tf_static``:
   ``base_frame -> optical_frame``.
 """
@@ -14,11 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.ros import convert
+from mirage_ros.ros.compressed import encode_colour, encode_depth
 from mirage_ros.ros.recorder import Recorder
 
 
@@ -30,15 +33,21 @@ class CameraFeed:
         T_base_cam: ``(4, 4)`` optical camera pose on the robot base (sent on ``/tf_static``).
         prefix: topic prefix (``/camera``).
         world_frame, base_frame, optical_frame: TF frame names.
+        transport: ``"raw"`` or ``"compressed"`` (image_transport's copies, see module doc).
     """
 
     def __init__(self, recorder: Recorder, T_base_cam: np.ndarray, prefix: str = "/camera",
                  world_frame: str = "map", base_frame: str = "base_link",
-                 optical_frame: str = "camera_color_optical_frame"):
+                 optical_frame: str = "camera_color_optical_frame", transport: str = "raw"):
         self.recorder = recorder
         self.frames = (world_frame, base_frame, optical_frame)
-        self.image = recorder.publisher(f"{prefix}/color/image_raw", Image, 10)
-        self.depth = recorder.publisher(f"{prefix}/depth/image_raw", Image, 10)
+        self.compressed = transport == "compressed"
+        if self.compressed:
+            self.image = recorder.publisher(f"{prefix}/color/image_raw/compressed", CompressedImage, 10)
+            self.depth = recorder.publisher(f"{prefix}/depth/image_raw/compressedDepth", CompressedImage, 10)
+        else:
+            self.image = recorder.publisher(f"{prefix}/color/image_raw", Image, 10)
+            self.depth = recorder.publisher(f"{prefix}/depth/image_raw", Image, 10)
         self.info = recorder.publisher(f"{prefix}/color/camera_info", CameraInfo, 10)
         self.tf = recorder.publisher("/tf", TFMessage, 100)
         static_qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
@@ -72,6 +81,9 @@ class CameraFeed:
         if T_world_base is not None:
             self.publish_pose(T_world_base, stamp)
         ros_stamp, frame = convert.sec_to_time(stamp), self.frames[2]
+        if self.compressed:
+            image = image or _compressed(*encode_colour(rgb))
+            depth_msg = depth_msg or _compressed(*encode_depth(depth))
         image = image or convert.array_to_image(rgb, "rgb8", ros_stamp, frame)
         depth_msg = depth_msg or convert.array_to_image(depth.astype(np.float32), "32FC1", ros_stamp, frame)
         info = info or convert.camera_info_from_intrinsics(K, ros_stamp, frame)
@@ -80,3 +92,7 @@ class CameraFeed:
         self.info.publish(info)
         self.depth.publish(depth_msg)
         self.image.publish(image)
+
+
+def _compressed(fmt: str, data: bytes) -> CompressedImage:
+    return CompressedImage(format=fmt, data=data)

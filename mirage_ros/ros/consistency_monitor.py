@@ -33,9 +33,12 @@ from mirage_ros.ros import convert, outputs
 from mirage_ros.ros.node_util import WarningThrottle, run_node
 from mirage_ros.ros.params import Param, declare
 from mirage_ros.ros.sync import SynchronizedSubscription
+from mirage_ros.ros.transport import TRANSPORTS, camera_transport
 
 _DEFAULTS = DetectorConfig()
 PARAMS = [
+    Param("image_transport", "raw", "raw Images, or image_transport's <image>/compressed and "
+          "<depth>/compressedDepth copies", choices=TRANSPORTS),
     Param("sync_queue_size", 10, "messages queued per input by the image/depth synchroniser", (1, 100)),
     Param("sync_slop", 0.02, "largest stamp difference of live image and depth (s)", (0.0, 1.0)),
     Param("max_pending", 30, "live frames / renderings kept while waiting for their partner (the world "
@@ -69,14 +72,15 @@ class ConsistencyMonitorNode(Node):
             work_width=p.work_width, score_low=p.score_low, score_high=p.score_high,
             min_region_fraction=p.min_region_fraction, max_regions=p.max_regions,
             min_memory_coverage=p.min_memory_coverage, feedback_dilation=p.feedback_dilation))
-        self.live: OrderedDict[int, tuple[Image, Image]] = OrderedDict()
+        self.live: OrderedDict[int, tuple] = OrderedDict()  # stamp -> (image, depth) messages
         self.rendered: OrderedDict[int, PredictedView] = OrderedDict()
         self.last_stamp = -float("inf")
         self.counts = {"frames": 0, "unmatched": 0, "skipped": 0, "moving_regions": 0}
         self.detect_time = deque(maxlen=200)
         self.last_status = "waiting"
-        self.sync = SynchronizedSubscription(self, [(Image, "image"), (Image, "depth")], qos_profile_sensor_data,
-                                             p.sync_queue_size, p.sync_slop, self._on_live)
+        self.transport = t = camera_transport(self, p.image_transport)
+        self.sync = SynchronizedSubscription(self, [(t.msg_type, t.image_topic), (t.msg_type, t.depth_topic)],
+                                             qos_profile_sensor_data, p.sync_queue_size, p.sync_slop, self._on_live)
         self.create_subscription(PredictedView, "rendered/view", self._on_rendered, 5)
         self.pub_mask = self.create_publisher(Image, "moving/mask", 5)
         self.pub_memory_mask = self.create_publisher(Image, "moving/memory_mask", 5)
@@ -86,7 +90,7 @@ class ConsistencyMonitorNode(Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(p.diagnostics_period, self._publish_diagnostics)
 
-    def _on_live(self, image: Image, depth: Image) -> None:
+    def _on_live(self, image, depth) -> None:
         self._remember(self.live, convert.time_to_ns(image.header.stamp), (image, depth))
 
     def _on_rendered(self, view: PredictedView) -> None:
@@ -103,15 +107,15 @@ class ConsistencyMonitorNode(Node):
         for key in matched:
             self._detect(*self.live.pop(key), self.rendered.pop(key))
 
-    def _detect(self, image: Image, depth_msg: Image, view: PredictedView) -> None:
+    def _detect(self, image, depth_msg, view: PredictedView) -> None:
         stamp = convert.time_to_sec(image.header.stamp)
         if stamp < self.last_stamp:
             self.detector.reset()  # bag loop: the world model resets its memory too
         self.last_stamp = stamp
         t0 = time.perf_counter()
         try:
-            rgb = convert.rgb_from_image(image)
-            depth = convert.depth_from_image(depth_msg)
+            rgb = self.transport.rgb(image)
+            depth = self.transport.depth(depth_msg)
             K = replace(convert.intrinsics_from_camera_info(view.camera_info), width=rgb.shape[1], height=rgb.shape[0])
             rendered_rgb = _fit(convert.rgb_from_image(view.image), rgb.shape[:2])
             rendered_depth = _fit(convert.depth_from_image(view.depth), rgb.shape[:2])
@@ -127,7 +131,7 @@ class ConsistencyMonitorNode(Node):
         self.last_status = detection.status + (f" ({detection.reason})" if detection.reason else "")
         self._publish(detection, image, rgb, view)
 
-    def _publish(self, detection, image: Image, rgb: np.ndarray, view: PredictedView) -> None:
+    def _publish(self, detection, image, rgb: np.ndarray, view: PredictedView) -> None:
         stamp, frame_id = image.header.stamp, view.header.frame_id
         self.pub_mask.publish(convert.array_to_image(detection.mask, "mono8", stamp, frame_id))
         self.pub_memory_mask.publish(convert.array_to_image(detection.memory_mask, "mono8", stamp, frame_id))

@@ -40,6 +40,7 @@ from mirage_ros.ros.point_colour import LinearColourProbe
 from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource, TopicPoseSource, offset_matrix
 from mirage_ros.ros.prediction_poses import extrapolate, path_poses, sample_path
 from mirage_ros.ros.sync import SynchronizedSubscription
+from mirage_ros.ros.transport import TRANSPORTS, camera_transport
 from mirage_ros.runtime.networks import SUBCELL_PLACEMENT
 
 PARAMS = [
@@ -58,6 +59,8 @@ PARAMS = [
     Param("tf_max_extrapolation", 0.05, "seconds a fallback TF / pose lookup may hold the last sample",
           (0.0, 1.0)),
     Param("use_rectified_projection", False, "take intrinsics from CameraInfo.p instead of .k"),
+    Param("image_transport", "raw", "raw Images, or image_transport's <image>/compressed and "
+          "<depth>/compressedDepth copies", choices=TRANSPORTS),
     Param("sync_queue_size", 10, "messages queued per input by the time synchroniser", (1, 100)),
     Param("sync_slop", 0.02, "largest stamp difference of image, depth and camera_info (s)", (0.0, 1.0)),
     Param("use_moving_mask", True, "keep pixels flagged by the consistency monitor out of memory"),
@@ -130,8 +133,10 @@ class WorldModelNode(Node):
         self.latency = deque(maxlen=200)  # (seconds image-in -> predictions out)
         self.timing = {"observe": deque(maxlen=200), "predict": deque(maxlen=200)}
 
+        self.transport = camera_transport(self, p.image_transport)
+        t = self.transport
         self.sync = SynchronizedSubscription(
-            self, [(Image, "image"), (Image, "depth"), (CameraInfo, "camera_info")],
+            self, [(t.msg_type, t.image_topic), (t.msg_type, t.depth_topic), (CameraInfo, "camera_info")],
             qos_profile_sensor_data, p.sync_queue_size, p.sync_slop, self._on_frame)
         if p.use_moving_mask:
             self.create_subscription(Image, "moving/memory_mask", self._on_mask, 10)
@@ -190,22 +195,31 @@ class WorldModelNode(Node):
             self.warn.warn("queue", f"frame {dropped.stamp:.3f} dropped: {cause}")
         self._step()
 
-    def _decode(self, image: Image, depth_msg: Image, info: CameraInfo) -> PendingFrame:
-        p = self.p
-        if image.width * image.height > p.max_image_pixels:
-            raise InvalidInput("image.size", f"{image.width}x{image.height} exceeds max_image_pixels={p.max_image_pixels}")
-        K = convert.intrinsics_from_camera_info(info, p.use_rectified_projection)
-        sizes = {"image": (image.width, image.height), "depth": (depth_msg.width, depth_msg.height),
-                 "camera_info": (K.width, K.height)}
-        if len(set(sizes.values())) > 1:
-            raise InvalidInput("size", "image/depth/camera_info sizes differ: "
-                               + ", ".join(f"{k} {w}x{h}" for k, (w, h) in sizes.items()))
-        rgb = convert.rgb_from_image(image)
-        depth = convert.depth_from_image(depth_msg)
+    def _decode(self, image, depth_msg, info: CameraInfo) -> PendingFrame:
+        """A frame from its colour and depth messages (``Image`` or ``CompressedImage``)."""
+        if self.transport.raw:  # sizes are in the messages: check before decoding
+            K = self._intrinsics((image.width, image.height), (depth_msg.width, depth_msg.height), info)
+            rgb, depth = self.transport.rgb(image), self.transport.depth(depth_msg)
+        else:  # a compressed image tells its size once decoded
+            rgb, depth = self.transport.rgb(image), self.transport.depth(depth_msg)
+            K = self._intrinsics(rgb.shape[1::-1], depth.shape[::-1], info)
         if not valid_depth(depth).any():
             raise InvalidInput("depth", "no valid reading (all 0 / NaN / inf)")
         stamp_ns = convert.time_to_ns(image.header.stamp)
         return PendingFrame(stamp_ns, stamp_ns / 1e9, image.header.frame_id, rgb, depth, K, time.monotonic())
+
+    def _intrinsics(self, image_wh: tuple[int, int], depth_wh: tuple[int, int], info: CameraInfo):
+        """The frame's intrinsics, once its image (within ``max_image_pixels``), depth and
+        camera_info sizes (``(width, height)``) are known to agree."""
+        p = self.p
+        if image_wh[0] * image_wh[1] > p.max_image_pixels:
+            raise InvalidInput("image.size", f"{image_wh[0]}x{image_wh[1]} exceeds max_image_pixels={p.max_image_pixels}")
+        K = convert.intrinsics_from_camera_info(info, p.use_rectified_projection)
+        sizes = {"image": tuple(image_wh), "depth": tuple(depth_wh), "camera_info": (K.width, K.height)}
+        if len(set(sizes.values())) > 1:
+            raise InvalidInput("size", "image/depth/camera_info sizes differ: "
+                               + ", ".join(f"{k} {w}x{h}" for k, (w, h) in sizes.items()))
+        return K
 
     def _on_mask(self, msg: Image) -> None:
         try:
