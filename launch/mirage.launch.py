@@ -25,6 +25,8 @@ ARGUMENTS = [
     ("image_topic", "/camera/color/image_raw", "colour image (rgb8, bgr8, mono8, rgba8, bgra8)"),
     ("depth_topic", "/camera/depth/image_raw", "registered depth (32FC1 metres or 16UC1 millimetres)"),
     ("camera_info_topic", "/camera/color/camera_info", "camera_info of the colour image"),
+    ("image_transport", "raw", "raw | compressed: subscribe <image_topic>/compressed and "
+     "<depth_topic>/compressedDepth instead (a camera streaming over a network)"),
     ("path_topic", "/plan", "nav_msgs/Path to predict views along (Nav2 publishes /plan)"),
     ("pose_topic", "/odom", "pose or odometry topic when pose_source is pose or odometry"),
     ("pose_source", "tf", "tf | pose | odometry"),
@@ -56,6 +58,7 @@ def generate_launch_description():
             "pose_source": arg("pose_source"),
             "provider": arg("provider"),
             "use_moving_mask": arg("use_monitor"),
+            "image_transport": arg("image_transport"),
         }],
         remappings=camera + [("camera_info", arg("camera_info_topic")), ("path", arg("path_topic")),
                              ("pose", arg("pose_topic"))],
@@ -64,7 +67,8 @@ def generate_launch_description():
         package="mirage_ros", executable="consistency_monitor", name="consistency_monitor",
         namespace=arg("namespace"), output="screen", emulate_tty=True,
         arguments=["--ros-args", "--log-level", arg("log_level")],
-        parameters=[arg("monitor_config"), {"use_sim_time": arg("use_sim_time")}],
+        parameters=[arg("monitor_config"), {"use_sim_time": arg("use_sim_time"),
+                                            "image_transport": arg("image_transport")}],
         remappings=camera, condition=IfCondition(arg("use_monitor")),
     )
     # Fast DDS drops camera-sized best-effort messages with its default 512 KiB shared memory
