@@ -133,8 +133,7 @@ class WorldModelNode(Node):
         self.latency = deque(maxlen=200)  # (seconds image-in -> predictions out)
         self.timing = {"observe": deque(maxlen=200), "predict": deque(maxlen=200)}
 
-        self.transport = camera_transport(self, p.image_transport)
-        t = self.transport
+        self.transport = t = camera_transport(self, p.image_transport)
         self.sync = SynchronizedSubscription(
             self, [(t.msg_type, t.image_topic), (t.msg_type, t.depth_topic), (CameraInfo, "camera_info")],
             qos_profile_sensor_data, p.sync_queue_size, p.sync_slop, self._on_frame)
