@@ -195,30 +195,12 @@ class WorldModelNode(Node):
         self._step()
 
     def _decode(self, image, depth_msg, info: CameraInfo) -> PendingFrame:
-        """A frame from its colour and depth messages (``Image`` or ``CompressedImage``)."""
-        if self.transport.raw:  # sizes are in the messages: check before decoding
-            K = self._intrinsics((image.width, image.height), (depth_msg.width, depth_msg.height), info)
-            rgb, depth = self.transport.rgb(image), self.transport.depth(depth_msg)
-        else:  # a compressed image tells its size once decoded
-            rgb, depth = self.transport.rgb(image), self.transport.depth(depth_msg)
-            K = self._intrinsics(rgb.shape[1::-1], depth.shape[::-1], info)
+        p = self.p
+        rgb, depth, K = self.transport.decode(image, depth_msg, info, p.max_image_pixels, p.use_rectified_projection)
         if not valid_depth(depth).any():
             raise InvalidInput("depth", "no valid reading (all 0 / NaN / inf)")
         stamp_ns = convert.time_to_ns(image.header.stamp)
         return PendingFrame(stamp_ns, stamp_ns / 1e9, image.header.frame_id, rgb, depth, K, time.monotonic())
-
-    def _intrinsics(self, image_wh: tuple[int, int], depth_wh: tuple[int, int], info: CameraInfo):
-        """The frame's intrinsics, once its image (within ``max_image_pixels``), depth and
-        camera_info sizes (``(width, height)``) are known to agree."""
-        p = self.p
-        if image_wh[0] * image_wh[1] > p.max_image_pixels:
-            raise InvalidInput("image.size", f"{image_wh[0]}x{image_wh[1]} exceeds max_image_pixels={p.max_image_pixels}")
-        K = convert.intrinsics_from_camera_info(info, p.use_rectified_projection)
-        sizes = {"image": tuple(image_wh), "depth": tuple(depth_wh), "camera_info": (K.width, K.height)}
-        if len(set(sizes.values())) > 1:
-            raise InvalidInput("size", "image/depth/camera_info sizes differ: "
-                               + ", ".join(f"{k} {w}x{h}" for k, (w, h) in sizes.items()))
-        return K
 
     def _on_mask(self, msg: Image) -> None:
         try:
