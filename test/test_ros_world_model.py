@@ -323,7 +323,7 @@ def test_odometry_pose_source_with_camera_offset(ros_process):
     from transforms3d.euler import mat2euler
 
     sim = Simulator(SimConfig(width=SIZE[0], height=SIZE[1], actors=False))
-    frames = list(sim.frames(12))
+    frames = list(sim.frames(30))
     T_base_cam = invert_pose(sim.T_map_base(0.0)) @ frames[0].T_world_cam
     offset = [*T_base_cam[:3, 3], *mat2euler(T_base_cam[:3, :3], "sxyz")]
     # Topics of its own: the module's `run` world model (TF poses) is still up on /mirage and
@@ -341,13 +341,17 @@ def test_odometry_pose_source_with_camera_offset(ros_process):
         odom = rec.publisher("/odom", Odometry, 50)
         node.wait_for_output("world model ready.*sub-cell placement on", timeout=60)
         assert feed.wait_for_subscribers(timeout=60, tf=False) and rec.wait_for_subscribers(odom, timeout=30)
+        # until 6 views came back: on a loaded machine the node's readers may match the camera's
+        # best-effort writers later than the writers see them, and the first frames are lost
         for frame in frames:
+            if len(rendered) >= 6:
+                break
             msg = Odometry()
             msg.header.stamp, msg.header.frame_id, msg.child_frame_id = convert.sec_to_time(frame.stamp), "map", "base_link"
             msg.pose.pose = convert.matrix_to_pose(sim.T_map_base(frame.stamp))
             odom.publish(msg)
             feed.publish(frame.rgb, frame.depth, frame.K, frame.stamp, None)
-            rec.spin_for(0.2)
+            rec.spin_for(0.3)
         assert rec.spin_until(lambda: len(rendered) >= 6, timeout=15), node.output()
     truth = {round(f.stamp, 6): f.T_world_cam for f in frames}
     for item in rendered:
