@@ -11,9 +11,9 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.ros import convert, outputs
-from mirage_ros.ros.compressed import encode_colour, encode_depth
 from mirage_ros.ros.dds import large_message_env
 from mirage_ros.ros.recorder import Recorder
+from mirage_ros.ros.transport import frame_messages
 
 K = Intrinsics(80.0, 80.0, 63.5, 47.5, 128, 96)
 BOX = (slice(30, 70), slice(40, 80))  # rows, cols of an object that is not in the memory
@@ -27,15 +27,6 @@ def scene(stamp: float, with_box: bool):
         rgb[BOX] = [200, 40, 40]
         depth[BOX] = 1.5
     return rgb, depth
-
-
-def live_messages(rgb, depth, stamp, transport: str):
-    if transport == "raw":
-        return convert.array_to_image(rgb, "rgb8", stamp, "cam"), convert.array_to_image(depth, "32FC1", stamp, "cam")
-    image, depth_msg = (CompressedImage(format=fmt, data=data) for fmt, data in (encode_colour(rgb), encode_depth(depth)))
-    for msg in (image, depth_msg):
-        msg.header.stamp, msg.header.frame_id = stamp, "cam"
-    return image, depth_msg
 
 
 @pytest.mark.usefixtures("interfaces")
@@ -67,7 +58,7 @@ def test_monitor_flags_what_the_memory_lacks(ros_process, transport):
             view = outputs.predicted_view(request, mem_rgb, mem_depth, np.ones((96, 128), np.float32), K, "cam", "map")
             pub_view.publish(view)  # rendering first: the monitor must wait for the live frame
             rec.spin_for(0.02)
-            image, depth_msg = live_messages(rgb, depth, stamp, transport)
+            image, depth_msg = frame_messages(rgb, depth, transport, stamp, "cam")
             pub_image.publish(image)
             pub_depth.publish(depth_msg)
             sent.append(100.0 + 0.1 * k)

@@ -7,8 +7,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.ros import convert
-from mirage_ros.ros.compressed import encode_colour, encode_depth
-from mirage_ros.ros.transport import CameraTransport
+from mirage_ros.ros.transport import CameraTransport, frame_messages
 
 K = Intrinsics(40.0, 40.0, 15.5, 11.5, 32, 24)
 RAW = CameraTransport("raw", Image, "image", "depth")
@@ -17,15 +16,9 @@ RGB = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
 DEPTH = np.full((24, 32), 2.0, np.float32)
 
 
-def messages(transport, rgb=RGB, depth=DEPTH):
-    if transport.raw:
-        return convert.array_to_image(rgb, "rgb8"), convert.array_to_image(depth, "32FC1")
-    return tuple(CompressedImage(format=f, data=d) for f, d in (encode_colour(rgb), encode_depth(depth)))
-
-
 @pytest.mark.parametrize("transport", [RAW, PACKED], ids=["raw", "compressed"])
 def test_both_transports_give_the_same_frame(transport):
-    image, depth = messages(transport)
+    image, depth = frame_messages(RGB, DEPTH, transport.name)
     rgb, metres, intrinsics = transport.decode(image, depth, convert.camera_info_from_intrinsics(K), 10_000)
     np.testing.assert_array_equal(rgb, RGB)
     np.testing.assert_allclose(metres, DEPTH, atol=1e-3)
@@ -35,10 +28,10 @@ def test_both_transports_give_the_same_frame(transport):
 @pytest.mark.parametrize("transport", [RAW, PACKED], ids=["raw", "compressed"])
 def test_sizes_are_checked_whatever_the_transport(transport):
     info = convert.camera_info_from_intrinsics(K)
-    image, depth = messages(transport, depth=DEPTH[::2, ::2].copy())
+    image, depth = frame_messages(RGB, DEPTH[::2, ::2], transport.name)
     with pytest.raises(InvalidInput, match="sizes differ: image 32x24, depth 16x12"):
         transport.decode(image, depth, info, 10_000)
-    image, depth = messages(transport)
+    image, depth = frame_messages(RGB, DEPTH, transport.name)
     with pytest.raises(InvalidInput) as info_error:
         transport.decode(image, depth, info, 500)
     assert info_error.value.parameter == "image.size" and "32x24" in info_error.value.reason

@@ -21,8 +21,8 @@ from tf2_msgs.msg import TFMessage
 
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.ros import convert
-from mirage_ros.ros.compressed import encode_colour, encode_depth
 from mirage_ros.ros.recorder import Recorder
+from mirage_ros.ros.transport import frame_messages
 
 
 class CameraFeed:
@@ -41,8 +41,8 @@ class CameraFeed:
                  optical_frame: str = "camera_color_optical_frame", transport: str = "raw"):
         self.recorder = recorder
         self.frames = (world_frame, base_frame, optical_frame)
-        self.compressed = transport == "compressed"
-        if self.compressed:
+        self.transport = transport
+        if transport == "compressed":
             self.image = recorder.publisher(f"{prefix}/color/image_raw/compressed", CompressedImage, 10)
             self.depth = recorder.publisher(f"{prefix}/depth/image_raw/compressedDepth", CompressedImage, 10)
         else:
@@ -81,11 +81,9 @@ class CameraFeed:
         if T_world_base is not None:
             self.publish_pose(T_world_base, stamp)
         ros_stamp, frame = convert.sec_to_time(stamp), self.frames[2]
-        if self.compressed:
-            image = image or _compressed(*encode_colour(rgb))
-            depth_msg = depth_msg or _compressed(*encode_depth(depth))
-        image = image or convert.array_to_image(rgb, "rgb8", ros_stamp, frame)
-        depth_msg = depth_msg or convert.array_to_image(depth.astype(np.float32), "32FC1", ros_stamp, frame)
+        if image is None or depth_msg is None:
+            built = frame_messages(rgb, depth, self.transport)
+            image, depth_msg = image or built[0], depth_msg or built[1]
         info = info or convert.camera_info_from_intrinsics(K, ros_stamp, frame)
         for msg in (image, depth_msg, info):
             msg.header.stamp, msg.header.frame_id = ros_stamp, frame
@@ -93,6 +91,3 @@ class CameraFeed:
         self.depth.publish(depth_msg)
         self.image.publish(image)
 
-
-def _compressed(fmt: str, data: bytes) -> CompressedImage:
-    return CompressedImage(format=fmt, data=data)

@@ -15,7 +15,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.ros import convert
-from mirage_ros.ros.compressed import depth_from_compressed, rgb_from_compressed
+from mirage_ros.ros.compressed import depth_from_compressed, encode_colour, encode_depth, rgb_from_compressed
 
 TRANSPORTS = ("raw", "compressed")
 
@@ -73,6 +73,21 @@ def _intrinsics(image_wh, depth_wh, info, max_pixels: int, use_projection: bool)
         raise InvalidInput("size", "image/depth/camera_info sizes differ: "
                            + ", ".join(f"{k} {w}x{h}" for k, (w, h) in sizes.items()))
     return K
+
+
+def frame_messages(rgb: np.ndarray, depth: np.ndarray, name: str, stamp=None, frame_id: str = "") -> tuple:
+    """``(image, depth)`` messages of a frame as transport ``name`` carries them (the inverse of
+    :meth:`CameraTransport.decode`, for test cameras): rgb8 + 32FC1 Images, or PNG colour +
+    32FC1 compressedDepth. ``rgb``: ``(H, W, 3) uint8``; ``depth``: ``(H, W)`` metres."""
+    if name == "raw":
+        return (convert.array_to_image(rgb, "rgb8", stamp, frame_id),
+                convert.array_to_image(np.asarray(depth, np.float32), "32FC1", stamp, frame_id))
+    messages = tuple(CompressedImage(format=fmt, data=data) for fmt, data in (encode_colour(rgb), encode_depth(depth)))
+    for msg in messages:
+        msg.header.frame_id = frame_id
+        if stamp is not None:
+            msg.header.stamp = stamp
+    return messages
 
 
 def camera_transport(node, name: str) -> CameraTransport:
