@@ -166,3 +166,20 @@ def test_rgb_frame_warp_is_the_point_cloud_of_the_last_frame_only(weights):
     assert pixels.memory_bytes() == 15 * valid[-1] and cloud.memory_bytes() == 15 * sum(valid)
     rgb, covered = pixels.predict(frames[-1].T_world_cam, frames[-1].K)  # at its own pose: all it saw
     assert rgb.shape == frames[-1].rgb.shape and covered.mean() > 0.9
+
+
+def test_rgb_point_cloud_direct_shows_the_cloud_without_the_networks(weights):
+    """At a frame's own pose the direct cloud gives back that frame's pixels (fp16 colour: within a
+    grey level) where it saw a surface, and fills the rest from them; the re-encoded cloud goes
+    through the (random, tiny) networks and does not."""
+    frame = next(Simulator(SIM).frames(1))
+    ours, cloud, direct = build_methods(("rgb_point_cloud", "rgb_point_cloud_direct"), "cpu", weights_dir=weights,
+                                        capacity_points=CAPACITY)
+    assert direct.name == "rgb_point_cloud_direct"
+    cloud.observe(frame, None), direct.observe(frame, None)
+    rgb, covered = direct.predict(frame.T_world_cam, frame.K)
+    seen = frame.depth > 0.1
+    assert covered.all() and rgb.dtype == np.uint8 and rgb.shape == frame.rgb.shape and (~seen).any()
+    assert np.abs(rgb[seen].astype(int) - frame.rgb[seen]).max() <= 1
+    rerendered, _ = cloud.predict(frame.T_world_cam, frame.K)
+    assert np.abs(rerendered[seen].astype(int) - frame.rgb[seen]).mean() > 10

@@ -9,8 +9,10 @@
   latents warped to the target, rendered by the same renderer (ours without memory).
 - ``rgb_frame_warp``: the point cloud of the last frame only (``keep_frames=1``): its pixels
   forward-warped to the target, gaps filled, re-encoded, rendered (the point cloud without memory).
+- ``rgb_point_cloud_direct``: a reference without networks: the point cloud's gap-filled picture
+  shown as it is (what the stored colours alone give).
 
-The four are two questions crossed: latent or RGB, memory or only the last frame. All share one
+The first four are two questions crossed: latent or RGB, memory or only the last frame. All share one
 set of networks (the shipped ONNX encoder and renderer) and the provider. Update times include
 each method's own encoding: the latent methods encode every observed frame, the RGB ones encode at
 prediction time (their rasterised picture).
@@ -25,7 +27,7 @@ import numpy as np
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics, upsample_cells
 
-METHOD_NAMES = ("latent_memory", "rgb_point_cloud", "last_frame_warp", "rgb_frame_warp")
+METHOD_NAMES = ("latent_memory", "rgb_point_cloud", "last_frame_warp", "rgb_frame_warp", "rgb_point_cloud_direct")
 
 
 def render_view(networks, readout, K: Intrinsics, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +106,18 @@ class RGBFrameWarpMethod(PointCloudMethod):
                    "(forward warp, z-buffer), gaps filled with the nearest covered pixel, re-encoded, rendered")
 
 
+class PointCloudDirectMethod(PointCloudMethod):
+    """The point cloud's gap-filled picture shown as it is: no encoder, no renderer."""
+
+    name = "rgb_point_cloud_direct"
+    description = ("reference, not a learned model: every valid pixel as a coloured world point; view = rasterise, "
+                   "fill gaps with the nearest covered pixel, shown as is (no re-encode, no renderer)")
+
+    def predict(self, T_world_cam, K):
+        rgb, covered, _ = self.cloud.filled(T_world_cam, K)
+        return rgb, covered
+
+
 class LastFrameMethod:
     """The last frame's latents warped to the target (no memory)."""
 
@@ -166,4 +180,6 @@ def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=No
         methods.append(LastFrameMethod(world_model.networks, world_model.memory_config, provider))
     if "rgb_frame_warp" in names:
         methods.append(RGBFrameWarpMethod(world_model.networks, provider))
+    if "rgb_point_cloud_direct" in names:
+        methods.append(PointCloudDirectMethod(world_model.networks, provider))
     return methods

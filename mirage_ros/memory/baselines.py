@@ -163,12 +163,9 @@ class RGBPointCloudMemory:
         colour = BoundSession.to_host(out["latent"]).transpose(1, 2, 0)
         return (np.clip(colour, 0, 1) * 255 + 0.5).astype(np.uint8), BoundSession.to_host(out["valid"])
 
-    def read_out(self, T_world_cam, K: g.Intrinsics, encode: Callable[[np.ndarray], np.ndarray],
-                 stride: int) -> Readout:
-        """The baseline's latent at a view: rasterise, then re-encode with ``encode``
-        (``(H, W, 3) uint8 -> (C, H//stride, W//stride)``), gaps filled first up to ``fill_px``.
-        Valid cells: any covered (or filled) pixel; their depth is the rasterised depth pooled like
-        the latent memory's (the renderer ignores cells without depth)."""
+    def filled(self, T_world_cam, K: g.Intrinsics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rasterised picture with its gaps filled up to ``fill_px``: ``(H, W, 3) uint8`` colour,
+        ``(H, W) bool`` covered (or filled) pixels and ``(H, W)`` depth in metres (0 elsewhere)."""
         rgb, covered = self.render(T_world_cam, K)
         depth = np.where(covered, BoundSession.to_host(self._views[K.shape]["depth"]), 0.0)
         if self.fill_px > 0 and covered.any():
@@ -176,6 +173,15 @@ class RGBPointCloudMemory:
             covered = distance <= self.fill_px
             rgb = np.where(covered[..., None], rgb[rows, cols], 0).astype(np.uint8)
             depth = np.where(covered, depth[rows, cols], 0.0)
+        return rgb, covered, depth
+
+    def read_out(self, T_world_cam, K: g.Intrinsics, encode: Callable[[np.ndarray], np.ndarray],
+                 stride: int) -> Readout:
+        """The baseline's latent at a view: the :meth:`filled` picture re-encoded with ``encode``
+        (``(H, W, 3) uint8 -> (C, H//stride, W//stride)``). Valid cells: any covered (or filled)
+        pixel; their depth is the rasterised depth pooled like the latent memory's (the renderer
+        ignores cells without depth)."""
+        rgb, covered, depth = self.filled(T_world_cam, K)
         latent = np.asarray(encode(rgb), np.float32)
         valid = g.pool_mask(covered, stride) > 0
         return Readout(latent, valid, g.pool_depth(depth, stride))
