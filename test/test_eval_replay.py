@@ -16,6 +16,8 @@ import pytest
 from test_eval_replay_fixtures import synthetic_frames, write_bag, write_tum
 
 from mirage_ros.cli import main as cli_main
+from mirage_ros.errors import InvalidInput
+from mirage_ros.evaluation import replay
 from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
 from mirage_ros.evaluation.replay import MovingMasks
 from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence
@@ -128,6 +130,27 @@ def test_an_existing_report_is_replaced_and_a_failed_run_writes_nothing(sim_bag,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
 
+def test_a_point_cloud_too_big_for_memory_is_refused_before_replay(sim_bag, weights, tmp_path, capsys, monkeypatch):
+    """A machine with 1 MiB free is simulated (the only stand-in in this module: this one has 24 GiB).
+    The 40-frame 160x120 bag's cloud may take 40 x 0.33 MiB: refused, the way out named; without
+    the point cloud methods the same run goes ahead."""
+    monkeypatch.setattr(replay, "available_memory", lambda: 2**20)
+    out = tmp_path / "report"
+    assert run_cli(sim_bag, "--out", out, "--weights", weights, "--dynamics", "off") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mirage-ros eval: error: --methods") and "\n" not in err and not out.exists()
+    assert "40 frames" in err and "0.3 MiB a frame" in err and "--max-frames 3" in err
+    assert run_cli(sim_bag, "--out", out, "--weights", weights, "--dynamics", "off", "--max-frames", "8",
+                   "--methods", "latent_memory", "last_frame_warp") == 0
+
+
+def test_cloud_fits_check():
+    replay.check_cloud_fits(10, 100, 10 * 100 * 18)  # exactly fits
+    replay.check_cloud_fits(10**6, 640 * 480, None)  # unknown: not checked
+    with pytest.raises(InvalidInput, match="--max-frames 9"):
+        replay.check_cloud_fits(10, 100, 10 * 100 * 18 - 1)
+
+
 @pytest.mark.parametrize(
     ("make", "words"),
     [
@@ -170,16 +193,20 @@ def test_rgb_frame_warp_is_the_point_cloud_of_the_last_frame_only(weights):
 
 def test_rgb_point_cloud_direct_shows_the_cloud_without_the_networks(weights):
     """At a frame's own pose the direct cloud gives back that frame's pixels (fp16 colour: within a
-    grey level) where it saw a surface, and fills the rest from them; the re-encoded cloud goes
-    through the (random, tiny) networks and does not."""
+    grey level) where it saw a surface, and fills the rest from them; the re-encoded cloud, whose
+    cloud it reads, goes through the (random, tiny) networks and does not."""
     frame = next(Simulator(SIM).frames(1))
     ours, cloud, direct = build_methods(("rgb_point_cloud", "rgb_point_cloud_direct"), "cpu", weights_dir=weights,
                                         capacity_points=CAPACITY)
     assert direct.name == "rgb_point_cloud_direct"
     cloud.observe(frame, None), direct.observe(frame, None)
-    rgb, covered = direct.predict(frame.T_world_cam, frame.K)
     seen = frame.depth > 0.1
+    assert direct.source is cloud and cloud.cloud.points == seen.sum() == direct.memory_bytes() // 15
+    rgb, covered = direct.predict(frame.T_world_cam, frame.K)
     assert covered.all() and rgb.dtype == np.uint8 and rgb.shape == frame.rgb.shape and (~seen).any()
     assert np.abs(rgb[seen].astype(int) - frame.rgb[seen]).max() <= 1
     rerendered, _ = cloud.predict(frame.T_world_cam, frame.K)
     assert np.abs(rerendered[seen].astype(int) - frame.rgb[seen]).mean() > 10
+    alone = build_methods(("rgb_point_cloud_direct",), "cpu", weights_dir=weights, capacity_points=CAPACITY)[1]
+    alone.observe(frame, None)  # without rgb_point_cloud it keeps its own cloud
+    np.testing.assert_array_equal(alone.predict(frame.T_world_cam, frame.K)[0], rgb)

@@ -64,16 +64,37 @@ def test_rgb_cloud_keep_one_frame_is_a_last_frame_warp():
         RGBPointCloudMemory("cpu", keep_frames=0)
 
 
-def test_rgb_cloud_grows_past_its_first_buffer_and_newest_wins_ties():
-    cloud = RGBPointCloudMemory("cpu")
+def test_rgb_cloud_newest_frame_wins_ties_across_blocks():
+    cloud = RGBPointCloudMemory("cpu", block_points=1000)  # a frame spans four blocks
     T = look_at([0, 0, 0], [3, 0.5, -0.2])
-    for seed in range(25):  # 25 x 3072 points > the first 65536-point buffer
+    for seed in range(25):
         rgb, depth = frame(seed, T)
         cloud.insert(rgb, depth, K, T)
     assert cloud.points == 25 * K.width * K.height
-    picture, covered = cloud.render(T, K)  # equal depths: the highest slot, the newest frame, wins
-    assert covered.all()
+    picture, covered = cloud.render(T, K)  # equal depths: the newest frame wins
+    assert covered.all() and len(cloud._blocks) == 77
     np.testing.assert_array_equal(picture, rgb)
+
+
+def test_rgb_cloud_in_blocks_renders_exactly_as_in_one():
+    """Blocks of 1000 points z-buffered one after the other give the same picture, coverage and
+    depth as one run over the whole cloud, with all frames kept and with the last two."""
+    whole, blocked = RGBPointCloudMemory("cpu"), RGBPointCloudMemory("cpu", block_points=1000)
+    last_whole, last_blocked = (RGBPointCloudMemory("cpu", keep_frames=2, block_points=n) for n in (None, 1000))
+    T = look_at([0, 0, 0], [3, 0.5, -0.2])
+    for seed in range(6):
+        moved = look_at([0.1 * seed, 0.05 * seed, 0], [3, 0.5 - 0.1 * seed, -0.2])
+        for cloud in (whole, blocked, last_whole, last_blocked):
+            cloud.insert(*frame(seed, T), K, T)
+            cloud.insert(*frame(100 + seed, moved), K, moved)
+    assert blocked.points == whole.points == 12 * K.width * K.height
+    assert last_blocked.points == last_whole.points == 2 * K.width * K.height
+    for pose in (T, look_at([0.2, -0.1, 0.1], [2, 1, 0.3]), look_at([0.3, 0, 0], [3, -1, -0.5])):
+        for one, blocks in ((whole, blocked), (last_whole, last_blocked)):
+            expected = {name: BoundSession.to_host(buffer) for name, buffer in one.render_device(pose, K).items()}
+            for name, buffer in blocks.render_device(pose, K).items():
+                np.testing.assert_array_equal(BoundSession.to_host(buffer), expected[name], err_msg=name)
+    assert len(blocked._blocks) == 37 and len(last_blocked._blocks) == 7 and len(whole._blocks) == 1
 
 
 def test_last_frame_warp_forgets_earlier_frames():

@@ -106,16 +106,31 @@ class RGBFrameWarpMethod(PointCloudMethod):
                    "(forward warp, z-buffer), gaps filled with the nearest covered pixel, re-encoded, rendered")
 
 
-class PointCloudDirectMethod(PointCloudMethod):
-    """The point cloud's gap-filled picture shown as it is: no encoder, no renderer."""
+class PointCloudDirectMethod:
+    """The point cloud's gap-filled picture shown as it is: no encoder, no renderer. Run beside
+    ``rgb_point_cloud`` it reads that method's cloud (one cloud in memory, one rasterisation per
+    view; the update and rasterise times are counted there)."""
 
     name = "rgb_point_cloud_direct"
-    description = ("reference, not a learned model: every valid pixel as a coloured world point; view = rasterise, "
-                   "fill gaps with the nearest covered pixel, shown as is (no re-encode, no renderer)")
+
+    def __init__(self, networks, provider: str, shares: PointCloudMethod | None = None):
+        self.provider = networks.provider
+        self.source = shares or PointCloudMethod(networks, provider)
+        self._observes = shares is None
+        self.description = ("reference, not a learned model: every valid pixel as a coloured world point; view = "
+                            "rasterise, fill gaps with the nearest covered pixel, shown as is (no re-encode, no "
+                            "renderer)" + ("; the rgb_point_cloud's own cloud, its times counted there" if shares else ""))
+
+    def observe(self, frame, dynamic_mask) -> None:
+        if self._observes:
+            self.source.observe(frame, dynamic_mask)
 
     def predict(self, T_world_cam, K):
-        rgb, covered, _ = self.cloud.filled(T_world_cam, K)
+        rgb, covered, _ = self.source.cloud.filled(T_world_cam, K)
         return rgb, covered
+
+    def memory_bytes(self) -> int:
+        return self.source.memory_bytes()
 
 
 class LastFrameMethod:
@@ -181,5 +196,6 @@ def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=No
     if "rgb_frame_warp" in names:
         methods.append(RGBFrameWarpMethod(world_model.networks, provider))
     if "rgb_point_cloud_direct" in names:
-        methods.append(PointCloudDirectMethod(world_model.networks, provider))
+        cloud = next((m for m in methods if m.name == "rgb_point_cloud"), None)
+        methods.append(PointCloudDirectMethod(world_model.networks, provider, shares=cloud))
     return methods

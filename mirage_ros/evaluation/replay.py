@@ -110,6 +110,38 @@ def _recording_summary(recording: Recording) -> dict:
             "details": recording.details}
 
 
+def available_memory() -> int | None:
+    """Bytes of host memory available to a new allocation (Linux ``MemAvailable``; None elsewhere)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_cloud_fits(frames: int, pixels: int, available: int | None) -> None:
+    """Refuse, before replaying anything, a recording whose RGB point cloud (every valid pixel of
+    every frame, kept for the whole run) could outgrow the host memory available.
+
+    Raises:
+        InvalidInput: ``"--methods"``, with the options that make it fit.
+    """
+    from mirage_ros.memory.baselines import HOST_POINT_BYTES
+
+    per_frame = pixels * HOST_POINT_BYTES
+    if available is None or frames * per_frame <= available:
+        return
+    gib = 2.0**30
+    raise InvalidInput("--methods", (
+        f"the RGB point cloud of {frames} frames holds up to {frames * per_frame / gib:.1f} GiB "
+        f"({per_frame / 2**20:.1f} MiB a frame), {available / gib:.1f} GiB of memory is available: leave it out "
+        f"(--methods latent_memory last_frame_warp rgb_frame_warp) or replay at most "
+        f"--max-frames {max(2, available // per_frame)}"))
+
+
 def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreConfig,
              methods: tuple[str, ...], provider: str, dynamics: str, command: str, arguments: dict,
              show_progress: bool = True, weights: Path | None = None, capacity_points: int | None = None) -> dict:
@@ -126,6 +158,8 @@ def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreC
     recording = open_recording(input_path, options, progress=show_progress)
     if dynamics == "truth" and recording.details.get("topics", {}).get("mask") is None:
         raise InvalidInput("--dynamics", "'truth' needs a ground-truth motion mask in the input (--mask-topic)")
+    if {"rgb_point_cloud", "rgb_point_cloud_direct"} & set(methods):
+        check_cloud_fits(len(recording.stamps), recording.K.width * recording.K.height, available_memory())
     built = build_methods(methods, provider, weights_dir=weights, capacity_points=capacity_points)
     masks = MovingMasks(dynamics, built[0], len(recording.stamps))
     with tqdm(total=len(recording.stamps), desc=f"eval {Path(input_path).name}", unit="frame",
