@@ -182,6 +182,59 @@ def project(points_cam: np.ndarray, K: Intrinsics) -> tuple[np.ndarray, np.ndarr
     return np.stack([u, v], axis=-1), z.copy()
 
 
+def register_depth(depth: np.ndarray, K_depth: Intrinsics, T_target_depth: np.ndarray, K_target: Intrinsics,
+                   max_footprint: int = 4) -> np.ndarray:
+    """Depth seen by a depth camera, re-projected into another camera (a colour camera beside it).
+
+    Each depth reading is taken as the small square of surface its pixel sees; it is drawn on the
+    target pixels whose centres that square covers (at least the nearest one, at most
+    ``max_footprint`` along each axis), and the nearest surface wins where several land on one
+    pixel. So a depth image of lower resolution than the target fills it without holes, and
+    points the target sees behind a nearer surface are hidden, as in depth_image_proc's register.
+
+    Args:
+        depth: ``(Hd, Wd)`` z-depth in metres of the depth camera, ``K_depth.shape``.
+        K_depth: intrinsics of the depth image.
+        T_target_depth: ``(4, 4)`` pose of the depth camera's optical frame in the target's
+            optical frame.
+        K_target: intrinsics of the target image.
+        max_footprint: most target pixels one reading covers along an axis (>= 1).
+
+    Returns:
+        ``(H, W) float32`` z-depth in metres along the target's optical axis, ``K_target.shape``;
+        0 where no reading lands.
+
+    Raises:
+        InvalidInput: ``depth`` shape differs from ``K_depth.shape``, a bad pose or footprint.
+    """
+    if max_footprint < 1:
+        raise InvalidInput("max_footprint", f"must be >= 1, got {max_footprint}")
+    depth = np.asarray(depth, dtype=np.float64)
+    valid = valid_depth(depth)
+    points = backproject(np.where(valid, depth, 0.0), K_depth)[valid]
+    points = transform_points(check_pose(T_target_depth, "T_target_depth"), points)
+    in_front = points[:, 2] > 1e-6
+    points, source_z = points[in_front], depth[valid][in_front]
+    z = points[:, 2]
+    centre = {"u": K_target.fx * points[:, 0] / z + K_target.cx, "v": K_target.fy * points[:, 1] / z + K_target.cy}
+    # half the side of the reading's square in target pixels: focal ratio x distance ratio
+    half = {"u": 0.5 * K_target.fx / K_depth.fx * source_z / z, "v": 0.5 * K_target.fy / K_depth.fy * source_z / z}
+    first, count = {}, {}
+    for axis in ("u", "v"):
+        lo, hi = np.ceil(centre[axis] - half[axis]), np.ceil(centre[axis] + half[axis]) - 1
+        covers_none = hi < lo
+        lo = np.where(covers_none, np.round(centre[axis]), lo)
+        first[axis] = lo
+        count[axis] = np.clip(np.where(covers_none, 1, hi - lo + 1), 1, max_footprint).astype(np.int64)
+    zbuffer = np.full(K_target.height * K_target.width, np.inf)
+    for dv in range(int(count["v"].max(initial=0))):
+        for du in range(int(count["u"].max(initial=0))):
+            u, v = first["u"] + du, first["v"] + dv
+            hit = (du < count["u"]) & (dv < count["v"]) & (u >= 0) & (u < K_target.width) & (v >= 0) & (v < K_target.height)
+            np.minimum.at(zbuffer, (v[hit] * K_target.width + u[hit]).astype(np.int64), z[hit])
+    return np.where(np.isfinite(zbuffer), zbuffer, 0.0).reshape(K_target.shape).astype(np.float32)
+
+
 def _as_points(points: np.ndarray, name: str) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:

@@ -213,3 +213,49 @@ def test_upsample_cells_repeats_each_cell_and_fills_the_ragged_edge():
     edge = g.upsample_cells(cells, 2, (5, 5), repeat_edge=True)
     np.testing.assert_array_equal(edge[4, :4], [3, 3, 4, 4])
     np.testing.assert_array_equal(edge[:4, 4], [2, 2, 4, 4])
+
+
+def test_register_depth_without_motion_keeps_every_reading():
+    K = g.Intrinsics(30.0, 30.0, 15.5, 11.5, 32, 24)
+    depth = np.random.default_rng(0).uniform(0.5, 4.0, K.shape).astype(np.float32)
+    depth[3, 4], depth[5, 6] = np.nan, 0.0
+    registered = g.register_depth(depth, K, np.eye(4), K)
+    assert registered.dtype == np.float32 and registered.shape == K.shape
+    np.testing.assert_allclose(registered[g.valid_depth(depth)], depth[g.valid_depth(depth)], rtol=1e-6)
+    assert registered[3, 4] == 0 and registered[5, 6] == 0
+
+
+def test_register_depth_into_a_finer_colour_camera_beside_it_matches_its_own_view():
+    """A 80x60 depth camera 5 cm to the side (slightly turned) of a 160x120 colour camera with other
+    intrinsics, in a box room: the registered depth is the colour camera's own depth, without holes
+    away from the strip the depth camera does not see."""
+    from test_memory_scene import box_room_depth, look_at
+
+    K_colour, K_depth = g.Intrinsics(120.0, 118.0, 80.3, 59.1, 160, 120), g.Intrinsics(55.0, 55.0, 39.5, 29.5, 80, 60)
+    T_world_colour = look_at([0.2, -0.3, 0.1], [3.0, 0.4, -0.2])
+    T_colour_depth = np.eye(4)
+    T_colour_depth[:3, :3] = euler2mat(0.0, 0.02, 0.01)
+    T_colour_depth[:3, 3] = [0.05, 0.0, 0.0]
+    depth = box_room_depth(K_depth, T_world_colour @ T_colour_depth)
+    registered = g.register_depth(depth, K_depth, T_colour_depth, K_colour)
+    truth = box_room_depth(K_colour, T_world_colour)
+    seen = registered > 0
+    assert seen[5:-5, 5:-5].mean() > 0.99
+    assert np.abs(registered[seen] - truth[seen]).max() < 0.02 * truth[seen].max()
+    assert np.median(np.abs(registered[seen] - truth[seen])) < 0.005
+
+
+def test_register_depth_hides_what_a_nearer_surface_covers_and_leaves_the_unseen_empty():
+    K = g.Intrinsics(40.0, 40.0, 31.5, 23.5, 64, 48)
+    depth = np.full(K.shape, 4.0, np.float32)
+    depth[16:32, 24:40] = 1.0  # a near square in front of a far wall
+    T_target_depth = np.eye(4)
+    T_target_depth[0, 3] = 0.1  # the target is 10 cm to the depth camera's left
+    registered = g.register_depth(depth, K, T_target_depth, K)
+    # the near square moves 40 * 0.1 / 1 = 4 px, the wall 1 px: the square still hides the wall
+    np.testing.assert_array_equal(registered[18:30, 29:43], 1.0)
+    # the wall beside the square's old left edge was behind it for the depth camera: no reading
+    assert (registered[18:30, 25:28] == 0).all()
+    np.testing.assert_array_equal(registered[:, 1:20], 4.0)
+    with pytest.raises(InvalidInput, match="max_footprint"):
+        g.register_depth(depth, K, T_target_depth, K, max_footprint=0)
