@@ -16,6 +16,7 @@ from mirage_ros.geometry import T_LINK_OPTICAL, Intrinsics, invert_pose
 from mirage_ros.ros.compressed import encode_colour, encode_depth
 
 K_SMALL = Intrinsics(40.0, 40.0, 23.5, 17.5, 48, 36)
+DEPTH_FRAME = "camera_depth_optical_frame"  # the depth camera's own frame (write_bag's depth_camera)
 T_BASE_LINK = np.array([[1, 0, 0, 0.1], [0, 1, 0, 0.0], [0, 0, 1, 0.5], [0, 0, 0, 1.0]])  # base -> camera_link
 
 
@@ -96,7 +97,8 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
               depth_encoding: str = "32FC1", poses: str = "tf", camera_info: bool = True, images: bool = True,
               depth_dt: float = 0.004, image_frame: str = "camera_optical_frame",
               depth_step: tuple[int, int] = (1, 1), short_frame: int | None = None,
-              garbage_frame: int | None = None, compression: str | None = None) -> Path:
+              garbage_frame: int | None = None, compression: str | None = None,
+              depth_camera: tuple[Intrinsics, np.ndarray] | None = None, depth_camera_tf: bool = True) -> Path:
     """Write ``frames`` as a bag; ``poses`` is ``"tf"``, ``"odom"`` (odometry, no camera TF) or ``"none"``.
 
     ``storage``: ``"mcap"`` / ``"sqlite3"`` (rosbag2 folder) or ``"ros1"`` (``path`` must end in .bag).
@@ -108,6 +110,10 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
     image_transport copies instead of raw images, as drivers record them: ``"png"`` / ``"jpeg"``
     colour on ``.../image_raw/compressed`` and compressedDepth PNG (of ``depth_encoding``) on
     ``.../image_raw/compressedDepth``; ``"rvl"`` marks the depth as RVL (its bytes are not RVL).
+    ``depth_camera=(K_depth, T_colour_depth)``: the depth images come from a camera of their own,
+    as an unregistered driver records them: frame ``camera_depth_optical_frame``, CameraInfo on
+    ``/camera/depth/camera_info``, its pose in the colour optical frame on ``/tf_static`` (not
+    with ``depth_camera_tf=False``); ``frames`` must hold that camera's depth.
     """
     from rosbags.typesys import Stores, get_typestore
 
@@ -135,9 +141,11 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
 
         t_first = frames[0][0]
         if poses == "tf":
-            for parent, child, T in (("base_link", "camera_link", T_BASE_LINK),
-                                     ("camera_link", "camera_optical_frame", T_LINK_OPTICAL),
-                                     ("map", "odom", np.eye(4))):
+            mounts = [("base_link", "camera_link", T_BASE_LINK), ("camera_link", "camera_optical_frame", T_LINK_OPTICAL),
+                      ("map", "odom", np.eye(4))]
+            if depth_camera is not None and depth_camera_tf:
+                mounts.append(("camera_optical_frame", DEPTH_FRAME, depth_camera[1]))
+            for parent, child, T in mounts:
                 write("/tf_static", ts.types["tf2_msgs/msg/TFMessage"](
                     transforms=[_transform_stamped(ts, t_first, parent, child, T)]), t_first)
         for index, (stamp, rgb, depth, T_world_cam) in enumerate(frames):
@@ -149,6 +157,8 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
                 write("/odom", _odometry(ts, stamp, T_world_base), stamp)
             if camera_info:
                 write("/camera/color/camera_info", _camera_info(ts, stamp, "camera_optical_frame", K), stamp)
+            if depth_camera is not None:
+                write("/camera/depth/camera_info", _camera_info(ts, stamp, DEPTH_FRAME, depth_camera[0]), stamp)
             if not images:
                 continue
             color = {"rgb8": rgb, "bgr8": rgb[:, :, ::-1], "mono8": rgb[:, :, 0],
@@ -168,8 +178,8 @@ def write_bag(path: Path, frames, K: Intrinsics = K_SMALL, *, storage: str = "mc
             write("/camera/color/image_raw", image, stamp, b"\x00\x01\x00\x00garbage" if index == garbage_frame else None)
             depth_pixels = (np.nan_to_num(depth * 1000.0).astype(np.uint16) if depth_encoding == "16UC1"
                             else depth.astype(np.float32))
-            write("/camera/depth/image_raw",
-                  _image(ts, stamp + depth_dt, image_frame, depth_pixels, depth_encoding), stamp + depth_dt)
+            write("/camera/depth/image_raw", _image(ts, stamp + depth_dt, DEPTH_FRAME if depth_camera else image_frame,
+                                                    depth_pixels, depth_encoding), stamp + depth_dt)
     return path
 
 

@@ -1,6 +1,7 @@
 """Reading recordings for `mirage-ros eval`: real bags written with rosbags, TUM folders, bad input."""
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from test_eval_replay_fixtures import K_SMALL, T_BASE_LINK, synthetic_frames, wr
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.sources import SourceOptions, associate, open_recording
 from mirage_ros.evaluation.tum_source import tum_preset
+from mirage_ros.sim import SimConfig, Simulator
 
 FRAMES = synthetic_frames(n=12)
 
@@ -52,6 +54,42 @@ def test_gazebo_style_body_frame_images_get_the_optical_pose(tmp_path):
     check_frames(recording)  # camera_link pose @ T_LINK_OPTICAL == the optical frame's pose
     wrong = open_recording(path, SourceOptions(camera_frame_convention="optical"))
     assert not np.allclose(wrong.poses[0], FRAMES[0][3], atol=1e-3)
+
+
+def test_depth_from_a_camera_beside_the_colour_one_is_registered_into_it(tmp_path):
+    """The simulator's office seen by a 96x72 colour camera and, 10 cm to its right, a 64x48 depth
+    camera with its own CameraInfo and TF (an unregistered driver's recording): eval re-projects
+    the depth into the colour camera, close to the colour camera's own depth; taken as registered
+    (``off``) it is not."""
+    config = SimConfig(scene="office", seed=3, width=96, height=72, rate_hz=2.0, path="loop", actors=False)
+    colour, depth_camera = Simulator(config), Simulator(replace(config, width=64, height=48))
+    T_colour_depth = np.eye(4)
+    T_colour_depth[0, 3] = 0.1
+    truth = list(colour.frames(3))
+    frames = [(100.0 + f.stamp, f.rgb, depth_camera.render(f.T_world_cam @ T_colour_depth, f.stamp).depth,
+               f.T_world_cam) for f in truth]
+    K_depth = depth_camera.frame_at(0).K
+    path = write_bag(tmp_path / "rec", frames, truth[0].K, depth_camera=(K_depth, T_colour_depth))
+    recording = open_recording(path)
+    assert recording.details["topics"]["depth_info"] == "/camera/depth/camera_info"
+    assert "64x48 -> camera_optical_frame 96x72: re-projected (offset 100.0 mm, 0.00 deg)" in \
+        recording.details["depth_registration"]
+    unregistered = open_recording(path, SourceOptions(depth_registration="off"))
+    assert "nearest" in unregistered.details["depth_resampled"]
+    for registered, taken_as_is, f in zip(recording.frames(), unregistered.frames(), truth):
+        seen = registered.depth > 0
+        assert seen[f.depth > 0].mean() > 0.85  # parallax: the colour camera sees a strip and edges it cannot
+        both = seen & (f.depth > 0)
+        error = np.abs(registered.depth[both] - f.depth[both]) / f.depth[both]
+        error_as_is = np.abs(taken_as_is.depth[both] - f.depth[both]) / f.depth[both]
+        # 1 % is what resampling 64x48 to 96x72 costs without any offset (nearest upsampling too)
+        assert np.median(error) < 0.015 and np.mean(error < 0.05) > 0.94
+        assert np.mean(error_as_is < 0.05) < 0.8
+    no_tf = write_bag(tmp_path / "no_tf", frames, truth[0].K, depth_camera=(K_depth, T_colour_depth),
+                      depth_camera_tf=False)
+    with pytest.raises(InvalidInput, match="--depth-registration.*no transform"):
+        open_recording(no_tf)
+    assert open_recording(no_tf, SourceOptions(depth_registration="off")).details["depth_resampled"]
 
 
 def test_smaller_depth_of_the_same_aspect_is_upsampled_and_another_aspect_refused(tmp_path):
@@ -128,6 +166,11 @@ def test_wrong_topic_options_name_the_option(tmp_path):
     with pytest.raises(InvalidInput) as info:
         open_recording(path, SourceOptions(depth_topic="/camera/color/camera_info"))
     assert info.value.parameter == "--depth-topic" and "CameraInfo" in info.value.reason
+    with pytest.raises(InvalidInput) as info:
+        open_recording(path, SourceOptions(depth_info_topic="/camera/depth/image_raw"))
+    assert info.value.parameter == "--depth-info-topic" and "Image" in info.value.reason
+    with pytest.raises(InvalidInput, match="--depth-registration"):
+        SourceOptions(depth_registration="on")
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])

@@ -42,7 +42,7 @@ from mirage_ros.evaluation.sources import (
     associate,
     intrinsics_from_option,
 )
-from mirage_ros.geometry import Intrinsics
+from mirage_ros.geometry import Intrinsics, invert_pose, register_depth
 from mirage_ros.ros.compressed import COMPRESSED_IMAGE, depth_from_compressed, rgb_from_compressed
 from mirage_ros.ros.convert import (
     depth_from_image,
@@ -119,10 +119,12 @@ def _stamp(msg) -> float:
 class BagRecording(Recording):
     """A rosbag indexed by :func:`open_bag`; :meth:`frames` streams pass 2."""
 
-    def __init__(self, *, topics: dict[str, str | None], rows: np.ndarray, **kwargs):
+    def __init__(self, *, topics: dict[str, str | None], rows: np.ndarray,
+                 registration: tuple[Intrinsics, np.ndarray] | None = None, **kwargs):
         super().__init__(**kwargs)
         self._topics = topics  # role -> topic ("color", "depth", "mask")
         self._rows = rows  # (N, 3) message ordinals per usable frame: color, depth, mask (-1 none)
+        self._registration = registration  # (K_depth, T_colour_depth) of unregistered depth
 
     def frames(self) -> Iterator[Observation]:
         roles = {topic: role for role, topic in self._topics.items() if topic}
@@ -160,7 +162,10 @@ class BagRecording(Recording):
             needed[role][key[1]] -= 1
             if needed[role][key[1]] == 0:
                 del held[key]
-        depth = _fit_depth(parts["depth"], self.K)
+        if self._registration is None:
+            depth = _fit_depth(parts["depth"], self.K)
+        else:
+            depth = register_depth(parts["depth"], self._registration[0], self._registration[1], self.K)
         return Observation(float(self.stamps[i]), parts["color"], depth, self.K, self.poses[i], parts["mask"])
 
 
@@ -205,6 +210,7 @@ def open_bag(path: Path, options: SourceOptions, progress: bool = False) -> BagR
 
     K = _intrinsics(index, options)
     color, depth, mask = index["color"], index["depth"], index["mask"]
+    registration, registration_note = _registration(index, options, tf, K, camera_frame)
     color_stamps = np.asarray(color.stamps)
     depth_ok = np.asarray(depth.ok, dtype=bool)
     depth_idx = associate(color_stamps, np.where(depth_ok, depth.stamps, np.nan), options.max_depth_dt)
@@ -240,13 +246,15 @@ def open_bag(path: Path, options: SourceOptions, progress: bool = False) -> BagR
         "odometry": odom_note,
         "messages": {role: len(t.stamps) for role, t in index.items() if isinstance(t, _Topic)},
     }
-    if depth.shape != color.shape:
+    if registration_note:
+        details["depth_registration"] = registration_note
+    elif depth.shape != color.shape:
         details["depth_resampled"] = f"{depth.shape} -> {color.shape} (nearest; assumes registered depth)"
     return BagRecording(
         path=path, kind=kind, stamps=np.asarray(stamps, dtype=np.float64),
         poses=np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4), K=K, details=details,
         skipped=_summarise(skipped), topics={r: topics[r] for r in ("color", "depth", "mask")},
-        rows=np.asarray(rows, dtype=np.int64).reshape(-1, 3),
+        rows=np.asarray(rows, dtype=np.int64).reshape(-1, 3), registration=registration,
     )
 
 
@@ -272,9 +280,10 @@ def _index(reader, topics: dict[str, str | None], options: SourceOptions, skippe
     msgtypes = {c.topic: c.msgtype for c in reader.connections}
     decoders = {topics[role]: DECODERS[msgtypes[topics[role]], role] for role in ("color", "depth", "mask")
                 if topics[role]}
-    out: dict = {"info": None, "info_size": None, "tf": [], "odom": [], "odom_topic": odom_topic}
+    out: dict = {"info": None, "depth_info": None, "tf": [], "odom": [], "odom_topic": odom_topic}
+    infos = {topics["depth_info"]: "depth_info", topics["info"]: "info"}  # one topic for both: the colour's
     wanted = [c for c in reader.connections
-              if c.topic in images or c.topic in (topics["info"], odom_topic) or c.msgtype == TF]
+              if c.topic in images or c.topic in (*infos, odom_topic) or c.msgtype == TF]
     from tqdm import tqdm
 
     bar = tqdm(total=sum(c.msgcount for c in wanted), desc=f"index {_bag_name(reader)}", unit="msg",
@@ -308,9 +317,9 @@ def _index(reader, topics: dict[str, str | None], options: SourceOptions, skippe
                                   time_to_sec(tr.header.stamp), tr.transform, static))
         elif topic == odom_topic:
             out["odom"].append((msg.header.frame_id.lstrip("/"), msg.child_frame_id.lstrip("/"), _stamp(msg), msg.pose.pose))
-        elif out["info"] is None:
+        elif out[infos[topic]] is None:
             try:
-                out["info"] = intrinsics_from_camera_info(_ros2_camera_info(msg))
+                out[infos[topic]] = intrinsics_from_camera_info(_ros2_camera_info(msg))
             except InvalidInput as exc:
                 skipped.append(Skipped(f"{topic} t={_stamp(msg):.3f}", exc.reason))
     bar.close()
@@ -404,10 +413,6 @@ def _pose_graph(index: dict, options: SourceOptions) -> tuple[TransformBuffer, s
 def _intrinsics(index: dict, options: SourceOptions) -> Intrinsics:
     """Intrinsics of the colour images: ``--intrinsics``, else the first valid CameraInfo."""
     height, width = index["color"].shape
-    depth_shape = index["depth"].shape
-    if depth_shape != (height, width) and depth_shape[0] * width != depth_shape[1] * height:
-        raise InvalidInput("--depth-topic", f"depth images are {depth_shape[1]}x{depth_shape[0]}, colour "
-                           f"{width}x{height}: not registered (use an aligned_depth_to_color topic)")
     if options.intrinsics is not None:
         return intrinsics_from_option(options.intrinsics, width, height)
     K = index["info"]
@@ -416,3 +421,46 @@ def _intrinsics(index: dict, options: SourceOptions) -> Intrinsics:
     if K.shape != (height, width):
         raise InvalidInput("--info-topic", f"CameraInfo is {K.width}x{K.height} but colour images are {width}x{height}")
     return K
+
+
+def _registration(index: dict, options: SourceOptions, tf: TransformBuffer, K: Intrinsics,
+                  camera_frame: str) -> tuple[tuple[Intrinsics, np.ndarray] | None, str]:
+    """``((K_depth, T_colour_depth), note)`` when the depth images must be re-projected into the
+    colour camera, ``(None, "")`` when they are registered to it (see ``--depth-registration``).
+
+    Raises:
+        InvalidInput: depth that is not registered and cannot be (no CameraInfo or no transform).
+    """
+    depth, K_depth = index["depth"], index["depth_info"]
+    height, width = depth.shape
+    if K_depth is not None and K_depth.shape != depth.shape:
+        raise InvalidInput("--depth-info-topic", f"CameraInfo is {K_depth.width}x{K_depth.height} but depth "
+                                                 f"images are {width}x{height}")
+    own_camera = K_depth is not None and not (depth.frame_id == index["color"].frame_id and _scaled(K, K_depth))
+    if options.depth_registration == "off" or not own_camera:
+        if depth.shape != K.shape and height * K.width != width * K.height:
+            raise InvalidInput("--depth-topic", (
+                f"depth images are {width}x{height}, colour {K.width}x{K.height}: not registered (use an "
+                "aligned_depth_to_color topic, or record the depth CameraInfo and TF so eval registers it)"))
+        return None, ""
+    try:
+        T_frame_depth = tf.lookup(camera_frame, depth.frame_id, float(index["color"].stamps[0]))
+    except TransformLookupError as exc:
+        raise InvalidInput("--depth-registration", (
+            f"depth images ({width}x{height}, frame {depth.frame_id!r}) have their own CameraInfo, so they "
+            f"are re-projected into the colour camera ({camera_frame!r}), but TF has no transform between "
+            f"them ({exc}); record /tf_static, or give --depth-registration off if they are registered")) from exc
+    convention = options.camera_frame_convention
+    T_colour_depth = (invert_pose(to_optical(np.eye(4), resolve_convention(convention, camera_frame)))
+                      @ to_optical(T_frame_depth, resolve_convention(convention, depth.frame_id)))
+    angle = np.degrees(np.arccos(np.clip((np.trace(T_colour_depth[:3, :3]) - 1) / 2, -1, 1)))
+    note = (f"{depth.frame_id} {width}x{height} -> {camera_frame} {K.width}x{K.height}: re-projected "
+            f"(offset {np.linalg.norm(T_colour_depth[:3, 3]) * 1e3:.1f} mm, {angle:.2f} deg)")
+    return (K_depth, T_colour_depth), note
+
+
+def _scaled(K: Intrinsics, K_small: Intrinsics) -> bool:
+    """Is ``K_small`` the camera ``K`` resampled to its size (within 1 % / 1 px)?"""
+    sx, sy = K_small.width / K.width, K_small.height / K.height
+    return (abs(K_small.fx - K.fx * sx) <= 0.01 * K_small.fx and abs(K_small.fy - K.fy * sy) <= 0.01 * K_small.fy
+            and abs(K_small.cx - ((K.cx + 0.5) * sx - 0.5)) <= 1 and abs(K_small.cy - ((K.cy + 0.5) * sy - 0.5)) <= 1)

@@ -33,7 +33,8 @@ def _pick(candidates: list[tuple[str, str]], prefer: tuple[str, ...], avoid: tup
 
 
 def detect_topics(reader, options: SourceOptions, skipped: list[Skipped]) -> dict[str, str | None]:
-    """Choose colour, depth, mask, camera_info topics (options first, auto-detection otherwise).
+    """Choose colour, depth, mask, camera_info topics (options first, auto-detection otherwise); the
+    depth images' own CameraInfo is the one in their namespace (None when it is the colour's).
 
     Colour and depth may be image_transport's compressed copies (``CompressedImage``); a raw
     ``Image`` topic is preferred where the bag has both.
@@ -78,10 +79,14 @@ def detect_topics(reader, options: SourceOptions, skipped: list[Skipped]) -> dic
     info = chosen(options.info_topic, "--info-topic", (CAMERA_INFO,)) or next(
         (t for t in infos if t.rsplit("/", 1)[0] == namespace), infos[0] if infos else None
     )
+    depth_namespace = _base_topic(depth).rsplit("/", 1)[0]
+    depth_info = chosen(options.depth_info_topic, "--depth-info-topic", (CAMERA_INFO,)) or next(
+        (t for t in infos if t.rsplit("/", 1)[0] == depth_namespace and t != info), None
+    )
     for topic, encoding in raw.items():
         if topic not in (color, depth, mask) and encoding not in COLOR_ENCODINGS + DEPTH_ENCODINGS:
             skipped.append(Skipped(topic, f"unsupported encoding {encoding!r}"))
-    return {"color": color, "depth": depth, "mask": mask, "info": info}
+    return {"color": color, "depth": depth, "mask": mask, "info": info, "depth_info": depth_info}
 
 
 def _base_topic(topic: str) -> str:

@@ -23,7 +23,7 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
 from mirage_ros.evaluation.report import check_destination, command_line, cost_rows, write_report
 from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise
-from mirage_ros.evaluation.sources import Recording, SourceOptions, open_recording
+from mirage_ros.evaluation.sources import DEPTH_REGISTRATION, Recording, SourceOptions, open_recording
 
 DYNAMICS_CHOICES = ("detector", "truth", "off")
 
@@ -221,8 +221,12 @@ def add_parser(subparsers) -> None:
                         "ground-truth motion mask, or none")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     s = p.add_argument_group("input (auto-detected unless given)")
-    for name in ("color-topic", "depth-topic", "info-topic", "mask-topic", "odom-topic", "world-frame", "camera-frame"):
+    for name in ("color-topic", "depth-topic", "info-topic", "depth-info-topic", "mask-topic", "odom-topic",
+                 "world-frame", "camera-frame"):
         s.add_argument(f"--{name}", default=None, metavar="NAME")
+    s.add_argument("--depth-registration", choices=DEPTH_REGISTRATION, default="auto",
+                   help="auto: depth with its own CameraInfo in another frame or with other intrinsics is "
+                        "re-projected into the colour camera (transform from TF); off: depth is registered")
     s.add_argument("--camera-frame-convention", choices=("auto", "optical", "body"), default="auto",
                    help="the image frame is optical, or a body/link frame (Gazebo); auto: optical if named so")
     s.add_argument("--camera-offset", type=float, nargs=6, default=None, metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),
@@ -250,6 +254,7 @@ def main(args: argparse.Namespace) -> int:
     """Run ``mirage-ros eval`` from parsed arguments; prints where the report is."""
     options = SourceOptions(
         color_topic=args.color_topic, depth_topic=args.depth_topic, info_topic=args.info_topic,
+        depth_info_topic=args.depth_info_topic, depth_registration=args.depth_registration,
         mask_topic=args.mask_topic, odom_topic=args.odom_topic, world_frame=args.world_frame,
         camera_frame=args.camera_frame, camera_frame_convention=args.camera_frame_convention,
         camera_offset=tuple(args.camera_offset) if args.camera_offset else None,

@@ -52,12 +52,21 @@ class Skipped:
     reason: str
 
 
+DEPTH_REGISTRATION = ("auto", "off")
+
+
 @dataclass(frozen=True)
 class SourceOptions:
     """How to read a recording; every field is a ``mirage-ros eval`` option (None = auto-detect).
 
     Attributes:
         color_topic, depth_topic, info_topic, mask_topic, odom_topic: bag topics.
+        depth_info_topic: CameraInfo of the depth images (default: the one in the depth topic's
+            namespace, when it is not the colour's).
+        depth_registration: ``auto``: depth images with their own CameraInfo, in another frame or
+            with other intrinsics than colour, are re-projected into the colour camera
+            (``geometry.register_depth``, the transform from TF); ``off``: depth is taken as
+            registered to colour (a same-aspect smaller image is upsampled).
         world_frame: fixed frame of the poses (default: root of the camera frame's TF tree).
         camera_frame: frame of the images (default: the colour image's ``header.frame_id``).
         camera_frame_convention: ``auto`` | ``optical`` | ``body`` (see ``mirage_ros.ros.frames``).
@@ -78,6 +87,8 @@ class SourceOptions:
     info_topic: str | None = None
     mask_topic: str | None = None
     odom_topic: str | None = None
+    depth_info_topic: str | None = None
+    depth_registration: str = "auto"
     world_frame: str | None = None
     camera_frame: str | None = None
     camera_frame_convention: str = "auto"
@@ -95,6 +106,8 @@ class SourceOptions:
                 raise InvalidInput(f"--{name.replace('_', '-')}", f"must be >= 0, got {getattr(self, name)}")
         if not self.depth_scale > 0:
             raise InvalidInput("--depth-scale", f"must be > 0, got {self.depth_scale}")
+        if self.depth_registration not in DEPTH_REGISTRATION:
+            raise InvalidInput("--depth-registration", f"must be one of {DEPTH_REGISTRATION}, got {self.depth_registration!r}")
         if self.max_frames is not None and self.max_frames < 2:
             raise InvalidInput("--max-frames", f"must be >= 2, got {self.max_frames}")
         if self.camera_offset is not None and len(self.camera_offset) != 6:
