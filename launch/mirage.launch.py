@@ -4,8 +4,10 @@
         image_topic:=/camera/color/image_raw depth_topic:=/camera/aligned_depth_to_color/image_raw \
         camera_info_topic:=/camera/color/camera_info world_frame:=map provider:=auto
 
-The depth image must be registered to the colour image (same size and intrinsics). Outputs are in
-the namespace ``namespace`` (default ``mirage``): /mirage/predicted/..., /mirage/moving/...
+Depth registered to the colour image is used as it is; depth from a camera of its own (its
+CameraInfo beside it, e.g. /camera/depth/camera_info, and its transform on /tf_static) is
+re-projected into the colour camera (depth_registration). Outputs are in the namespace
+``namespace`` (default ``mirage``): /mirage/predicted/..., /mirage/moving/...
 Every node parameter is in config/world_model.yaml and config/consistency_monitor.yaml
 (pass your own copies with world_model_config:= / monitor_config:=); the launch arguments below
 override the few that differ per robot. docs/nodes.md lists topics and parameters.
@@ -23,7 +25,10 @@ from mirage_ros.ros.dds import large_message_env
 ARGUMENTS = [
     ("namespace", "mirage", "namespace of both nodes and of their outputs"),
     ("image_topic", "/camera/color/image_raw", "colour image (rgb8, bgr8, mono8, rgba8, bgra8)"),
-    ("depth_topic", "/camera/depth/image_raw", "registered depth (32FC1 metres or 16UC1 millimetres)"),
+    ("depth_topic", "/camera/depth/image_raw", "depth (32FC1 metres or 16UC1 millimetres), registered to the "
+     "colour image or with its own camera_info beside it"),
+    ("depth_registration", "auto", "auto | off: re-project depth from a camera of its own into the colour camera "
+     "(its camera_info beside depth_topic, the transform from TF)"),
     ("camera_info_topic", "/camera/color/camera_info", "camera_info of the colour image"),
     ("image_transport", "raw", "raw | compressed: subscribe <image_topic>/compressed and "
      "<depth_topic>/compressedDepth instead (a camera streaming over a network)"),
@@ -59,6 +64,7 @@ def generate_launch_description():
             "provider": arg("provider"),
             "use_moving_mask": arg("use_monitor"),
             "image_transport": arg("image_transport"),
+            "depth_registration": arg("depth_registration"),
         }],
         remappings=camera + [("camera_info", arg("camera_info_topic")), ("path", arg("path_topic")),
                              ("pose", arg("pose_topic"))],
@@ -68,7 +74,9 @@ def generate_launch_description():
         namespace=arg("namespace"), output="screen", emulate_tty=True,
         arguments=["--ros-args", "--log-level", arg("log_level")],
         parameters=[arg("monitor_config"), {"use_sim_time": arg("use_sim_time"),
-                                            "image_transport": arg("image_transport")}],
+                                            "image_transport": arg("image_transport"),
+                                            "depth_registration": arg("depth_registration"),
+                                            "camera_frame_convention": arg("camera_frame_convention")}],
         remappings=camera, condition=IfCondition(arg("use_monitor")),
     )
     # Fast DDS drops camera-sized best-effort messages with its default 512 KiB shared memory

@@ -100,6 +100,15 @@ class Intrinsics:
             self.height // stride,
         )
 
+    def same_camera(self, other: Intrinsics) -> bool:
+        """Are ``other`` these intrinsics resampled to its size (focal lengths within 1 %,
+        principal point within 1 pixel)? A registered depth image's CameraInfo is, an
+        unregistered one (a depth sensor of its own) is not."""
+        sx, sy = other.width / self.width, other.height / self.height
+        return (abs(other.fx - self.fx * sx) <= 0.01 * other.fx and abs(other.fy - self.fy * sy) <= 0.01 * other.fy
+                and abs(other.cx - ((self.cx + 0.5) * sx - 0.5)) <= 1
+                and abs(other.cy - ((self.cy + 0.5) * sy - 0.5)) <= 1)
+
     @classmethod
     def from_K(cls, K: np.ndarray, width: int, height: int) -> Intrinsics:
         """Build from a ``(3, 3)`` camera matrix (e.g. ``CameraInfo.k`` reshaped).

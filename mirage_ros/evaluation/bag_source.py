@@ -42,7 +42,7 @@ from mirage_ros.evaluation.sources import (
     associate,
     intrinsics_from_option,
 )
-from mirage_ros.geometry import Intrinsics, invert_pose, register_depth
+from mirage_ros.geometry import Intrinsics, register_depth
 from mirage_ros.ros.compressed import COMPRESSED_IMAGE, depth_from_compressed, rgb_from_compressed
 from mirage_ros.ros.convert import (
     depth_from_image,
@@ -53,7 +53,7 @@ from mirage_ros.ros.convert import (
     time_to_sec,
     transform_to_matrix,
 )
-from mirage_ros.ros.frames import resolve_convention, to_optical
+from mirage_ros.ros.frames import optical_between, resolve_convention, to_optical
 from mirage_ros.ros.pose_source import offset_matrix
 from mirage_ros.transforms import TransformBuffer, TransformLookupError
 
@@ -436,7 +436,7 @@ def _registration(index: dict, options: SourceOptions, tf: TransformBuffer, K: I
     if K_depth is not None and K_depth.shape != depth.shape:
         raise InvalidInput("--depth-info-topic", f"CameraInfo is {K_depth.width}x{K_depth.height} but depth "
                                                  f"images are {width}x{height}")
-    own_camera = K_depth is not None and not (depth.frame_id == index["color"].frame_id and _scaled(K, K_depth))
+    own_camera = K_depth is not None and not (depth.frame_id == index["color"].frame_id and K.same_camera(K_depth))
     if options.depth_registration == "off" or not own_camera:
         if depth.shape != K.shape and height * K.width != width * K.height:
             raise InvalidInput("--depth-topic", (
@@ -451,16 +451,10 @@ def _registration(index: dict, options: SourceOptions, tf: TransformBuffer, K: I
             f"are re-projected into the colour camera ({camera_frame!r}), but TF has no transform between "
             f"them ({exc}); record /tf_static, or give --depth-registration off if they are registered")) from exc
     convention = options.camera_frame_convention
-    T_colour_depth = (invert_pose(to_optical(np.eye(4), resolve_convention(convention, camera_frame)))
-                      @ to_optical(T_frame_depth, resolve_convention(convention, depth.frame_id)))
+    T_colour_depth = optical_between(T_frame_depth, resolve_convention(convention, camera_frame),
+                                     resolve_convention(convention, depth.frame_id))
     angle = np.degrees(np.arccos(np.clip((np.trace(T_colour_depth[:3, :3]) - 1) / 2, -1, 1)))
     note = (f"{depth.frame_id} {width}x{height} -> {camera_frame} {K.width}x{K.height}: re-projected "
             f"(offset {np.linalg.norm(T_colour_depth[:3, 3]) * 1e3:.1f} mm, {angle:.2f} deg)")
     return (K_depth, T_colour_depth), note
 
-
-def _scaled(K: Intrinsics, K_small: Intrinsics) -> bool:
-    """Is ``K_small`` the camera ``K`` resampled to its size (within 1 % / 1 px)?"""
-    sx, sy = K_small.width / K.width, K_small.height / K.height
-    return (abs(K_small.fx - K.fx * sx) <= 0.01 * K_small.fx and abs(K_small.fy - K.fy * sy) <= 0.01 * K_small.fy
-            and abs(K_small.cx - ((K.cx + 0.5) * sx - 0.5)) <= 1 and abs(K_small.cy - ((K.cy + 0.5) * sy - 0.5)) <= 1)

@@ -29,9 +29,11 @@ from visualization_msgs.msg import MarkerArray
 
 from mirage_ros.dynamics import DetectorConfig, MovingObjectDetector
 from mirage_ros.errors import InvalidInput
-from mirage_ros.ros import convert, outputs
+from mirage_ros.ros import convert, depth_registration, outputs
+from mirage_ros.ros.frames import CONVENTIONS
 from mirage_ros.ros.node_util import WarningThrottle, run_node
 from mirage_ros.ros.params import Param, declare
+from mirage_ros.ros.pose_source import PoseUnavailable
 from mirage_ros.ros.sync import SynchronizedSubscription
 from mirage_ros.ros.transport import TRANSPORTS, camera_transport
 
@@ -39,6 +41,9 @@ _DEFAULTS = DetectorConfig()
 PARAMS = [
     Param("image_transport", "raw", "raw Images, or image_transport's <image>/compressed and "
           "<depth>/compressedDepth copies", choices=TRANSPORTS),
+    *depth_registration.PARAMS,
+    Param("camera_frame_convention", "auto", "frame convention of the image and depth frame_ids (depth "
+          "registration): auto = optical if the name contains 'optical'", choices=CONVENTIONS),
     Param("sync_queue_size", 10, "messages queued per input by the image/depth synchroniser", (1, 100)),
     Param("sync_slop", 0.02, "largest stamp difference of live image and depth (s)", (0.0, 1.0)),
     Param("max_pending", 30, "live frames / renderings kept while waiting for their partner (the world "
@@ -79,6 +84,9 @@ class ConsistencyMonitorNode(Node):
         self.detect_time = deque(maxlen=200)
         self.last_status = "waiting"
         self.transport = t = camera_transport(self, p.image_transport)
+        self.registration = depth_registration.DepthRegistration(
+            self, p.depth_registration, depth_registration.depth_info_topic(self, p.depth_camera_info_topic),
+            p.camera_frame_convention, self.warn)
         self.sync = SynchronizedSubscription(self, [(t.msg_type, t.image_topic), (t.msg_type, t.depth_topic)],
                                              qos_profile_sensor_data, p.sync_queue_size, p.sync_slop, self._on_live)
         self.create_subscription(PredictedView, "rendered/view", self._on_rendered, 5)
@@ -115,8 +123,8 @@ class ConsistencyMonitorNode(Node):
         t0 = time.perf_counter()
         try:
             rgb = self.transport.rgb(image)
-            depth = self.transport.depth(depth_msg)
             K = replace(convert.intrinsics_from_camera_info(view.camera_info), width=rgb.shape[1], height=rgb.shape[0])
+            depth = self._depth(depth_msg, image.header, K)
             rendered_rgb = _fit(convert.rgb_from_image(view.image), rgb.shape[:2])
             rendered_depth = _fit(convert.depth_from_image(view.depth), rgb.shape[:2])
             valid = _fit(convert.image_to_array(view.confidence, ("32FC1",), "confidence") > 0.5, rgb.shape[:2])
@@ -126,10 +134,28 @@ class ConsistencyMonitorNode(Node):
             self.counts["skipped"] += 1
             self.warn.warn(exc.parameter, f"frame {stamp:.3f} skipped: {exc}")
             return
+        except PoseUnavailable as exc:
+            self.counts["skipped"] += 1
+            self.warn.warn("depth_registration", f"frame {stamp:.3f} skipped: {exc.cause}")
+            return
         self.detect_time.append(time.perf_counter() - t0)
         self.counts["frames"] += 1
         self.last_status = detection.status + (f" ({detection.reason})" if detection.reason else "")
         self._publish(detection, image, rgb, view)
+
+    def _depth(self, depth_msg, colour, K) -> np.ndarray:
+        """``(H, W) float32`` metres of the live frame in the colour camera ``K`` (``colour``: the
+        image's header): depth from a camera of its own re-projected (raises ``PoseUnavailable``
+        without its transform)."""
+        depth = self.transport.depth(depth_msg)
+        K_depth = self.registration.depth_camera(colour.frame_id, K, depth_msg.header.frame_id)
+        if K_depth is None:
+            return depth
+        if depth.shape != K_depth.shape:
+            raise InvalidInput("size", f"depth {depth.shape[1]}x{depth.shape[0]} but its camera_info "
+                                       f"{K_depth.width}x{K_depth.height}")
+        return self.registration.register(depth, K_depth, depth_msg.header.frame_id, K, colour.frame_id,
+                                          convert.time_to_ns(colour.stamp))
 
     def _publish(self, detection, image, rgb: np.ndarray, view: PredictedView) -> None:
         stamp, frame_id = image.header.stamp, view.header.frame_id

@@ -35,10 +35,12 @@ class PendingFrame:
         frame_id: the image header's frame.
         rgb: ``(H, W, 3) uint8``.
         depth: ``(H, W) float32`` metres, 0 = no reading.
-        K: intrinsics of both images.
+        K: intrinsics of the colour image (and of the depth, once registered).
         arrived: monotonic seconds when the frame was synchronised.
         T_world_cam: ``(4, 4)`` optical camera pose once known.
         posed_at: monotonic seconds when the frame was announced (its live view rendered).
+        depth_camera: ``(K_depth, frame_id)`` while ``depth`` is still the image of a depth camera
+            of its own (``depth_registration``), ``(Hd, Wd)``; None once it is in ``K``.
     """
 
     stamp_ns: int
@@ -50,6 +52,7 @@ class PendingFrame:
     arrived: float
     T_world_cam: np.ndarray | None = None
     posed_at: float | None = None
+    depth_camera: tuple[Intrinsics, str] | None = None
 
 
 class FrameGate:

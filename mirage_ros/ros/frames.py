@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.geometry import T_LINK_OPTICAL
+from mirage_ros.geometry import T_LINK_OPTICAL, invert_pose
 
 CONVENTIONS = ("auto", "optical", "body")
 
@@ -46,3 +46,13 @@ def to_optical(T_world_frame: np.ndarray, convention: str) -> np.ndarray:
     if convention == "body":
         return np.asarray(T_world_frame, dtype=np.float64) @ T_LINK_OPTICAL
     raise InvalidInput("camera_frame_convention", f"must be 'optical' or 'body', got {convention!r}")
+
+
+def optical_between(T_a_b: np.ndarray, convention_a: str, convention_b: str) -> np.ndarray:
+    """``T_aopt_bopt (4, 4)``: the optical frame of camera ``b`` in the optical frame of camera
+    ``a``, from ``T_a_b``, the TF transform between the frames their images are stamped with.
+
+    Args:
+        convention_a, convention_b: ``"optical"`` or ``"body"`` for each frame.
+    """
+    return invert_pose(to_optical(np.eye(4), convention_a)) @ to_optical(T_a_b, convention_b)

@@ -139,13 +139,14 @@ class TfPoseSource:
 
     def world_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """``T_world_frame (4, 4)`` at ``stamp_ns`` nanoseconds; raises :class:`PoseUnavailable`."""
-        return self._lookup(self.world_frame, frame_id, stamp_ns)
+        return self.lookup(self.world_frame, frame_id, stamp_ns)
 
     def base_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """``T_base_frame (4, 4)`` at ``stamp_ns`` nanoseconds; raises :class:`PoseUnavailable`."""
-        return self._lookup(self.base_frame, frame_id, stamp_ns)
+        return self.lookup(self.base_frame, frame_id, stamp_ns)
 
-    def _lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray:
+    def lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray:
+        """``T_target_source (4, 4)`` at ``stamp_ns`` nanoseconds; raises :class:`PoseUnavailable`."""
         if self.backend == "tf2_ros":
             from rclpy.time import Time
 

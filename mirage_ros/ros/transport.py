@@ -14,6 +14,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
 from mirage_ros.errors import InvalidInput
+from mirage_ros.geometry import Intrinsics
 from mirage_ros.ros import convert
 from mirage_ros.ros.compressed import depth_from_compressed, encode_colour, encode_depth, rgb_from_compressed
 
@@ -47,8 +48,12 @@ class CameraTransport:
         """``(H, W) float32`` metres (0 = no reading) of a depth message."""
         return convert.depth_from_image(msg) if self.raw else depth_from_compressed(msg)
 
-    def decode(self, image, depth_msg, info, max_pixels: int, use_projection: bool = False):
-        """``(rgb (H, W, 3) uint8, depth (H, W) float32 m, K)`` of one frame's messages.
+    def decode(self, image, depth_msg, info, max_pixels: int, use_projection: bool = False,
+               K_depth: Intrinsics | None = None):
+        """``(rgb (H, W, 3) uint8, depth (Hd, Wd) float32 m, K)`` of one frame's messages.
+
+        ``K_depth``: the intrinsics of depth from a camera of its own (``depth_registration``),
+        whose size the depth must have; None: depth registered to the image, of its size.
 
         Raises:
             InvalidInput: ``image.size`` over ``max_pixels``; ``size`` when image, depth and
@@ -56,22 +61,27 @@ class CameraTransport:
         """
         if self.raw:  # the sizes are in the messages: checked before decoding
             K = _intrinsics((image.width, image.height), (depth_msg.width, depth_msg.height), info, max_pixels,
-                            use_projection)
+                            use_projection, K_depth)
             return self.rgb(image), self.depth(depth_msg), K
         rgb, depth = self.rgb(image), self.depth(depth_msg)  # a compressed image tells its size once decoded
-        return rgb, depth, _intrinsics(rgb.shape[1::-1], depth.shape[::-1], info, max_pixels, use_projection)
+        return rgb, depth, _intrinsics(rgb.shape[1::-1], depth.shape[::-1], info, max_pixels, use_projection, K_depth)
 
 
-def _intrinsics(image_wh, depth_wh, info, max_pixels: int, use_projection: bool):
+def _intrinsics(image_wh, depth_wh, info, max_pixels: int, use_projection: bool, K_depth: Intrinsics | None):
     """The frame's intrinsics, once its image (within ``max_pixels``), depth and camera_info sizes
-    (``(width, height)``) are known to agree."""
+    (``(width, height)``) are known to agree (the depth's with ``K_depth`` when given)."""
     if image_wh[0] * image_wh[1] > max_pixels:
         raise InvalidInput("image.size", f"{image_wh[0]}x{image_wh[1]} exceeds max_image_pixels={max_pixels}")
     K = convert.intrinsics_from_camera_info(info, use_projection)
-    sizes = {"image": tuple(image_wh), "depth": tuple(depth_wh), "camera_info": (K.width, K.height)}
-    if len(set(sizes.values())) > 1:
-        raise InvalidInput("size", "image/depth/camera_info sizes differ: "
-                           + ", ".join(f"{k} {w}x{h}" for k, (w, h) in sizes.items()))
+    if K_depth is None:
+        groups = [{"image": tuple(image_wh), "depth": tuple(depth_wh), "camera_info": (K.width, K.height)}]
+    else:
+        groups = [{"image": tuple(image_wh), "camera_info": (K.width, K.height)},
+                  {"depth": tuple(depth_wh), "depth camera_info": (K_depth.width, K_depth.height)}]
+    for sizes in groups:
+        if len(set(sizes.values())) > 1:
+            raise InvalidInput("size", "/".join(sizes) + " sizes differ: "
+                               + ", ".join(f"{k} {w}x{h}" for k, (w, h) in sizes.items()))
     return K
 
 

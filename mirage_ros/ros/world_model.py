@@ -31,7 +31,7 @@ from std_srvs.srv import Trigger
 from mirage_ros.errors import InvalidInput, MirageError
 from mirage_ros.geometry import valid_depth
 from mirage_ros.memory.config import MemoryConfig
-from mirage_ros.ros import convert, outputs
+from mirage_ros.ros import convert, depth_registration, outputs
 from mirage_ros.ros.frame_gate import FrameGate, PendingFrame
 from mirage_ros.ros.frames import resolve_convention, to_optical
 from mirage_ros.ros.node_util import WarningThrottle, run_node
@@ -61,6 +61,7 @@ PARAMS = [
     Param("use_rectified_projection", False, "take intrinsics from CameraInfo.p instead of .k"),
     Param("image_transport", "raw", "raw Images, or image_transport's <image>/compressed and "
           "<depth>/compressedDepth copies", choices=TRANSPORTS),
+    *depth_registration.PARAMS,
     Param("sync_queue_size", 10, "messages queued per input by the time synchroniser", (1, 100)),
     Param("sync_slop", 0.02, "largest stamp difference of image, depth and camera_info (s)", (0.0, 1.0)),
     Param("use_moving_mask", True, "keep pixels flagged by the consistency monitor out of memory"),
@@ -121,6 +122,10 @@ class WorldModelNode(Node):
                                f"stride {self.model.stride}, horizons {p.horizons}, sub-cell placement "
                                f"{'on' if self.model.networks.subcell_placement else 'off'}")
         self.pose = self._pose_source()
+        self.registration = depth_registration.DepthRegistration(
+            self, p.depth_registration, depth_registration.depth_info_topic(self, p.depth_camera_info_topic),
+            p.camera_frame_convention, self.warn, self.pose if isinstance(self.pose, TfPoseSource) else None,
+            p.use_rectified_projection)
         self.gate = FrameGate(p.mask_hold if p.use_moving_mask else 0.0, p.tf_timeout, p.max_pending_frames)
         self.history: deque[tuple[float, np.ndarray]] = deque(maxlen=64)  # (stamp, T_world_cam)
         self.last_frame: PendingFrame | None = None
@@ -196,11 +201,16 @@ class WorldModelNode(Node):
 
     def _decode(self, image, depth_msg, info: CameraInfo) -> PendingFrame:
         p = self.p
-        rgb, depth, K = self.transport.decode(image, depth_msg, info, p.max_image_pixels, p.use_rectified_projection)
+        K_depth = self.registration.depth_camera(
+            image.header.frame_id, convert.intrinsics_from_camera_info(info, p.use_rectified_projection),
+            depth_msg.header.frame_id)
+        rgb, depth, K = self.transport.decode(image, depth_msg, info, p.max_image_pixels, p.use_rectified_projection,
+                                              K_depth)
         if not valid_depth(depth).any():
             raise InvalidInput("depth", "no valid reading (all 0 / NaN / inf)")
         stamp_ns = convert.time_to_ns(image.header.stamp)
-        return PendingFrame(stamp_ns, stamp_ns / 1e9, image.header.frame_id, rgb, depth, K, time.monotonic())
+        return PendingFrame(stamp_ns, stamp_ns / 1e9, image.header.frame_id, rgb, depth, K, time.monotonic(),
+                            depth_camera=None if K_depth is None else (K_depth, depth_msg.header.frame_id))
 
     def _on_mask(self, msg: Image) -> None:
         try:
@@ -252,6 +262,13 @@ class WorldModelNode(Node):
         return resolve_convention(self.p.camera_frame_convention, frame_id)
 
     def _pose_of(self, frame: PendingFrame) -> np.ndarray:
+        """The frame's ``T_world_cam``; depth from a camera of its own is first re-projected into
+        the colour camera (both wait for TF alike)."""
+        if frame.depth_camera is not None:
+            K_depth, depth_frame = frame.depth_camera
+            frame.depth = self.registration.register(frame.depth, K_depth, depth_frame, frame.K, frame.frame_id,
+                                                     frame.stamp_ns)
+            frame.depth_camera = None
         return to_optical(self.pose.world_T_frame(frame.frame_id, frame.stamp_ns), self._convention(frame.frame_id))
 
     def _step(self) -> None:
@@ -366,7 +383,8 @@ class WorldModelNode(Node):
                 values[f"{name}_max"] = 1e3 * float(np.max(series))
         values.update({k if k.endswith("_ms") or k == "provider" else f"memory_{k}": v
                        for k, v in self.model.stats().items()})
-        values.update(pose_source=self.pose.backend, sync=self.sync.backend)
+        values.update(pose_source=self.pose.backend, sync=self.sync.backend,
+                      depth_registered_frames=self.registration.registered_frames)
         self.pub_diag.publish(outputs.diagnostic_array(self.get_clock().now().to_msg(), "mirage_ros: world_model",
                                                        self.get_fully_qualified_name(), level, message, values))
 
