@@ -27,7 +27,7 @@ ARGUMENTS = [
     ("image_topic", "/camera/color/image_raw", "colour image (rgb8, bgr8, mono8, rgba8, bgra8)"),
     ("depth_topic", "/camera/depth/image_raw", "depth (32FC1 metres or 16UC1 millimetres), registered to the "
      "colour image or with its own camera_info beside it"),
-    ("depth_registration", "auto", "auto | off: re-project depth from a camera of its own into the colour camera "
+    ("depth_registration", "auto", "auto | disabled: re-project depth from a camera of its own into the colour camera "
      "(its camera_info beside depth_topic, the transform from TF)"),
     ("camera_info_topic", "/camera/color/camera_info", "camera_info of the colour image"),
     ("image_transport", "raw", "raw | compressed: subscribe <image_topic>/compressed and "

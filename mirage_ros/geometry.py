@@ -191,6 +191,12 @@ def project(points_cam: np.ndarray, K: Intrinsics) -> tuple[np.ndarray, np.ndarr
     return np.stack([u, v], axis=-1), z.copy()
 
 
+# How depth from a camera of its own is treated (node parameter, eval option): ``auto`` =
+# re-projected with register_depth, ``disabled`` = taken as registered. Not on/off: ROS parameter
+# and launch values are YAML, which reads those as booleans.
+DEPTH_REGISTRATION = ("auto", "disabled")
+
+
 def register_depth(depth: np.ndarray, K_depth: Intrinsics, T_target_depth: np.ndarray, K_target: Intrinsics,
                    max_footprint: int = 4) -> np.ndarray:
     """Depth seen by a depth camera, re-projected into another camera (a colour camera beside it).

@@ -74,7 +74,7 @@ def test_depth_from_a_camera_beside_the_colour_one_is_registered_into_it(tmp_pat
     assert recording.details["topics"]["depth_info"] == "/camera/depth/camera_info"
     assert "64x48 -> camera_optical_frame 96x72: re-projected (offset 100.0 mm, 0.00 deg)" in \
         recording.details["depth_registration"]
-    unregistered = open_recording(path, SourceOptions(depth_registration="off"))
+    unregistered = open_recording(path, SourceOptions(depth_registration="disabled"))
     assert "nearest" in unregistered.details["depth_resampled"]
     for registered, taken_as_is, f in zip(recording.frames(), unregistered.frames(), truth):
         seen = registered.depth > 0
@@ -89,7 +89,7 @@ def test_depth_from_a_camera_beside_the_colour_one_is_registered_into_it(tmp_pat
                       depth_camera_tf=False)
     with pytest.raises(InvalidInput, match="--depth-registration.*no transform"):
         open_recording(no_tf)
-    assert open_recording(no_tf, SourceOptions(depth_registration="off")).details["depth_resampled"]
+    assert open_recording(no_tf, SourceOptions(depth_registration="disabled")).details["depth_resampled"]
 
 
 def test_smaller_depth_of_the_same_aspect_is_upsampled_and_another_aspect_refused(tmp_path):

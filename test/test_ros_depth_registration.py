@@ -67,11 +67,11 @@ def test_depth_is_re_projected_only_when_it_comes_from_a_camera_of_its_own():
     assert reg.depth_camera("color_optical", K_COLOUR, "depth_optical") == reg.K_depth  # another frame
     reg.K_depth = replace(K_COLOUR, fx=140.0)  # another lens, same frame name
     assert reg.depth_camera("color_optical", K_COLOUR, "color_optical") == reg.K_depth
-    off, _ = registration(mode="off")
-    off.K_depth = reg.K_depth
-    assert off.depth_camera("color_optical", K_COLOUR, "depth_optical") is None
+    disabled, _ = registration(mode="disabled")
+    disabled.K_depth = reg.K_depth
+    assert disabled.depth_camera("color_optical", K_COLOUR, "depth_optical") is None
     with pytest.raises(InvalidInput, match="depth_registration"):
-        registration(mode="on")
+        registration(mode="off")  # YAML reads off as a boolean: not a choice
 
 
 def test_registration_uses_the_optical_transform_and_waits_for_tf():

@@ -36,6 +36,15 @@ def test_config_file_and_docs_list_every_parameter_with_its_default(node):
     assert not wrong, f"docs/nodes.md (documented, node default) differ: {wrong}"
 
 
+@pytest.mark.usefixtures("interfaces")
+def test_every_string_choice_stays_a_string_through_yaml():
+    """ROS parameter files, ``-p name:=value`` and launch arguments are read as YAML, where
+    on / off / yes / no are booleans: such a choice could never be set."""
+    booleans = {f"{node}.{p.name}": choice for node, params in _tables().items() for p in params
+                for choice in p.choices or () if yaml.safe_load(choice) != choice}
+    assert not booleans, f"choices YAML does not read as strings: {booleans}"
+
+
 def test_check_names_the_parameter():
     with pytest.raises(ValueError, match="provider"):
         check(Param("provider", "auto", "", choices=("auto", "cpu")), "tpu")

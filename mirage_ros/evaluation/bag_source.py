@@ -437,7 +437,7 @@ def _registration(index: dict, options: SourceOptions, tf: TransformBuffer, K: I
         raise InvalidInput("--depth-info-topic", f"CameraInfo is {K_depth.width}x{K_depth.height} but depth "
                                                  f"images are {width}x{height}")
     own_camera = K_depth is not None and not (depth.frame_id == index["color"].frame_id and K.same_camera(K_depth))
-    if options.depth_registration == "off" or not own_camera:
+    if options.depth_registration == "disabled" or not own_camera:
         if depth.shape != K.shape and height * K.width != width * K.height:
             raise InvalidInput("--depth-topic", (
                 f"depth images are {width}x{height}, colour {K.width}x{K.height}: not registered (use an "
@@ -449,7 +449,7 @@ def _registration(index: dict, options: SourceOptions, tf: TransformBuffer, K: I
         raise InvalidInput("--depth-registration", (
             f"depth images ({width}x{height}, frame {depth.frame_id!r}) have their own CameraInfo, so they "
             f"are re-projected into the colour camera ({camera_frame!r}), but TF has no transform between "
-            f"them ({exc}); record /tf_static, or give --depth-registration off if they are registered")) from exc
+            f"them ({exc}); record /tf_static, or give --depth-registration disabled if they are registered")) from exc
     convention = options.camera_frame_convention
     T_colour_depth = optical_between(T_frame_depth, resolve_convention(convention, camera_frame),
                                      resolve_convention(convention, depth.frame_id))

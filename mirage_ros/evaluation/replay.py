@@ -226,7 +226,7 @@ def add_parser(subparsers) -> None:
         s.add_argument(f"--{name}", default=None, metavar="NAME")
     s.add_argument("--depth-registration", choices=DEPTH_REGISTRATION, default="auto",
                    help="auto: depth with its own CameraInfo in another frame or with other intrinsics is "
-                        "re-projected into the colour camera (transform from TF); off: depth is registered")
+                        "re-projected into the colour camera (transform from TF); disabled: depth is registered")
     s.add_argument("--camera-frame-convention", choices=("auto", "optical", "body"), default="auto",
                    help="the image frame is optical, or a body/link frame (Gazebo); auto: optical if named so")
     s.add_argument("--camera-offset", type=float, nargs=6, default=None, metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),

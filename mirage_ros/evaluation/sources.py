@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.geometry import Intrinsics
+from mirage_ros.geometry import DEPTH_REGISTRATION, Intrinsics
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,6 @@ class Skipped:
     reason: str
 
 
-DEPTH_REGISTRATION = ("auto", "off")
-
-
 @dataclass(frozen=True)
 class SourceOptions:
     """How to read a recording; every field is a ``mirage-ros eval`` option (None = auto-detect).
@@ -65,7 +62,7 @@ class SourceOptions:
             namespace, when it is not the colour's).
         depth_registration: ``auto``: depth images with their own CameraInfo, in another frame or
             with other intrinsics than colour, are re-projected into the colour camera
-            (``geometry.register_depth``, the transform from TF); ``off``: depth is taken as
+            (``geometry.register_depth``, the transform from TF); ``disabled``: depth is taken as
             registered to colour (a same-aspect smaller image is upsampled).
         world_frame: fixed frame of the poses (default: root of the camera frame's TF tree).
         camera_frame: frame of the images (default: the colour image's ``header.frame_id``).

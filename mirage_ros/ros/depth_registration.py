@@ -12,7 +12,7 @@ With ``depth_registration: auto`` the nodes re-project it into the colour camera
 (:func:`mirage_ros.geometry.register_depth`, what depth_image_proc's ``register`` node does).
 Depth is used as it is when its CameraInfo is the colour camera's (resampled to its size) and it
 is stamped in the colour image's frame, as drivers' aligned outputs are; with no depth CameraInfo
-received, a depth image stamped in another frame is used as it is with a warning (``off``: always
+received, a depth image stamped in another frame is used as it is with a warning (``disabled``: always
 as it is, no warning).
 """
 
@@ -23,19 +23,17 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.geometry import Intrinsics, register_depth
+from mirage_ros.geometry import DEPTH_REGISTRATION, Intrinsics, register_depth
 from mirage_ros.ros.convert import intrinsics_from_camera_info
 from mirage_ros.ros.frames import optical_between, resolve_convention
 from mirage_ros.ros.node_util import WarningThrottle
 from mirage_ros.ros.params import Param
 from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource
 
-DEPTH_REGISTRATION = ("auto", "off")
-
 PARAMS = [
     Param("depth_registration", "auto", "auto = depth with a CameraInfo of its own (another frame or other "
           "intrinsics than the colour camera) is re-projected into the colour camera with TF's depth-to-colour "
-          "transform; off = depth is registered to the colour image", choices=DEPTH_REGISTRATION),
+          "transform; disabled = depth is registered to the colour image", choices=DEPTH_REGISTRATION),
     Param("depth_camera_info_topic", "", "CameraInfo of the depth images ('' = camera_info beside the depth "
           "topic, after remapping: /camera/depth/camera_info for /camera/depth/image_raw)"),
 ]
@@ -84,7 +82,7 @@ class DepthRegistration:
     def depth_camera(self, colour_frame: str, K: Intrinsics, depth_frame: str) -> Intrinsics | None:
         """The depth image's own intrinsics when it must be re-projected into the colour camera
         ``K`` (see the module doc), None when it is registered to it."""
-        if self.mode == "off":
+        if self.mode == "disabled":
             return None
         same_frame = not depth_frame or depth_frame == colour_frame
         if self.K_depth is None:
@@ -92,7 +90,7 @@ class DepthRegistration:
                 self._warn.warn("depth_registration", (
                     f"depth is stamped in {depth_frame!r}, the image in {colour_frame!r}, and no CameraInfo came "
                     f"on {self.topic or '(no depth CameraInfo topic)'}: depth taken as registered to the image "
-                    "(set depth_camera_info_topic, or depth_registration: off if it is registered)"), 30.0)
+                    "(set depth_camera_info_topic, or depth_registration: disabled if it is registered)"), 30.0)
             return None
         return None if same_frame and K.same_camera(self.K_depth) else self.K_depth
 
