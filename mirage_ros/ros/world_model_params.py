@@ -1,0 +1,65 @@
+"""Parameters of the ``world_model`` node (``docs/nodes.md`` lists them; ``config/world_model.yaml``
+holds every one with its default)."""
+
+from mirage_ros.memory.config import MemoryConfig
+from mirage_ros.ros import depth_registration
+from mirage_ros.ros.params import Param
+from mirage_ros.ros.transport import TRANSPORTS
+from mirage_ros.runtime.networks import SUBCELL_PLACEMENT
+
+PARAMS = [
+    Param("provider", "auto", "ONNX Runtime execution provider", choices=("auto", "cuda", "cpu")),
+    Param("weights_dir", "", "folder with manifest.json + ONNX networks ('' = the shipped ones)"),
+    Param("world_frame", "map", "fixed frame of the memory and of predicted poses (REP-105)"),
+    Param("base_frame", "base_link", "robot base frame; planned path poses are poses of this frame"),
+    Param("camera_frame_convention", "auto",
+          "frame convention of the image frame_id: auto = optical if the name contains 'optical'",
+          choices=("auto", "optical", "body")),
+    Param("pose_source", "tf", "where camera poses come from", choices=("tf", "pose", "odometry")),
+    Param("camera_offset", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+          "T_base_camera [x y z roll pitch yaw] (m, rad): pose topics, and paths when TF lacks it"),
+    Param("tf_timeout", 0.3, "seconds a frame waits for its camera pose before it is skipped", (0.0, 10.0)),
+    Param("tf_cache_time", 10.0, "seconds of pose history kept", (1.0, 300.0)),
+    Param("tf_max_extrapolation", 0.05, "seconds a fallback TF / pose lookup may hold the last sample",
+          (0.0, 1.0)),
+    Param("use_rectified_projection", False, "take intrinsics from CameraInfo.p instead of .k"),
+    Param("image_transport", "raw", "raw Images, or image_transport's <image>/compressed and "
+          "<depth>/compressedDepth copies", choices=TRANSPORTS),
+    *depth_registration.PARAMS,
+    Param("sync_queue_size", 10, "messages queued per input by the time synchroniser", (1, 100)),
+    Param("sync_slop", 0.02, "largest stamp difference of image, depth and camera_info (s)", (0.0, 1.0)),
+    Param("use_moving_mask", True, "keep pixels flagged by the consistency monitor out of memory"),
+    Param("mask_hold", 0.15, "seconds a frame waits for its moving mask before integrating anyway",
+          (0.0, 2.0)),
+    Param("max_pending_frames", 2, "frames waiting behind the one being integrated; beyond, the oldest is dropped",
+          (1, 64)),
+    Param("horizons", [0.5, 1.0, 2.0], "seconds ahead to predict views for", (0.0, 30.0)),
+    Param("prediction_period", 0.0,
+          "least seconds (of stamps) between two sets of horizon views; 0 = every frame", (0.0, 60.0)),
+    Param("motion_window", 0.5, "seconds of pose history the motion is extrapolated from", (0.05, 10.0)),
+    Param("path_spacing", 0.5, "metres between predicted views along a planned path", (0.0, 100.0)),
+    Param("path_max_views", 8, "most views predicted along one path", (1, 64)),
+    Param("pointcloud_period", 2.0, "seconds between memory point clouds (0 = off)", (0.0, 3600.0)),
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", (0.1, 60.0)),
+    Param("max_image_pixels", 2_500_000, "larger frames are skipped (width * height)", (1, 100_000_000)),
+    Param("time_jump_threshold", 1.0,
+          "a stamp this far (s) behind the last one resets the memory (bag loop); less is skipped",
+          (0.0, 3600.0)),
+    Param("memory_file", "~/.ros/mirage_memory.npz", "file of the ~/save and ~/load services"),
+    Param("capacity_points", MemoryConfig.capacity_points,
+          "hard cap on points the latent memory holds (64 B each at C 16)", (16, 100_000_000)),
+    Param("readout_min_count", MemoryConfig.readout_min_count,
+          "predicted views draw only points seen in at least this many frames (1 = all): one sighting "
+          "is most often a person walking through or depth noise", (1, 1000)),
+    Param("carve", MemoryConfig.carve, "free-space carving: remove stored points the live depth sees through "
+          "(about 1 ms per frame on an H100, 5 ms of CPU at 320x240)"),
+    Param("newest_overlay", True, "prefer the newest frame's own latents where it sees the target surface"),
+    Param("see_through_fill", False, "cells that show a stored point through a gap in a nearer surface take "
+          "that surface's point (for static scenes: it also spreads people the detector missed)"),
+    Param("subcell_placement", "auto", "draw each rendered cell where its memory point projects: auto = as "
+          "the networks were trained (their manifest; the shipped ones: disabled), enabled = sharper views of a "
+          "static scene (with people walking, points the moving-object detector missed show more)",
+          choices=tuple(SUBCELL_PLACEMENT)),
+    Param("process_period", 0.01, "seconds between polls of frames waiting for pose or mask",
+          (0.001, 1.0)),
+]
