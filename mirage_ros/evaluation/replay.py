@@ -24,6 +24,7 @@ from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
 from mirage_ros.evaluation.report import check_destination, command_line, cost_rows, write_report
 from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise
 from mirage_ros.evaluation.sources import DEPTH_REGISTRATION, Recording, SourceOptions, open_recording
+from mirage_ros.ros.frames import CONVENTIONS
 
 DYNAMICS_CHOICES = ("detector", "truth", "off")
 
@@ -227,7 +228,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--depth-registration", choices=DEPTH_REGISTRATION, default="auto",
                    help="auto: depth with its own CameraInfo in another frame or with other intrinsics is "
                         "re-projected into the colour camera (transform from TF); disabled: depth is registered")
-    s.add_argument("--camera-frame-convention", choices=("auto", "optical", "body"), default="auto",
+    s.add_argument("--camera-frame-convention", choices=CONVENTIONS, default="auto",
                    help="the image frame is optical, or a body/link frame (Gazebo); auto: optical if named so")
     s.add_argument("--camera-offset", type=float, nargs=6, default=None, metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),
                    help="camera frame in the odometry child frame (m, rad) when TF does not reach the camera")

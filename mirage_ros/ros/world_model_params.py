@@ -3,6 +3,7 @@ holds every one with its default)."""
 
 from mirage_ros.memory.config import MemoryConfig
 from mirage_ros.ros import depth_registration
+from mirage_ros.ros.frames import CONVENTIONS
 from mirage_ros.ros.params import Param
 from mirage_ros.ros.transport import TRANSPORTS
 from mirage_ros.runtime.networks import SUBCELL_PLACEMENT
@@ -14,7 +15,7 @@ PARAMS = [
     Param("base_frame", "base_link", "robot base frame; planned path poses are poses of this frame"),
     Param("camera_frame_convention", "auto",
           "frame convention of the image frame_id: auto = optical if the name contains 'optical'",
-          choices=("auto", "optical", "body")),
+          choices=CONVENTIONS),
     Param("pose_source", "tf", "where camera poses come from", choices=("tf", "pose", "odometry")),
     Param("camera_offset", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
           "T_base_camera [x y z roll pitch yaw] (m, rad): pose topics, and paths when TF lacks it"),
