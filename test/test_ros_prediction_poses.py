@@ -6,7 +6,7 @@ from scipy.spatial.transform import Rotation
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import T_LINK_OPTICAL
-from mirage_ros.ros.prediction_poses import extrapolate, path_poses, sample_path
+from mirage_ros.ros.prediction_poses import check_path, extrapolate, path_poses, sample_path
 
 
 def circle_pose(t, radius=2.0, speed=0.5, z=1.2):
@@ -55,3 +55,38 @@ def test_path_orientations_fill_from_direction():
     np.testing.assert_allclose(poses[0, :3, 0], [0, 1, 0], atol=1e-12)  # facing +y, the path direction
     np.testing.assert_allclose(Rotation.from_matrix(poses[2, :3, :3]).as_rotvec(), [0, 0, 1.0], atol=1e-12)
     np.testing.assert_allclose(poses[:, :3, 3], positions)
+
+
+def test_path_orientations_with_non_finite_parts_are_unset_and_indices_pick_the_same_poses():
+    positions = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [2, 1, 0]], float)
+    quats = np.array([[np.nan, 0, 0, 1], [np.inf, 0, 0, 0], [1e308, 1e308, 0, 0], [1, 0, 0, 0]])
+    poses = path_poses(positions, quats)
+    assert np.isfinite(poses).all()
+    np.testing.assert_allclose(poses[0, :3, 0], [1, 0, 0], atol=1e-12)  # NaN part: heading of the path
+    np.testing.assert_allclose(poses[1, :3, 0], [0, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(poses[3, :3, :3], np.eye(3), atol=1e-12)  # identity quaternion given
+    np.testing.assert_allclose(path_poses(positions, quats, np.array([1, 3])), poses[[1, 3]])
+    np.testing.assert_allclose(path_poses(positions[:1], np.zeros((1, 4)))[0], np.eye(4))
+
+
+@pytest.mark.parametrize("extent", [1e8, 1e12, 1e300])
+def test_sample_path_work_does_not_grow_with_the_path_length_in_metres(extent):
+    import tracemalloc
+
+    positions = np.array([[0.0, 0.0, 0.0], [extent, 0.0, 0.0], [extent, extent, 0.0]])
+    tracemalloc.start()
+    picks = sample_path(positions, 0.5, 8)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1_000_000, f"{peak} bytes for a path of {extent:g} m"
+    np.testing.assert_array_equal(picks, [0, 1, 2] if extent < 1e300 else [0, 1])  # 1e300 * sqrt(2) is inf
+
+
+def test_check_path_names_the_first_bad_pose():
+    good = np.zeros((3, 3))
+    np.testing.assert_array_equal(check_path(good, 1e5), good)
+    with pytest.raises(InvalidInput, match="pose 1 of 3 has a non-finite position"):
+        check_path(np.array([[0, 0, 0], [np.nan, 0, 0], [np.inf, 0, 0]]), 1e5)
+    with pytest.raises(InvalidInput, match="pose 2 .* beyond max_coordinate=100000 m"):
+        check_path(np.array([[0, 0, 0], [1, 0, 0], [0, 2e5, 0]]), 1e5)
+    assert check_path(np.zeros((0, 3)), 1e5).shape == (0, 3)

@@ -22,7 +22,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, Vector3
 from mirage_ros_msgs.msg import MovingRegion, MovingRegions, PredictedView
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, RegionOfInterest
 from visualization_msgs.msg import MarkerArray
@@ -31,7 +30,7 @@ from mirage_ros.dynamics import DetectorConfig, MovingObjectDetector
 from mirage_ros.errors import InvalidInput
 from mirage_ros.ros import convert, depth_registration, outputs
 from mirage_ros.ros.frames import CONVENTIONS
-from mirage_ros.ros.node_util import WarningThrottle, run_node
+from mirage_ros.ros.node_util import ContainedNode, run_node
 from mirage_ros.ros.params import Param, declare
 from mirage_ros.ros.pose_source import PoseUnavailable
 from mirage_ros.ros.sync import SynchronizedSubscription
@@ -66,13 +65,12 @@ PARAMS = [
 ]
 
 
-class ConsistencyMonitorNode(Node):
+class ConsistencyMonitorNode(ContainedNode):
     """The ``consistency_monitor`` node (see module docstring and docs/nodes.md)."""
 
     def __init__(self, **kwargs):
         super().__init__("consistency_monitor", **kwargs)
         self.p = p = declare(self, PARAMS)
-        self.warn = WarningThrottle(self.get_logger())
         self.detector = MovingObjectDetector(DetectorConfig(
             work_width=p.work_width, score_low=p.score_low, score_high=p.score_high,
             min_region_fraction=p.min_region_fraction, max_regions=p.max_regions,
@@ -177,7 +175,7 @@ class ConsistencyMonitorNode(Node):
 
     def _publish_diagnostics(self) -> None:
         values = dict(self.counts, status=self.last_status, sync=self.sync.backend,
-                      received_image_depth="/".join(map(str, self.sync.received)))
+                      received_image_depth="/".join(map(str, self.sync.received)), **self.error_counts())
         if self.detect_time:
             values["detect_ms_mean"] = 1e3 * float(np.mean(self.detect_time))
             values["detect_ms_max"] = 1e3 * float(np.max(self.detect_time))

@@ -258,6 +258,16 @@ def transform_to_matrix(transform) -> np.ndarray:
     return _matrix(transform.translation, transform.rotation, "transform")
 
 
+def path_arrays(msg) -> tuple[np.ndarray, np.ndarray]:
+    """``nav_msgs/Path`` -> positions ``(N, 3) float64`` and quaternions ``(N, 4) float64``
+    ``(w, x, y, z)``, as they are (unchecked: see :mod:`mirage_ros.ros.prediction_poses`)."""
+    poses = [q.pose for q in msg.poses]
+    positions = np.array([[p.position.x, p.position.y, p.position.z] for p in poses], dtype=np.float64)
+    quats = np.array([[p.orientation.w, p.orientation.x, p.orientation.y, p.orientation.z] for p in poses],
+                     dtype=np.float64)
+    return positions.reshape(-1, 3), quats.reshape(-1, 4)
+
+
 def matrix_to_pose(T: np.ndarray):
     """``(4, 4)`` -> ``geometry_msgs/Pose``."""
     from geometry_msgs.msg import Pose

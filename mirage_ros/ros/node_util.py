@@ -1,12 +1,18 @@
-"""What every node of the package shares: throttled warnings per cause, and its ``main``."""
+"""What every node of the package shares: throttled warnings per cause, callbacks that cannot
+stop the node, and its ``main``."""
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import time
+import traceback
+from collections import Counter
 
-from mirage_ros.errors import MirageError
+from rclpy.node import Node
+
+from mirage_ros.errors import InvalidInput, MirageError
 
 
 class WarningThrottle:
@@ -33,6 +39,81 @@ class WarningThrottle:
         self._last[cause] = now
         self._logger.warning(text + (f" ({held} more like this since the last warning)" if held else ""))
         return True
+
+
+class ContainedNode(Node):
+    """A node whose subscription, timer and service callbacks cannot stop it.
+
+    Every callback made through :meth:`create_subscription`, :meth:`create_timer` and
+    :meth:`create_service` (the helpers that subscribe for a node, message_filters and the TF
+    source included) is wrapped: an exception it raises is logged, throttled per place and
+    exception class, naming the topic, the message class and (for :class:`InvalidInput`) the
+    field, and counted in :attr:`callback_errors`, and the executor goes on. Callbacks still
+    validate their input themselves and skip a bad message with a warning of their own; this is
+    the boundary for what they did not foresee: one malformed message must never end perception.
+    A failure during shutdown is re-raised, so that Ctrl-C still ends the node.
+
+    Attributes:
+        warn: the node's :class:`WarningThrottle`.
+        callback_errors: exceptions caught at the boundary, per ``"<topic or callback>: <class>"``.
+    """
+
+    def __init__(self, node_name: str, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.warn = WarningThrottle(self.get_logger())
+        self.callback_errors: Counter[str] = Counter()
+
+    def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):
+        return super().create_subscription(msg_type, topic, self._contained(callback, topic, msg_type.__name__),
+                                           qos_profile, **kwargs)
+
+    def create_timer(self, timer_period_sec, callback, *args, **kwargs):
+        return super().create_timer(timer_period_sec, self._contained(callback, _name(callback), "timer"),
+                                    *args, **kwargs)
+
+    def create_service(self, srv_type, srv_name, callback, **kwargs):
+        return super().create_service(srv_type, srv_name, self._contained(callback, srv_name, srv_type.__name__,
+                                                                          service=True), **kwargs)
+
+    def _contained(self, callback, where: str, what: str, service: bool = False):
+        @functools.wraps(callback)
+        def contained(*args):
+            try:
+                return callback(*args)
+            except Exception as exc:  # noqa: BLE001 - the point of this boundary; logged and counted below
+                import rclpy
+                from rclpy.executors import ExternalShutdownException
+
+                if isinstance(exc, ExternalShutdownException) or not rclpy.ok():
+                    raise
+                self._caught(exc, where, what)
+                if not service:
+                    return None
+                response = args[-1]  # a service answers, with the failure where it can say one
+                if hasattr(response, "success"):
+                    response.success, response.message = False, f"{type(exc).__name__}: {exc}"
+                return response
+
+        return contained
+
+    def error_counts(self) -> dict[str, int]:
+        """Diagnostics values: ``callback_errors`` (total) and one count per place and class."""
+        return {"callback_errors": sum(self.callback_errors.values()),
+                **{f"callback_error {key}": n for key, n in sorted(self.callback_errors.items())}}
+
+    def _caught(self, exc: Exception, where: str, what: str) -> None:
+        key = f"{where}: {type(exc).__name__}"
+        self.callback_errors[key] += 1
+        if isinstance(exc, InvalidInput):
+            detail = f"field {exc.parameter}: {exc.reason}"
+        else:
+            place = traceback.extract_tb(exc.__traceback__)[-1]
+            detail = f"{type(exc).__name__}: {exc} (at {place.filename.rsplit('/', 1)[-1]}:{place.lineno})"
+        self.warn.warn("callback " + key, f"{where} ({what}): message dropped, node keeps running: {detail}")
+
+
+def _name(callback) -> str:
+    return getattr(callback, "__name__", type(callback).__name__).lstrip("_")
 
 
 def run_node(node_class, args=None, threads: int = 1) -> None:

@@ -4,7 +4,8 @@ Each node lists its :class:`Param` entries once; :func:`declare` declares them w
 ``ParameterDescriptor`` (description, numeric range, read-only), reads the values (from
 ``--params-file config/<node>.yaml`` or launch overrides), validates choices and element ranges of
 arrays, and returns them as attributes. Out-of-range values stop the node at start with an error
-naming the parameter. ``docs/nodes.md`` and ``config/*.yaml`` list the same table (a test checks).
+naming the parameter. ``docs/nodes.md`` and ``config/*.yaml`` are written from the tables
+(:mod:`mirage_ros.ros.param_docs`; a test checks they are current).
 """
 
 from __future__ import annotations

@@ -77,15 +77,16 @@ def _arc_integral(rate: float, horizon: float) -> np.ndarray:
     return np.array([[s, -c], [c, s]])
 
 
-def path_poses(positions: np.ndarray, quats_wxyz: np.ndarray) -> np.ndarray:
-    """``(N, 4, 4)`` poses of a planned path; missing orientations follow the path's direction.
+def path_poses(positions: np.ndarray, quats_wxyz: np.ndarray, indices: np.ndarray | None = None) -> np.ndarray:
+    """``(M, 4, 4)`` poses of a planned path; missing orientations follow the path's direction.
 
     Planners often leave orientations unset (zero quaternion) except at the goal: those poses get
     the yaw of the segment to the next pose (the previous one for the last pose), roll = pitch = 0.
 
     Args:
-        positions: ``(N, 3)`` metres.
-        quats_wxyz: ``(N, 4)`` quaternions ``(w, x, y, z)``; zero / non-finite = unset.
+        positions: ``(N, 3)`` metres, finite (:func:`check_path`).
+        quats_wxyz: ``(N, 4)`` quaternions ``(w, x, y, z)``; zero / with a non-finite part = unset.
+        indices: ``(M,)`` the poses wanted (:func:`sample_path`); None: all N.
 
     Raises:
         InvalidInput: ``"path"`` with mismatched shapes or non-finite positions.
@@ -97,18 +98,41 @@ def path_poses(positions: np.ndarray, quats_wxyz: np.ndarray) -> np.ndarray:
         raise InvalidInput("path", f"positions (N, 3) and quaternions (N, 4) expected, got {positions.shape}, {quats.shape}")
     if not np.all(np.isfinite(positions)):
         raise InvalidInput("path", "positions must be finite")
-    poses = np.tile(np.eye(4), (n, 1, 1))
-    poses[:, :3, 3] = positions
-    norms = np.linalg.norm(np.nan_to_num(quats, nan=0.0), axis=1)
-    for i in range(n):
-        if np.isfinite(norms[i]) and norms[i] > 1e-6:
-            w, x, y, z = quats[i] / norms[i]
-            poses[i, :3, :3] = Rotation.from_quat([x, y, z, w]).as_matrix()
-            continue
-        j0, j1 = (i, i + 1) if i + 1 < n else (i - 1, i)
-        step = positions[j1] - positions[j0] if n > 1 else np.array([1.0, 0.0, 0.0])
-        poses[i, :3, :3] = Rotation.from_rotvec([0.0, 0.0, math.atan2(step[1], step[0])]).as_matrix()
+    wanted = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
+    poses = np.tile(np.eye(4), (len(wanted), 1, 1))
+    poses[:, :3, 3] = positions[wanted]
+    q = quats[wanted]
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(q, axis=1)
+    given = np.isfinite(norms) & (norms > 1e-6)
+    if given.any():
+        unit = q[given] / norms[given, None]
+        poses[given, :3, :3] = Rotation.from_quat(unit[:, [1, 2, 3, 0]]).as_matrix()
+    unset = wanted[~given]
+    if len(unset):  # heading of the segment to the next pose (from the previous one at the end)
+        last = unset + 1 >= n
+        step = positions[np.where(last, unset, unset + 1)] - positions[np.where(last, unset - 1, unset)]
+        yaw = np.arctan2(step[:, 1], step[:, 0])  # a single pose: a zero step, yaw 0
+        poses[~given, :3, :3] = Rotation.from_euler("z", yaw[:, None]).as_matrix()
     return poses
+
+
+def check_path(positions: np.ndarray, max_coordinate: float) -> np.ndarray:
+    """``(N, 3) float64`` path positions, checked to be finite and within ``max_coordinate``
+    metres of the world origin on every axis (before any work depends on the path's length).
+
+    Raises:
+        InvalidInput: ``"path"`` naming the first bad pose.
+    """
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    bad = ~np.isfinite(positions).all(axis=1)
+    if bad.any():
+        raise InvalidInput("path", f"pose {int(np.argmax(bad))} of {len(positions)} has a non-finite position")
+    far = np.abs(positions).max(axis=1, initial=0.0) > max_coordinate
+    if far.any():
+        i = int(np.argmax(far))
+        raise InvalidInput("path", f"pose {i} at {positions[i].tolist()} m is beyond max_coordinate={max_coordinate:g} m")
+    return positions
 
 
 def sample_path(positions: np.ndarray, spacing: float, max_count: int) -> np.ndarray:
@@ -116,9 +140,10 @@ def sample_path(positions: np.ndarray, spacing: float, max_count: int) -> np.nda
 
     The first pose is always taken; then the first pose at or beyond each further multiple of
     ``spacing`` along the path's length (every pose when ``spacing`` is 0); at most ``max_count``.
+    Work and memory are O(N), however long the path is in metres.
 
     Args:
-        positions: ``(N, 3)`` metres, N >= 0.
+        positions: ``(N, 3)`` metres, N >= 0, finite.
         spacing: metres along the path (>= 0).
         max_count: largest number of indices (>= 1).
 
@@ -130,11 +155,15 @@ def sample_path(positions: np.ndarray, spacing: float, max_count: int) -> np.nda
         raise InvalidInput("path_spacing", f"must be >= 0 metres, got {spacing}")
     if max_count < 1:
         raise InvalidInput("path_max_views", f"must be >= 1, got {max_count}")
+    if not np.isfinite(positions).all():
+        raise InvalidInput("path", "positions must be finite")
     if len(positions) == 0:
         return np.zeros(0, dtype=np.int64)
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(positions, axis=0), axis=1))])
     if spacing == 0.0:
         return np.arange(min(len(positions), max_count), dtype=np.int64)
-    marks = np.arange(0.0, arc[-1] + 1e-9, spacing)
-    indices = np.unique(np.searchsorted(arc, marks - 1e-9, side="left"))
-    return indices[:max_count].astype(np.int64)
+    with np.errstate(over="ignore"):  # a length past float range is inf: one more view at most
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(positions, axis=0), axis=1))])
+    # pose i is the first at or beyond a multiple of spacing when one lies in (arc[i-1], arc[i]]
+    mark = np.floor((arc + 1e-9) / spacing)
+    taken = np.flatnonzero(np.concatenate([[True], mark[1:] > mark[:-1]]))
+    return taken[:max_count].astype(np.int64)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image
@@ -30,7 +29,7 @@ from mirage_ros.ros.convert import (
     sec_to_time,
     transform_stamped,
 )
-from mirage_ros.ros.node_util import run_node
+from mirage_ros.ros.node_util import ContainedNode, run_node
 from mirage_ros.ros.params import Param, declare
 from mirage_ros.sim import PATHS, SCENES, SimConfig, Simulator
 from mirage_ros.sim.bag import STAMP_OFFSET
@@ -64,7 +63,7 @@ PARAMS = [
 ]
 
 
-class SimCameraNode(Node):
+class SimCameraNode(ContainedNode):
     """Renders frame ``i`` of the configured simulation on every tick and publishes it (see module doc)."""
 
     def __init__(self):

@@ -23,7 +23,6 @@ from geometry_msgs.msg import PoseArray
 from mirage_ros_msgs.msg import PredictedView
 from nav_msgs.msg import Path as PathMsg
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
@@ -33,11 +32,11 @@ from mirage_ros.geometry import valid_depth
 from mirage_ros.ros import convert, depth_registration, outputs
 from mirage_ros.ros.frame_gate import FrameGate, PendingFrame
 from mirage_ros.ros.frames import resolve_convention, to_optical
-from mirage_ros.ros.node_util import WarningThrottle, run_node
+from mirage_ros.ros.node_util import ContainedNode, run_node
 from mirage_ros.ros.params import declare
 from mirage_ros.ros.point_colour import LinearColourProbe
 from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource, TopicPoseSource, offset_matrix
-from mirage_ros.ros.prediction_poses import extrapolate, path_poses, sample_path
+from mirage_ros.ros.prediction_poses import check_path, extrapolate, path_poses, sample_path
 from mirage_ros.ros.sync import SynchronizedSubscription
 from mirage_ros.ros.transport import camera_transport
 from mirage_ros.ros.world_model_params import PARAMS
@@ -51,13 +50,12 @@ def horizon_topic(horizon: float) -> str:
     return "predicted/h" + f"{horizon:g}".replace(".", "_").replace("-", "m")
 
 
-class WorldModelNode(Node):
+class WorldModelNode(ContainedNode):
     """The ``world_model`` node (see module docstring and docs/nodes.md)."""
 
     def __init__(self, **kwargs):
         super().__init__("world_model", **kwargs)
         self.p = p = declare(self, PARAMS)
-        self.warn = WarningThrottle(self.get_logger())
         self.model = build_model(p.provider, p.weights_dir, capacity_points=p.capacity_points, carve=p.carve,
                                  readout_min_count=p.readout_min_count, newest_overlay=p.newest_overlay,
                                  see_through_fill=p.see_through_fill, subcell_placement=p.subcell_placement)
@@ -167,31 +165,53 @@ class WorldModelNode(Node):
         if self.last_frame is None or self._memory_empty():
             self.warn.warn("path", "path received before any frame was integrated: no views predicted")
             return
-        if msg.header.frame_id and msg.header.frame_id != self.p.world_frame:
-            self.warn.warn("path_frame", f"path is in {msg.header.frame_id!r}, not world_frame "
-                           f"{self.p.world_frame!r}: using it as is")
+        if len(msg.poses) > self.p.path_max_poses:
+            self.warn.warn("path", f"path of {len(msg.poses)} poses ignored: more than path_max_poses="
+                           f"{self.p.path_max_poses}")
+            return
+        frame = self.last_frame
         try:
-            positions = np.array([[q.pose.position.x, q.pose.position.y, q.pose.position.z] for q in msg.poses])
-            quats = np.array([[q.pose.orientation.w, q.pose.orientation.x, q.pose.orientation.y,
-                               q.pose.orientation.z] for q in msg.poses]).reshape(-1, 4)
-            picks = sample_path(positions.reshape(-1, 3), self.p.path_spacing, self.p.path_max_views)
-            T_world_base = path_poses(positions.reshape(-1, 3), quats)
+            positions, quats = convert.path_arrays(msg)
+            positions = check_path(positions, self.p.max_coordinate)
+            picks = sample_path(positions, self.p.path_spacing, self.p.path_max_views)
+            T_world_base = self._world_T_path(msg.header, frame) @ path_poses(positions, quats, picks)
         except InvalidInput as exc:
             self.warn.warn("path", f"path ignored: {exc}")
             return
-        frame = self.last_frame
+        except PoseUnavailable as exc:
+            self.warn.warn("path_frame", f"path in {msg.header.frame_id!r} ignored: not in world_frame "
+                           f"{self.p.world_frame!r} and {exc.cause}")
+            return
         T_base_cam = to_optical(self._base_T_frame(frame), self._convention(frame.frame_id))
         poses = PoseArray()
         poses.header.stamp, poses.header.frame_id = msg.header.stamp, self.p.world_frame
-        for i in picks:
+        for i, T in zip(picks, T_world_base):
             stamp = msg.poses[i].header.stamp
             if stamp.sec == 0 and stamp.nanosec == 0:
                 stamp = msg.header.stamp
-            request = outputs.ViewRequest(T_world_base[i] @ T_base_cam, stamp,
-                                          convert.time_to_sec(stamp) - frame.stamp, PATH, int(i))
+            request = outputs.ViewRequest(T @ T_base_cam, stamp, convert.time_to_sec(stamp) - frame.stamp, PATH, int(i))
             poses.poses.append(convert.matrix_to_pose(request.T_world_cam))
             self.pub_path_views.publish(self._view(request, frame))
         self.pub_path_poses.publish(poses)
+
+    def _world_T_path(self, header, frame: PendingFrame) -> np.ndarray:
+        """``T_world_path (4, 4)``: a path in another frame than ``world_frame`` goes through TF at
+        its stamp (or the last frame's, when it has none or TF has not reached it yet).
+
+        Raises:
+            PoseUnavailable: no TF (a pose / odometry topic gives poses), or no such transform.
+        """
+        if not header.frame_id or header.frame_id == self.p.world_frame:
+            return np.eye(4)
+        if not isinstance(self.pose, TfPoseSource):
+            raise PoseUnavailable(f"pose_source {self.p.pose_source!r} has no TF to transform it", False)
+        stamp_ns = convert.time_to_ns(header.stamp) or frame.stamp_ns
+        try:
+            return self.pose.lookup(self.p.world_frame, header.frame_id, stamp_ns)
+        except PoseUnavailable as exc:
+            if not exc.may_arrive or stamp_ns == frame.stamp_ns:
+                raise
+            return self.pose.lookup(self.p.world_frame, header.frame_id, frame.stamp_ns)
 
     def _base_T_frame(self, frame: PendingFrame) -> np.ndarray:
         try:
@@ -328,7 +348,7 @@ class WorldModelNode(Node):
         values.update({k if k.endswith("_ms") or k == "provider" else f"memory_{k}": v
                        for k, v in self.model.stats().items()})
         values.update(pose_source=self.pose.backend, sync=self.sync.backend,
-                      depth_registered_frames=self.registration.registered_frames)
+                      depth_registered_frames=self.registration.registered_frames, **self.error_counts())
         self.pub_diag.publish(outputs.diagnostic_array(self.get_clock().now().to_msg(), "mirage_ros: world_model",
                                                        self.get_fully_qualified_name(), level, message, values))
 

@@ -40,6 +40,10 @@ PARAMS = [
     Param("motion_window", 0.5, "seconds of pose history the motion is extrapolated from", (0.05, 10.0)),
     Param("path_spacing", 0.5, "metres between predicted views along a planned path", (0.0, 100.0)),
     Param("path_max_views", 8, "most views predicted along one path", (1, 64)),
+    Param("path_max_poses", 20_000, "longer paths are ignored with a warning (bounds the work one message asks)",
+          (1, 10_000_000)),
+    Param("max_coordinate", 100_000.0, "positions (path poses, camera poses) farther than this (m) from the "
+          "world origin on any axis are implausible: skipped with a warning", (1.0, 1e9)),
     Param("pointcloud_period", 2.0, "seconds between memory point clouds (0 = off)", (0.0, 3600.0)),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", (0.1, 60.0)),
     Param("max_image_pixels", 2_500_000, "larger frames are skipped (width * height)", (1, 100_000_000)),
