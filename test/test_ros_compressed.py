@@ -85,3 +85,37 @@ def test_encoders_round_trip_through_the_decoders():
         assert fmt == f"{encoding}; compressedDepth png"
         back = depth_from_compressed(SimpleNamespace(format=fmt, data=data))
         np.testing.assert_allclose(back, np.nan_to_num(depth), atol=atol)
+
+
+def _claimed_size(data: bytes, width: int, height: int) -> bytes:
+    """``data`` (a PNG) with its header claiming ``width x height``: a decompression bomb's few
+    kilobytes announce a picture they would take gigabytes to decode."""
+    import zlib
+
+    ihdr = bytearray(data[12:29])  # chunk type + 13 bytes of IHDR
+    ihdr[4:12] = struct.pack(">II", width, height)
+    return data[:12] + bytes(ihdr) + struct.pack(">I", zlib.crc32(bytes(ihdr))) + data[33:]
+
+
+@pytest.mark.parametrize("width, height", [(12000, 12000), (20000, 20000)])
+def test_a_picture_over_max_pixels_is_refused_from_its_header_before_decoding(width, height):
+    import tracemalloc
+
+    bomb = _claimed_size(png(np.zeros((8, 8), np.uint8)), width, height)
+    tracemalloc.start()
+    with pytest.raises(InvalidInput) as colour:
+        rgb_from_compressed(SimpleNamespace(format="mono8; png compressed mono8", data=bomb), max_pixels=2_500_000)
+    with pytest.raises(InvalidInput) as depth:
+        depth_from_compressed(SimpleNamespace(format="16UC1; compressedDepth png",
+                                              data=struct.pack("<iff", 0, 0.0, 0.0) + bomb), max_pixels=2_500_000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert colour.value.parameter == "image.size" and depth.value.parameter == "depth.size"
+    assert "max_image_pixels=2500000" in colour.value.reason and "not decoded" in colour.value.reason
+    assert peak < 5_000_000, f"{peak} bytes allocated refusing it"
+
+
+def test_pil_own_bomb_limit_is_a_clear_refusal_without_max_pixels():
+    bomb = _claimed_size(png(np.zeros((8, 8), np.uint8)), 20000, 20000)
+    with pytest.raises(InvalidInput, match="image.size: not decoded: .*decompression bomb"):
+        rgb_from_compressed(SimpleNamespace(format="png", data=bomb))

@@ -74,6 +74,22 @@ def test_depth_is_re_projected_only_when_it_comes_from_a_camera_of_its_own():
         registration(mode="off")  # YAML reads off as a boolean: not a choice
 
 
+def test_one_stray_depth_camera_info_does_not_hold_up_later_frames():
+    K_depth = Intrinsics(100.0, 100.0, 63.5, 47.5, 128, 96)
+    reg, warnings = registration()
+    reg._on_info(convert.camera_info_from_intrinsics(K_depth))  # the subscription callback, without a node
+    assert reg.depth_camera("color_optical", K_COLOUR, "depth_optical", (128, 96)) == K_depth
+    stray = Intrinsics(50.0, 50.0, 31.5, 23.5, 64, 48)
+    reg._on_info(convert.camera_info_from_intrinsics(stray))  # newest, of another size
+    assert reg.depth_camera("color_optical", K_COLOUR, "depth_optical", (128, 96)) == K_depth
+    assert reg.depth_camera("color_optical", K_COLOUR, "depth_optical", (64, 48)) == stray
+    # registered depth (the image's frame and size) beside a stray depth CameraInfo: taken as registered
+    assert reg.depth_camera("color_optical", K_COLOUR, "color_optical", (160, 120)) is None
+    assert "of 64x48 ignored: the depth images are 160x120" in warnings.texts[-1]
+    reg._on_info(convert.camera_info_from_intrinsics(replace(K_depth, fx=1e-30)))
+    assert "ignored: camera_info.k: horizontal field of view" in warnings.texts[-1] and reg.K_depth == stray
+
+
 def test_registration_uses_the_optical_transform_and_waits_for_tf():
     K_depth = Intrinsics(100.0, 100.0, 63.5, 47.5, 128, 96)
     reg, _ = registration(StaticTf({("color_optical", "depth_optical"): T_COLOUR_DEPTH}))
@@ -89,17 +105,17 @@ def test_registration_uses_the_optical_transform_and_waits_for_tf():
 
 
 def test_decode_checks_depth_against_its_own_camera_info():
-    transport = CameraTransport("raw", Image, "image", "depth")
+    transport = CameraTransport("raw", Image, "image", "depth", 10**6)
     rgb = np.zeros((120, 160, 3), np.uint8)
     info = convert.camera_info_from_intrinsics(K_COLOUR)
     K_depth = Intrinsics(100.0, 100.0, 63.5, 47.5, 128, 96)
     image, depth_msg = frame_messages(rgb, np.ones((96, 128), np.float32), "raw")
-    _, depth, K = transport.decode(image, depth_msg, info, 10**6, K_depth=K_depth)
+    _, depth, K = transport.decode(image, depth_msg, info, K_depth=K_depth)
     assert depth.shape == (96, 128) and K.shape == (120, 160)
     with pytest.raises(InvalidInput, match="sizes differ: image 160x120, depth 128x96"):
-        transport.decode(image, depth_msg, info, 10**6)  # taken as registered it must be the image's size
+        transport.decode(image, depth_msg, info)  # taken as registered it must be the image's size
     with pytest.raises(InvalidInput, match="depth/depth camera_info sizes differ: depth 128x96, depth camera_info 64x48"):
-        transport.decode(image, depth_msg, info, 10**6, K_depth=replace(K_depth, width=64, height=48))
+        transport.decode(image, depth_msg, info, K_depth=replace(K_depth, width=64, height=48))
 
 
 @pytest.mark.usefixtures("interfaces")

@@ -9,6 +9,9 @@ test's control. Networks: the shipped weights.
 from __future__ import annotations
 
 import json
+import re
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +44,7 @@ class Run:
             "use_moving_mask": False, "horizons": list(HORIZONS),
             "diagnostics_period": 0.3, "pointcloud_period": 0.5, "tf_timeout": 1.5,
             "path_spacing": 0.5, "max_image_pixels": 20_000, "memory_file": str(self.memory_file),
+            "path_max_poses": 500,
             "provider": "cpu",
         }
         args = ["--ros-args", "-r", "__ns:=/mirage", "-r", "image:=/camera/color/image_raw",
@@ -234,7 +238,17 @@ def _bad_frames(run):
     huge = dict(image=convert.array_to_image(np.zeros((150, 200, 3), np.uint8), "rgb8", stamp),
                 depth_msg=convert.array_to_image(np.ones((150, 200), np.float32), "32FC1", stamp),
                 info=convert.camera_info_from_intrinsics(type(frame.K)(150.0, 150.0, 99.5, 74.5, 200, 150)))
+    def intrinsics(**fields):
+        return convert.camera_info_from_intrinsics(replace(frame.K, **fields), stamp)
+
+    far = convert.array_to_image(np.full(frame.depth.shape, 1e30, np.float32), "32FC1", stamp)
     return [
+        ("camera_info.k: horizontal field of view 180 deg", dict(image=image, depth_msg=depth,
+                                                                 info=intrinsics(fx=1e-30))),
+        ("camera_info.k: horizontal field of view .* deg \\(focal length 1e\\+30 px", dict(image=image, depth_msg=depth,
+                                                                     info=intrinsics(fx=1e30))),
+        ("camera_info.k: principal point 1e\\+12 px", dict(image=image, depth_msg=depth, info=intrinsics(cx=1e12))),
+        ("depth: no reading inside depth_range", dict(image=image, depth_msg=far, info=info)),
         ("image.encoding: unsupported encoding 'yuv422'", dict(image=yuv, depth_msg=depth, info=info)),
         ("sizes differ: image 160x120, depth 80x60", dict(image=image, depth_msg=small, info=info)),
         ("camera_info.k: all zero", dict(image=image, depth_msg=depth, info=zero_k)),
@@ -303,6 +317,87 @@ def test_body_frame_images_are_rotated_to_optical(run):
     np.testing.assert_allclose(convert.pose_to_matrix(view.camera_pose), run.frames[0].T_world_cam, atol=1e-6)
 
 
+def _path_msg(positions, quats=None, frame_id: str = "map", stamp: float = 0.0) -> PathMsg:
+    path = PathMsg()
+    path.header.frame_id, path.header.stamp = frame_id, convert.sec_to_time(stamp)
+    for k, position in enumerate(positions):
+        pose = PoseStamped()
+        pose.header = path.header
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in position)
+        if quats is not None:
+            o = pose.pose.orientation
+            o.w, o.x, o.y, o.z = (float(v) for v in quats[k])
+        path.poses.append(pose)
+    return path
+
+
+def test_a_path_in_the_base_frame_goes_through_tf(run):
+    t, T_map_base = run.sent[-1] + 22.0, run.sim.T_map_base(run.sent[-1])  # after the stamps of earlier tests
+    steps = np.stack([0.05 * np.arange(41), np.zeros(41), np.zeros(41)], axis=1)
+    identity = np.tile([1.0, 0.0, 0.0, 0.0], (41, 1))
+    views, poses = len(run.path_views), len(run.path_poses)
+    run.feed.publish_pose(T_map_base, t)
+    run.rec.spin_for(0.3)
+    run.path.publish(_path_msg(steps, identity, "base_link", t))
+    assert run.rec.spin_until(lambda: len(run.path_poses) > poses, timeout=10), run.node.output()
+    got = [v.msg for v in run.path_views[views:]]
+    assert [v.path_index for v in got] == [0, 10, 20, 30, 40]
+    for view in got:  # camera pose = T_map_base(t) @ path pose in base_link @ T_base_cam
+        T_step = np.eye(4)
+        T_step[0, 3] = 0.05 * view.path_index
+        expected = T_map_base @ T_step @ run.T_base_cam
+        np.testing.assert_allclose(convert.pose_to_matrix(view.camera_pose), expected, atol=1e-5)
+
+
+def test_bad_paths_are_ignored_with_a_warning_and_predicting_goes_on(run):
+    line = np.stack([np.linspace(0, 2, 5), np.zeros(5), np.zeros(5)], axis=1)
+    cases = []
+    for value in (np.nan, np.inf, -np.inf):
+        bad = line.copy()
+        bad[2, 1] = value
+        cases.append(("path ignored: path: pose 2 of 5 has a non-finite position", _path_msg(bad)))
+    cases.append(("path ignored: path: pose 1 at .* beyond max_coordinate", _path_msg(line * 5e11)))  # to 1e12 m
+    cases.append(("path of 501 poses ignored: more than path_max_poses=500", _path_msg(np.zeros((501, 3)))))
+    cases.append(("path in 'nowhere' ignored: not in world_frame 'map' and TF", _path_msg(line, frame_id="nowhere")))
+    for cause, msg in cases:  # each answered by a warning of its own (warnings of one cause: one per 2 s)
+        seen = len(re.findall(cause, run.node.output()))
+        for _ in range(3):
+            run.path.publish(msg)
+            if run.rec.spin_until(lambda: len(re.findall(cause, run.node.output())) > seen, timeout=2.5):
+                break
+        assert len(re.findall(cause, run.node.output())) > seen, (cause, run.node.output())
+    # NaN orientations are unset (they follow the path): views come, with finite poses
+    quats = np.full((5, 4), np.nan)
+    views = len(run.path_views)
+    run.path.publish(_path_msg(run.sim.T_map_base(run.sent[-1])[:3, 3] + line, quats))
+    assert run.rec.spin_until(lambda: len(run.path_views) >= views + 4, timeout=10), run.node.output()
+    assert all(np.isfinite(convert.pose_to_matrix(v.msg.camera_pose)).all() for v in run.path_views[views:])
+    values = run.fresh_diag()
+    assert run.node.running() and values["callback_errors"] == "0", values
+
+
+def test_implausible_stamps_and_poses_never_reset_the_memory(run):
+    frame, t0 = run.frames[0], run.sent[-1] + 25.0  # after the stamps of earlier tests
+    pose = run.sim.T_map_base(0.0)
+    far = pose.copy()
+    far[0, 3] = 1e30
+    _expect(run, "frame {t} skipped: no camera pose: camera pose: translation .* beyond max_coordinate", [t0, t0 + 0.01, t0 + 0.02],
+            lambda t: run.feed.publish(frame.rgb, frame.depth, frame.K, t, far))
+    ahead = time.time() + 3 * 3600  # the node's clock is the wall clock here
+    _expect(run, "frame {t} skipped: header.stamp: 10[0-9.]+ s ahead of the node's clock",
+            [ahead, ahead + 0.01, ahead + 0.02], lambda t: run.feed.publish(frame.rgb, frame.depth, frame.K, t, pose))
+    observed = int(run.fresh_diag()["memory_frames_observed"])
+    assert observed > 0
+    resets = len(re.findall("resetting the memory", run.node.output()))
+    # one frame stamped 3 h after the others (still behind the clock), then the camera goes on
+    for t in (t0 + 0.2, t0 + 0.4 + 3 * 3600, t0 + 0.6, t0 + 0.8, t0 + 1.0, t0 + 1.2):
+        run.feed.publish(frame.rgb, frame.depth, frame.K, t, pose)
+        run.rec.spin_for(0.3)
+    run.rec.spin_for(1.0)
+    assert len(re.findall("resetting the memory", run.node.output())) == resets, run.node.output()
+    assert int(run.fresh_diag()["memory_frames_observed"]) >= observed
+
+
 def test_time_jump_back_resets_the_memory(run):
     frame, sent = run.frames[0], []
 
@@ -320,7 +415,13 @@ def test_time_jump_back_resets_the_memory(run):
         before = int(run.fresh_diag()["memory_frames_observed"])
     sent.clear()
     count = len(run.views)
-    _expect(run, "time jumped back .* resetting the memory", [0.0, 0.01, 0.02], publish)  # bag loop: t back to 0
+    reset = re.compile("time jumped back .* confirmed by 3 frame.*resetting the memory")
+    for k in range(8):  # bag loop: t back to 0; reset once time_jump_frames (3) frames in order confirm it
+        publish(0.01 * k)
+        if run.rec.spin_until(lambda: reset.search(run.node.output()), timeout=2):
+            break
+    run.node.wait_for_output(reset.pattern, timeout=5)
+    run.node.wait_for_output("skipped: .* behind the last frame; the memory is reset if 2 more frame", timeout=1)
     for t in (0.1, 0.2, 0.3):  # the next frames of the new loop are integrated (with tf2_ros the first may not)
         publish(t)
         run.rec.spin_for(0.3)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 
 import numpy as np
 
@@ -39,38 +40,56 @@ def is_compressed_colour(fmt: str) -> bool:
     return not is_compressed_depth(fmt) and any(word in lower for word in ("jpeg", "jpg", "png"))
 
 
-def _decode_file(data: bytes, name: str):
+def _decode_file(data: bytes, name: str, max_pixels: int | None):
+    """The picture in ``data``, its size checked against ``max_pixels`` (None: PIL's own limit)
+    from the file's header, before any pixel is decoded: a PNG of a few kilobytes can hold
+    20000x20000 pixels."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        image = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():  # PIL's bomb warning: the size is checked here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise InvalidInput(f"{name}.size", f"{width}x{height} exceeds max_image_pixels={max_pixels} "
+                               "(not decoded)")
         image.load()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except InvalidInput:
+        raise
+    except Image.DecompressionBombError as exc:  # over twice PIL's own limit: refused while opening
+        limit = "" if max_pixels is None else f" (max_image_pixels={max_pixels})"
+        raise InvalidInput(f"{name}.size", f"not decoded: {exc}{limit}") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:  # PIL: SyntaxError for a broken PNG
         raise InvalidInput(f"{name}.data", f"not a decodable JPEG / PNG ({exc})") from exc
     return image
 
 
-def rgb_from_compressed(msg) -> np.ndarray:
-    """JPEG / PNG ``CompressedImage`` -> ``(H, W, 3) uint8`` RGB.
+def rgb_from_compressed(msg, max_pixels: int | None = None) -> np.ndarray:
+    """JPEG / PNG ``CompressedImage`` -> ``(H, W, 3) uint8`` RGB (``max_pixels``: larger pictures
+    are refused before they are decoded).
 
     The file itself is in RGB order whatever the ``format`` says (``bgr8`` there is the encoding
     of the raw image it was made from), so it decodes as any picture does.
 
     Raises:
-        InvalidInput: ``"image.format"`` not a colour format, ``"image.data"`` undecodable.
+        InvalidInput: ``"image.format"`` not a colour format, ``"image.data"`` undecodable,
+            ``"image.size"`` over ``max_pixels``.
     """
     if not is_compressed_colour(msg.format):
         raise InvalidInput("image.format", f"{msg.format!r} is not a JPEG / PNG colour image")
-    image = _decode_file(bytes(msg.data), "image")
+    image = _decode_file(bytes(msg.data), "image", max_pixels)
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
-def depth_from_compressed(msg) -> np.ndarray:
-    """``compressedDepth`` ``CompressedImage`` -> ``(H, W) float32`` metres, 0 where there is no reading.
+def depth_from_compressed(msg, max_pixels: int | None = None) -> np.ndarray:
+    """``compressedDepth`` ``CompressedImage`` -> ``(H, W) float32`` metres, 0 where there is no
+    reading (``max_pixels``: larger pictures are refused before they are decoded).
 
     Raises:
         InvalidInput: ``"depth.format"`` not ``compressedDepth`` PNG (e.g. ``rvl``) or of an
-            encoding other than 16UC1 / 32FC1; ``"depth.data"`` too short or undecodable.
+            encoding other than 16UC1 / 32FC1; ``"depth.data"`` too short or undecodable;
+            ``"depth.size"`` over ``max_pixels``.
     """
     fmt = msg.format
     encoding, _, codec = (part.strip() for part in fmt.partition(";"))
@@ -86,7 +105,7 @@ def depth_from_compressed(msg) -> np.ndarray:
     if len(data) <= _DEPTH_HEADER.size:
         raise InvalidInput("depth.data", f"{len(data)} bytes: no compressedDepth header + PNG")
     _, quant_a, quant_b = _DEPTH_HEADER.unpack_from(data)
-    pixels = np.asarray(_decode_file(data[_DEPTH_HEADER.size :], "depth"))
+    pixels = np.asarray(_decode_file(data[_DEPTH_HEADER.size :], "depth", max_pixels))
     if pixels.ndim != 2 or pixels.dtype.kind not in "ui":
         raise InvalidInput("depth.data", f"PNG of {pixels.dtype}{pixels.shape}, not a 16-bit single-channel image")
     if encoding == "16UC1":

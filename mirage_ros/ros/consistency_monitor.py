@@ -43,6 +43,8 @@ PARAMS = [
     *depth_registration.PARAMS,
     Param("camera_frame_convention", "auto", "frame convention of the image and depth frame_ids (depth "
           "registration): auto = optical if the name contains 'optical'", choices=CONVENTIONS),
+    Param("max_image_pixels", 2_500_000, "larger frames are skipped (width * height), before they are decoded",
+          (1, 100_000_000)),
     Param("sync_queue_size", 10, "messages queued per input by the image/depth synchroniser", (1, 100)),
     Param("sync_slop", 0.02, "largest stamp difference of live image and depth (s)", (0.0, 1.0)),
     Param("max_pending", 30, "live frames / renderings kept while waiting for their partner (the world "
@@ -81,7 +83,7 @@ class ConsistencyMonitorNode(ContainedNode):
         self.counts = {"frames": 0, "unmatched": 0, "skipped": 0, "moving_regions": 0}
         self.detect_time = deque(maxlen=200)
         self.last_status = "waiting"
-        self.transport = t = camera_transport(self, p.image_transport)
+        self.transport = t = camera_transport(self, p.image_transport, p.max_image_pixels)
         self.registration = depth_registration.DepthRegistration(
             self, p.depth_registration, depth_registration.depth_info_topic(self, p.depth_camera_info_topic),
             p.camera_frame_convention, self.warn)
@@ -146,7 +148,7 @@ class ConsistencyMonitorNode(ContainedNode):
         image's header): depth from a camera of its own re-projected (raises ``PoseUnavailable``
         without its transform)."""
         depth = self.transport.depth(depth_msg)
-        K_depth = self.registration.depth_camera(colour.frame_id, K, depth_msg.header.frame_id)
+        K_depth = self.registration.depth_camera(colour.frame_id, K, depth_msg.header.frame_id, depth.shape[::-1])
         if K_depth is None:
             return depth
         if depth.shape != K_depth.shape:

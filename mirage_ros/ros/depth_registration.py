@@ -18,6 +18,8 @@ as it is, no warning).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo
@@ -28,6 +30,7 @@ from mirage_ros.ros.convert import intrinsics_from_camera_info
 from mirage_ros.ros.frames import optical_between, resolve_convention
 from mirage_ros.ros.node_util import WarningThrottle
 from mirage_ros.ros.params import Param
+from mirage_ros.ros.plausibility import Bounds
 from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource
 
 PARAMS = [
@@ -37,6 +40,9 @@ PARAMS = [
     Param("depth_camera_info_topic", "", "CameraInfo of the depth images ('' = camera_info beside the depth "
           "topic, after remapping: /camera/depth/camera_info for /camera/depth/image_raw)"),
 ]
+
+
+_SIZES_KEPT = 4  # depth CameraInfos of different sizes remembered (a driver switching modes, strays)
 
 
 def depth_info_topic(node, setting: str) -> str | None:
@@ -58,15 +64,18 @@ class DepthRegistration:
         warn: the node's throttled warnings.
         tf: a :class:`TfPoseSource` to share; None: one is made the first time TF is needed.
         use_projection: intrinsics from ``CameraInfo.p`` (``use_rectified_projection``).
+        bounds: plausible intrinsics (others are ignored with a warning).
     """
 
     def __init__(self, node, mode: str, info_topic: str | None, convention: str, warn: WarningThrottle,
-                 tf: TfPoseSource | None = None, use_projection: bool = False):
+                 tf: TfPoseSource | None = None, use_projection: bool = False, bounds: Bounds = Bounds()):
         if mode not in DEPTH_REGISTRATION:
             raise InvalidInput("depth_registration", f"must be one of {DEPTH_REGISTRATION}, got {mode!r}")
         self.mode = mode
         self.topic = info_topic
-        self.K_depth: Intrinsics | None = None
+        self.K_depth: Intrinsics | None = None  # the newest depth CameraInfo
+        self._by_size: OrderedDict[tuple[int, int], Intrinsics] = OrderedDict()  # the newest of each size
+        self._bounds = bounds
         self.registered_frames = 0
         self._node, self._convention, self._warn, self._tf = node, convention, warn, tf
         self._use_projection = use_projection
@@ -75,16 +84,36 @@ class DepthRegistration:
 
     def _on_info(self, msg: CameraInfo) -> None:
         try:
-            self.K_depth = intrinsics_from_camera_info(msg, self._use_projection)
+            K_depth = self._bounds.intrinsics(intrinsics_from_camera_info(msg, self._use_projection))
         except InvalidInput as exc:
             self._warn.warn("depth_camera_info", f"depth CameraInfo on {self.topic} ignored: {exc}")
+            return
+        self.K_depth = K_depth
+        self._by_size[(K_depth.width, K_depth.height)] = K_depth
+        self._by_size.move_to_end((K_depth.width, K_depth.height))
+        while len(self._by_size) > _SIZES_KEPT:
+            self._by_size.popitem(last=False)
 
-    def depth_camera(self, colour_frame: str, K: Intrinsics, depth_frame: str) -> Intrinsics | None:
+    def depth_camera(self, colour_frame: str, K: Intrinsics, depth_frame: str,
+                     depth_size: tuple[int, int] | None = None) -> Intrinsics | None:
         """The depth image's own intrinsics when it must be re-projected into the colour camera
-        ``K`` (see the module doc), None when it is registered to it."""
+        ``K`` (see the module doc), None when it is registered to it.
+
+        ``depth_size``: the depth image's ``(width, height)`` where known before decoding: the
+        newest depth CameraInfo of that size answers, so that one stray CameraInfo of another
+        size cannot hold up every later frame."""
         if self.mode == "disabled":
             return None
         same_frame = not depth_frame or depth_frame == colour_frame
+        if depth_size is not None and self.K_depth is not None and depth_size != self.K_depth.shape[::-1]:
+            sized = self._by_size.get(tuple(depth_size))
+            if sized is None and same_frame and tuple(depth_size) == K.shape[::-1]:
+                self._warn.warn("depth_camera_info", f"depth CameraInfo on {self.topic} of "
+                                f"{self.K_depth.width}x{self.K_depth.height} ignored: the depth images are "
+                                f"{depth_size[0]}x{depth_size[1]}, stamped in the image's frame: taken as registered")
+                return None
+            if sized is not None:
+                return None if same_frame and K.same_camera(sized) else sized
         if self.K_depth is None:
             if not same_frame:
                 self._warn.warn("depth_registration", (

@@ -29,12 +29,14 @@ class CameraTransport:
         name: ``"raw"`` or ``"compressed"``.
         msg_type: ``Image`` or ``CompressedImage``.
         image_topic, depth_topic: what the node subscribes to.
+        max_pixels: larger images are refused before they are decoded (``max_image_pixels``).
     """
 
     name: str
     msg_type: type
     image_topic: str
     depth_topic: str
+    max_pixels: int = 2_500_000
 
     @property
     def raw(self) -> bool:
@@ -42,36 +44,43 @@ class CameraTransport:
 
     def rgb(self, msg) -> np.ndarray:
         """``(H, W, 3) uint8`` RGB of a colour message."""
-        return convert.rgb_from_image(msg) if self.raw else rgb_from_compressed(msg)
+        if self.raw:
+            return convert.rgb_from_image(self._within(msg, "image"))
+        return rgb_from_compressed(msg, self.max_pixels)
 
     def depth(self, msg) -> np.ndarray:
         """``(H, W) float32`` metres (0 = no reading) of a depth message."""
-        return convert.depth_from_image(msg) if self.raw else depth_from_compressed(msg)
+        if self.raw:
+            return convert.depth_from_image(self._within(msg, "depth"))
+        return depth_from_compressed(msg, self.max_pixels)
 
-    def decode(self, image, depth_msg, info, max_pixels: int, use_projection: bool = False,
-               K_depth: Intrinsics | None = None):
+    def _within(self, msg, name: str):
+        if msg.width * msg.height > self.max_pixels:
+            raise InvalidInput(f"{name}.size", f"{msg.width}x{msg.height} exceeds max_image_pixels={self.max_pixels}")
+        return msg
+
+    def decode(self, image, depth_msg, info, use_projection: bool = False, K_depth: Intrinsics | None = None):
         """``(rgb (H, W, 3) uint8, depth (Hd, Wd) float32 m, K)`` of one frame's messages.
 
         ``K_depth``: the intrinsics of depth from a camera of its own (``depth_registration``),
         whose size the depth must have; None: depth registered to the image, of its size.
 
         Raises:
-            InvalidInput: ``image.size`` over ``max_pixels``; ``size`` when image, depth and
-                camera_info sizes differ; what the decoders and ``intrinsics_from_camera_info`` raise.
+            InvalidInput: ``image.size`` / ``depth.size`` over ``max_pixels``; ``size`` when image,
+                depth and camera_info sizes differ; what the decoders and
+                ``intrinsics_from_camera_info`` raise.
         """
         if self.raw:  # the sizes are in the messages: checked before decoding
-            K = _intrinsics((image.width, image.height), (depth_msg.width, depth_msg.height), info, max_pixels,
-                            use_projection, K_depth)
+            K = _intrinsics((image.width, image.height), (depth_msg.width, depth_msg.height), info, use_projection,
+                            K_depth)
             return self.rgb(image), self.depth(depth_msg), K
-        rgb, depth = self.rgb(image), self.depth(depth_msg)  # a compressed image tells its size once decoded
-        return rgb, depth, _intrinsics(rgb.shape[1::-1], depth.shape[::-1], info, max_pixels, use_projection, K_depth)
+        rgb, depth = self.rgb(image), self.depth(depth_msg)  # a compressed image tells its size once opened
+        return rgb, depth, _intrinsics(rgb.shape[1::-1], depth.shape[::-1], info, use_projection, K_depth)
 
 
-def _intrinsics(image_wh, depth_wh, info, max_pixels: int, use_projection: bool, K_depth: Intrinsics | None):
-    """The frame's intrinsics, once its image (within ``max_pixels``), depth and camera_info sizes
-    (``(width, height)``) are known to agree (the depth's with ``K_depth`` when given)."""
-    if image_wh[0] * image_wh[1] > max_pixels:
-        raise InvalidInput("image.size", f"{image_wh[0]}x{image_wh[1]} exceeds max_image_pixels={max_pixels}")
+def _intrinsics(image_wh, depth_wh, info, use_projection: bool, K_depth: Intrinsics | None):
+    """The frame's intrinsics, once its image, depth and camera_info sizes (``(width, height)``)
+    are known to agree (the depth's with ``K_depth`` when given)."""
     K = convert.intrinsics_from_camera_info(info, use_projection)
     if K_depth is None:
         groups = [{"image": tuple(image_wh), "depth": tuple(depth_wh), "camera_info": (K.width, K.height)}]
@@ -100,9 +109,10 @@ def frame_messages(rgb: np.ndarray, depth: np.ndarray, name: str, stamp=None, fr
     return messages
 
 
-def camera_transport(node, name: str) -> CameraTransport:
-    """The transport ``name`` (one of :data:`TRANSPORTS`) for ``node``'s ``image`` / ``depth`` topics."""
+def camera_transport(node, name: str, max_pixels: int) -> CameraTransport:
+    """The transport ``name`` (one of :data:`TRANSPORTS`) for ``node``'s ``image`` / ``depth``
+    topics, refusing images of more than ``max_pixels`` pixels."""
     if name == "raw":
-        return CameraTransport(name, Image, "image", "depth")
+        return CameraTransport(name, Image, "image", "depth", max_pixels)
     return CameraTransport(name, CompressedImage, node.resolve_topic_name("image") + "/compressed",
-                           node.resolve_topic_name("depth") + "/compressedDepth")
+                           node.resolve_topic_name("depth") + "/compressedDepth", max_pixels)

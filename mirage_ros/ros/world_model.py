@@ -28,12 +28,12 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
 from mirage_ros.errors import InvalidInput, MirageError
-from mirage_ros.geometry import valid_depth
 from mirage_ros.ros import convert, depth_registration, outputs
 from mirage_ros.ros.frame_gate import FrameGate, PendingFrame
 from mirage_ros.ros.frames import resolve_convention, to_optical
 from mirage_ros.ros.node_util import ContainedNode, run_node
 from mirage_ros.ros.params import declare
+from mirage_ros.ros.plausibility import Bounds, Timeline, Verdict, stamp_ahead
 from mirage_ros.ros.point_colour import LinearColourProbe
 from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource, TopicPoseSource, offset_matrix
 from mirage_ros.ros.prediction_poses import check_path, extrapolate, path_poses, sample_path
@@ -56,7 +56,9 @@ class WorldModelNode(ContainedNode):
     def __init__(self, **kwargs):
         super().__init__("world_model", **kwargs)
         self.p = p = declare(self, PARAMS)
+        self.bounds = Bounds(tuple(p.depth_range), tuple(p.field_of_view_range), p.max_coordinate)
         self.model = build_model(p.provider, p.weights_dir, capacity_points=p.capacity_points, carve=p.carve,
+                                 min_depth=p.depth_range[0], max_depth=p.depth_range[1],
                                  readout_min_count=p.readout_min_count, newest_overlay=p.newest_overlay,
                                  see_through_fill=p.see_through_fill, subcell_placement=p.subcell_placement)
         self.colour = LinearColourProbe(self.model.networks.channels)
@@ -67,11 +69,11 @@ class WorldModelNode(ContainedNode):
         self.registration = depth_registration.DepthRegistration(
             self, p.depth_registration, depth_registration.depth_info_topic(self, p.depth_camera_info_topic),
             p.camera_frame_convention, self.warn, self.pose if isinstance(self.pose, TfPoseSource) else None,
-            p.use_rectified_projection)
+            p.use_rectified_projection, self.bounds)
         self.gate = FrameGate(p.mask_hold if p.use_moving_mask else 0.0, p.tf_timeout, p.max_pending_frames)
         self.history: deque[tuple[float, np.ndarray]] = deque(maxlen=64)  # (stamp, T_world_cam)
         self.last_frame: PendingFrame | None = None
-        self.last_stamp: float | None = None
+        self.timeline = Timeline(p.time_jump_threshold, p.time_jump_frames)
         self.counts = {"frames_in": 0, "integrated": 0, "integrated_with_mask": 0, "skipped": 0,
                        "dropped_pose": 0, "dropped_queue": 0}
         self.received_before = [0, 0, 0]  # sync counters at the last diagnostics tick
@@ -80,7 +82,7 @@ class WorldModelNode(ContainedNode):
         self.latency = deque(maxlen=200)  # (seconds image-in -> predictions out)
         self.timing = {"observe": deque(maxlen=200), "predict": deque(maxlen=200)}
 
-        self.transport = t = camera_transport(self, p.image_transport)
+        self.transport = t = camera_transport(self, p.image_transport, p.max_image_pixels)
         self.sync = SynchronizedSubscription(
             self, [(t.msg_type, t.image_topic), (t.msg_type, t.depth_topic), (CameraInfo, "camera_info")],
             qos_profile_sensor_data, p.sync_queue_size, p.sync_slop, self._on_frame)
@@ -121,21 +123,25 @@ class WorldModelNode(ContainedNode):
         self.counts["frames_in"] += 1
         stamp = convert.time_to_sec(image.header.stamp)
         try:
+            stamp_ahead(stamp, self.get_clock().now().nanoseconds / 1e9, self.p.max_stamp_lead)
             frame = self._decode(image, depth_msg, info)
         except InvalidInput as exc:
             self._skip(exc.parameter, f"frame {stamp:.3f} skipped: {exc}")
             return
-        if self.last_stamp is not None and stamp <= self.last_stamp:
-            if self.last_stamp - stamp > self.p.time_jump_threshold:
-                self.warn.warn("time_jump", f"time jumped back {self.last_stamp - stamp:.2f} s "
-                               "(bag loop?): resetting the memory", 0.0)
-                self._reset()
-                self.pose.time_jumped()
-            else:
-                self._skip("order", f"frame {stamp:.3f} skipped: out-of-order stamp "
-                           f"(not after the last frame {self.last_stamp:.3f})")
-                return
-        self.last_stamp = stamp
+        last = self.timeline.last
+        verdict = self.timeline.check(stamp)
+        if verdict is Verdict.OUT_OF_ORDER:
+            self._skip("order", f"frame {stamp:.3f} skipped: out-of-order stamp (not after the last frame {last:.3f})")
+            return
+        if verdict is Verdict.JUMP_PENDING:
+            self._skip("time_jump", f"frame {stamp:.3f} skipped: {last - stamp:.2f} s behind the last frame; the "
+                       f"memory is reset if {self.timeline.pending} more frame(s) in order confirm the jump")
+            return
+        if verdict is Verdict.RESET:
+            self.warn.warn("time_jump", f"time jumped back {last - stamp:.2f} s (bag loop?), confirmed by "
+                           f"{self.p.time_jump_frames} frame(s): resetting the memory", 0.0)
+            self._clear()
+            self.pose.time_jumped()
         for dropped, cause in self.gate.push(frame):
             self.counts["dropped_queue"] += 1
             self.warn.warn("queue", f"frame {dropped.stamp:.3f} dropped: {cause}")
@@ -143,13 +149,13 @@ class WorldModelNode(ContainedNode):
 
     def _decode(self, image, depth_msg, info: CameraInfo) -> PendingFrame:
         p = self.p
+        depth_size = (depth_msg.width, depth_msg.height) if self.transport.raw else None  # compressed: once decoded
         K_depth = self.registration.depth_camera(
             image.header.frame_id, convert.intrinsics_from_camera_info(info, p.use_rectified_projection),
-            depth_msg.header.frame_id)
-        rgb, depth, K = self.transport.decode(image, depth_msg, info, p.max_image_pixels, p.use_rectified_projection,
-                                              K_depth)
-        if not valid_depth(depth).any():
-            raise InvalidInput("depth", "no valid reading (all 0 / NaN / inf)")
+            depth_msg.header.frame_id, depth_size)
+        rgb, depth, K = self.transport.decode(image, depth_msg, info, p.use_rectified_projection, K_depth)
+        self.bounds.intrinsics(K)
+        self.bounds.depth(depth)
         stamp_ns = convert.time_to_ns(image.header.stamp)
         return PendingFrame(stamp_ns, stamp_ns / 1e9, image.header.frame_id, rgb, depth, K, time.monotonic(),
                             depth_camera=None if K_depth is None else (K_depth, depth_msg.header.frame_id))
@@ -233,7 +239,11 @@ class WorldModelNode(ContainedNode):
             frame.depth = self.registration.register(frame.depth, K_depth, depth_frame, frame.K, frame.frame_id,
                                                      frame.stamp_ns)
             frame.depth_camera = None
-        return to_optical(self.pose.world_T_frame(frame.frame_id, frame.stamp_ns), self._convention(frame.frame_id))
+        T_world_cam = to_optical(self.pose.world_T_frame(frame.frame_id, frame.stamp_ns), self._convention(frame.frame_id))
+        try:
+            return self.bounds.pose(T_world_cam, "camera pose")
+        except InvalidInput as exc:
+            raise PoseUnavailable(str(exc), False) from exc
 
     def _step(self) -> None:
         posed, ready, dropped = self.gate.poll(time.monotonic(), self._pose_of)
@@ -353,17 +363,18 @@ class WorldModelNode(ContainedNode):
                                                        self.get_fully_qualified_name(), level, message, values))
 
     # ---------------------------------------------------------------- services
-    def _reset(self) -> None:
+    def _clear(self) -> None:
+        """Empty the memory and forget every frame (the time line stays: see :class:`Timeline`)."""
         self.model.reset()
         self.gate.clear()
         self.sync.clear()
         self.history.clear()
         self.last_frame = None
-        self.last_stamp = None
         self.last_prediction = -float("inf")
 
     def _srv_reset(self, request, response):
-        self._reset()
+        self._clear()
+        self.timeline.reset()
         response.success, response.message = True, "memory cleared"
         return response
 

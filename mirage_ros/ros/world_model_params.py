@@ -5,6 +5,7 @@ from mirage_ros.memory.config import MemoryConfig
 from mirage_ros.ros import depth_registration
 from mirage_ros.ros.frames import CONVENTIONS
 from mirage_ros.ros.params import Param
+from mirage_ros.ros.plausibility import FIELD_OF_VIEW_DEG
 from mirage_ros.ros.transport import TRANSPORTS
 from mirage_ros.runtime.networks import SUBCELL_PLACEMENT
 
@@ -46,10 +47,19 @@ PARAMS = [
           "world origin on any axis are implausible: skipped with a warning", (1.0, 1e9)),
     Param("pointcloud_period", 2.0, "seconds between memory point clouds (0 = off)", (0.0, 3600.0)),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", (0.1, 60.0)),
-    Param("max_image_pixels", 2_500_000, "larger frames are skipped (width * height)", (1, 100_000_000)),
-    Param("time_jump_threshold", 1.0,
-          "a stamp this far (s) behind the last one resets the memory (bag loop); less is skipped",
-          (0.0, 3600.0)),
+    Param("max_image_pixels", 2_500_000, "larger frames are skipped (width * height), before they are decoded",
+          (1, 100_000_000)),
+    Param("depth_range", [MemoryConfig.min_depth, MemoryConfig.max_depth],
+          "[min, max] metres: depth readings outside are not used; a frame with none inside is skipped", (0.0, 1e4)),
+    Param("field_of_view_range", list(FIELD_OF_VIEW_DEG), "[min, max] degrees: a CameraInfo whose horizontal or "
+          "vertical field of view lies outside (fx = 1e-30 or 1e30) is implausible: its frames are skipped",
+          (0.0, 180.0)),
+    Param("max_stamp_lead", 60.0, "frames stamped more than this (s) after the node's clock are skipped (one "
+          "stamp hours ahead must not move the time line)", (0.0, 1e9)),
+    Param("time_jump_threshold", 1.0, "a stamp this far (s) behind the last one starts a jump back (bag loop); "
+          "less is skipped as out of order", (0.0, 3600.0)),
+    Param("time_jump_frames", 3, "frames in order on the new time line that confirm a jump back before the memory "
+          "is reset (until then they are skipped): one outlier stamp never resets it", (1, 100)),
     Param("memory_file", "~/.ros/mirage_memory.npz", "file of the ~/save and ~/load services"),
     Param("capacity_points", MemoryConfig.capacity_points,
           "hard cap on points the latent memory holds (64 B each at C 16)", (16, 100_000_000)),
