@@ -114,6 +114,28 @@ class DemoRecording:
         return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows])) if rows else (np.zeros(0), np.zeros(0))
 
 
+def start_nodes(args: argparse.Namespace, env: dict[str, str], logs: Path, ns: str = "/mirage") -> list:
+    """The demo pipeline as processes: ``[sim_camera, world_model, consistency_monitor]``
+    (:class:`mirage_ros.ros.launcher.NodeProcess`), the last two in namespace ``ns``; ``args``:
+    the demo's camera and world-model options. The soak benchmark runs the same pipeline."""
+    from mirage_ros.ros.launcher import NodeProcess, config_file
+
+    camera = {"image": "/camera/color/image_raw", "depth": "/camera/depth/image_raw",
+              "camera_info": "/camera/color/camera_info"}
+    wm_params = {"provider": args.provider, "world_frame": "map", "horizons": args.horizons}
+    if args.weights_dir:
+        wm_params["weights_dir"] = str(args.weights_dir)
+    return [
+        NodeProcess("sim_camera", env, logs / "sim_camera.log", params={
+            "width": args.width, "height": args.height, "rate": args.rate, "scene": args.scene,
+            "seed": args.seed, "actors": args.actors, "noise": args.noise}),
+        NodeProcess("world_model", env, logs / "world_model.log", ns, config_file("world_model.yaml"),
+                    wm_params, camera),
+        NodeProcess("consistency_monitor", env, logs / "consistency_monitor.log", ns,
+                    config_file("consistency_monitor.yaml"), remap={k: camera[k] for k in ("image", "depth")}),
+    ]
+
+
 def run_demo(args: argparse.Namespace) -> tuple[dict, DemoRecording]:
     """Run the nodes for ``args.duration`` s and write the outputs; returns the summary and the
     recording."""
@@ -121,7 +143,7 @@ def run_demo(args: argparse.Namespace) -> tuple[dict, DemoRecording]:
 
     from tqdm import tqdm
 
-    from mirage_ros.ros.launcher import NodeProcess, config_file, ros_environment
+    from mirage_ros.ros.launcher import ros_environment
 
     out = Path(args.out)
     (out / "logs").mkdir(parents=True, exist_ok=True)
@@ -130,21 +152,8 @@ def run_demo(args: argparse.Namespace) -> tuple[dict, DemoRecording]:
     if "FASTDDS_DEFAULT_PROFILES_FILE" in env:  # this process publishes nothing big, but reads
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"]
     ns = "/mirage"
-    camera = {"image": "/camera/color/image_raw", "depth": "/camera/depth/image_raw",
-              "camera_info": "/camera/color/camera_info"}
-    wm_params = {"provider": args.provider, "world_frame": "map", "horizons": args.horizons}
-    if args.weights_dir:
-        wm_params["weights_dir"] = str(args.weights_dir)
     t_start = time.monotonic()
-    nodes = [
-        NodeProcess("sim_camera", env, out / "logs/sim_camera.log", params={
-            "width": args.width, "height": args.height, "rate": args.rate, "scene": args.scene,
-            "seed": args.seed, "actors": args.actors, "noise": args.noise}),
-        NodeProcess("world_model", env, out / "logs/world_model.log", ns, config_file("world_model.yaml"),
-                    wm_params, camera),
-        NodeProcess("consistency_monitor", env, out / "logs/consistency_monitor.log", ns,
-                    config_file("consistency_monitor.yaml"), remap={k: camera[k] for k in ("image", "depth")}),
-    ]
+    nodes = start_nodes(args, env, out / "logs", ns)
     from mirage_ros.ros.recorder import Recorder
 
     recorder = Recorder("mirage_demo_recorder")
@@ -302,6 +311,12 @@ def add_parser(subparsers) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds to run (default 20)")
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    add_pipeline_arguments(parser)
+    parser.set_defaults(func=main)
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of :func:`start_nodes`: provider, networks, camera, scene, horizons, domain."""
     parser.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
                         help="ONNX Runtime provider of the world model (default auto: CUDA if present)")
     parser.add_argument("--weights-dir", type=Path, default=None, help="networks other than the shipped ones")
@@ -316,7 +331,6 @@ def add_parser(subparsers) -> None:
                         help="prediction horizons, comma-separated seconds (default 0.5,1,2)")
     parser.add_argument("--domain-id", type=int, default=None,
                         help="ROS domain (default: $ROS_DOMAIN_ID, else a random one)")
-    parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
