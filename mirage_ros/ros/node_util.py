@@ -81,10 +81,9 @@ class ContainedNode(Node):
             try:
                 return callback(*args)
             except Exception as exc:  # noqa: BLE001 - the point of this boundary; logged and counted below
-                import rclpy
                 from rclpy.executors import ExternalShutdownException
 
-                if isinstance(exc, ExternalShutdownException) or not rclpy.ok():
+                if isinstance(exc, ExternalShutdownException) or not self.context.ok():
                     raise
                 self._caught(exc, where, what)
                 if not service:
@@ -109,7 +108,7 @@ class ContainedNode(Node):
         else:
             place = traceback.extract_tb(exc.__traceback__)[-1]
             detail = f"{type(exc).__name__}: {exc} (at {place.filename.rsplit('/', 1)[-1]}:{place.lineno})"
-        self.warn.warn("callback " + key, f"{where} ({what}): message dropped, node keeps running: {detail}")
+        self.warn.warn("callback " + key, f"{where} ({what}) failed, the node keeps running: {detail}")
 
 
 def _name(callback) -> str:
