@@ -122,3 +122,15 @@ def test_body_frame_convention():
     # A body frame looking along world +x: the optical z axis must point along world +x.
     T_cam = to_optical(np.eye(4), "body")
     assert np.allclose(T_cam[:3, 2], [1, 0, 0]) and np.allclose(T_cam[:3, 1], [0, 0, -1])
+
+
+def test_a_depth_label_on_bytes_of_another_encoding_is_refused():
+    metres = RNG.random((8, 100), dtype=np.float32) + 1.0
+    wrong = _image(metres, "32FC1")
+    wrong.encoding = "16UC1"  # 32FC1 bytes: each row is twice what 100 16-bit pixels take
+    with pytest.raises(InvalidInput, match="depth.step: step 400 is 2 times a row of 100 16UC1 pixels"):
+        convert.depth_from_image(wrong)
+    padded = _image(RNG.integers(0, 5000, (8, 100)).astype(np.uint16), "16UC1", pad=56)  # alignment padding
+    assert convert.depth_from_image(padded).shape == (8, 100)
+    tiny = _image(RGB[:, :1, 0], "mono8", pad=63)  # a 1-pixel row padded to 64 bytes
+    assert convert.mask_from_image(tiny).shape == (5, 1)

@@ -1,6 +1,6 @@
 """Benchmarks: scripts printing JSON with ratios against a baseline measured in the same run.
 
-``mirage-ros bench memory|latency|sim|e2e|pipeline|soak`` (``sim`` runs ``python -m mirage_ros.bench.sim``).
+``mirage-ros bench memory|latency|sim|e2e|pipeline|fuzz|soak`` (``sim`` runs ``python -m mirage_ros.bench.sim``).
 Training scaling over GPUs: ``python -m mirage_ros.bench.train_scaling`` (needs torch).
 """
 
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "sim": ("mirage_ros.bench.sim", "simulator frames per second vs the reference ray caster"),
     "e2e": ("mirage_ros.bench.e2e", "image in -> predicted view out over DDS vs the in-process pipeline"),
     "pipeline": ("mirage_ros.bench.pipeline", "WorldModel observe / predict ms, newest-frame overlay on vs off"),
+    "fuzz": ("mirage_ros.bench.fuzz", "malformed messages on every node topic over DDS: crashes, warnings, output"),
     "soak": ("mirage_ros.bench.soak", "the demo pipeline for an hour: node memory growth and output, sampled"),
 }
 

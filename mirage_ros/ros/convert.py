@@ -50,6 +50,9 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "32FC1": (np.dtype(np.float32), 1),
     "16UC1": (np.dtype(np.uint16), 1),
 }
+#: row padding (``step`` beyond the pixels) drivers use for alignment, at most; more than a whole
+#: row is a wrong encoding label (16UC1 on 32FC1 bytes) rather than padding
+_MAX_ALIGNMENT = 64
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 DEPTH_ENCODINGS = ("32FC1", "16UC1")
 
@@ -94,7 +97,8 @@ def image_to_array(msg, allowed: tuple[str, ...] | None = None, name: str = "ima
         order, C-contiguous, owning its memory.
 
     Raises:
-        InvalidInput: ``"<name>.encoding"`` unsupported, or ``<name>.step`` / ``.data`` too short.
+        InvalidInput: ``"<name>.encoding"`` unsupported, ``<name>.step`` / ``.data`` too short, or
+            ``<name>.step`` padding a row by more than the row (a wrong encoding label).
     """
     encoding = msg.encoding
     allowed = allowed or tuple(ENCODINGS)
@@ -107,6 +111,9 @@ def image_to_array(msg, allowed: tuple[str, ...] | None = None, name: str = "ima
     row_bytes = width * channels * dtype.itemsize
     if msg.step < row_bytes:
         raise InvalidInput(f"{name}.step", f"step {msg.step} < width * pixel size = {row_bytes}")
+    if msg.step - row_bytes >= max(row_bytes, _MAX_ALIGNMENT):
+        raise InvalidInput(f"{name}.step", f"step {msg.step} is {msg.step / row_bytes:.3g} times a row of {width} "
+                           f"{encoding} pixels ({row_bytes} bytes): the data looks like another encoding")
     buf = np.frombuffer(msg.data, dtype=np.uint8)
     if buf.size < (height - 1) * msg.step + row_bytes:
         raise InvalidInput(f"{name}.data", f"{buf.size} bytes, need {height} rows of step {msg.step}")

@@ -290,8 +290,8 @@ class WorldModelNode(ContainedNode):
         self.counts["integrated_with_mask"] += mask is not None
         self.last_frame = frame
         self.history.append((frame.stamp, frame.T_world_cam))
-        if frame.stamp - self.last_prediction < self.p.prediction_period:
-            return
+        if 0.0 <= frame.stamp - self.last_prediction < self.p.prediction_period:
+            return  # (a stamp before the last prediction's, after one far ahead: predict, not wait hours)
         self.last_prediction = frame.stamp
         stamps = np.array([s for s, _ in self.history])
         poses = np.stack([T for _, T in self.history])
