@@ -134,3 +134,15 @@ def test_a_depth_label_on_bytes_of_another_encoding_is_refused():
     assert convert.depth_from_image(padded).shape == (8, 100)
     tiny = _image(RGB[:, :1, 0], "mono8", pad=63)  # a 1-pixel row padded to 64 bytes
     assert convert.mask_from_image(tiny).shape == (5, 1)
+
+
+def test_predicted_depth_marks_cells_without_a_value_as_nan():
+    from mirage_ros.ros import outputs
+
+    depth = np.array([[1.5, 0.0], [np.inf, 2.0]], np.float32)
+    request = outputs.ViewRequest(np.eye(4), convert.sec_to_time(1.0), 0.5, 1)
+    view = outputs.predicted_view(request, np.zeros((2, 2, 3), np.uint8), depth, np.ones((2, 2), np.float32),
+                                  Intrinsics(2.0, 2.0, 0.5, 0.5, 2, 2), "cam", "map")
+    published = convert.image_to_array(view.depth, ("32FC1",), "depth")
+    np.testing.assert_array_equal(np.isnan(published), [[False, True], [True, False]])
+    np.testing.assert_array_equal(convert.depth_from_image(view.depth), [[1.5, 0.0], [0.0, 2.0]])

@@ -42,7 +42,7 @@ def predicted_view(request: ViewRequest, rgb: np.ndarray, depth: np.ndarray, con
     Args:
         request: pose, stamp and origin of the view.
         rgb: ``(H, W, 3) uint8`` predicted colour.
-        depth: ``(H, W) float32`` metres, 0 = unknown.
+        depth: ``(H, W) float32`` metres, 0 / NaN = unknown (published as NaN, REP 118).
         confidence: ``(H, W) float32`` in ``[0, 1]``: 1 where memory covers the pixel, 0 where
             the renderer filled a hole.
         K: intrinsics of the view (``(H, W) == K.shape``).
@@ -61,7 +61,7 @@ def predicted_view(request: ViewRequest, rgb: np.ndarray, depth: np.ndarray, con
     msg.camera_pose = matrix_to_pose(request.T_world_cam)
     msg.camera_info = camera_info_from_intrinsics(K, request.stamp, frame_id)
     msg.image = array_to_image(rgb, "rgb8", request.stamp, frame_id)
-    clean_depth = np.where(valid_depth(depth), depth, 0.0).astype(np.float32)
+    clean_depth = np.where(valid_depth(depth), depth, np.nan).astype(np.float32)  # REP 118: NaN = no value
     msg.depth = array_to_image(clean_depth, "32FC1", request.stamp, frame_id)
     msg.confidence = array_to_image(np.asarray(confidence, np.float32), "32FC1", request.stamp, frame_id)
     msg.coverage = float(np.mean(confidence > 0.5)) if confidence.size else 0.0
