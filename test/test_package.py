@@ -32,16 +32,46 @@ def test_manifest_parses_without_warnings(manifest):
     package.validate()  # raises InvalidPackage on anything rosdep/bloom would reject
 
 
-def test_python_package_manifest_declares_what_the_nodes_use():
+#: import name -> rosdep key of the Python libraries the code imports (rosdistro's rosdep/python.yaml)
+PYTHON_KEYS = {"numpy": "python3-numpy", "scipy": "python3-scipy", "transforms3d": "python3-transforms3d",
+               "yaml": "python3-yaml", "tqdm": "python3-tqdm", "matplotlib": "python3-matplotlib",
+               "PIL": "python3-pil", "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
+               "pytest": "python3-pytest", "hypothesis": "python3-hypothesis", "catkin_pkg": "python3-catkin-pkg",
+               "torch": "python3-torch", "skimage": "python3-skimage"}
+#: training and export only (requirements/train.txt), never imported by the nodes; onnx has no rosdep key
+TRAINING_ONLY = {"torch", "onnx", "skimage"}
+
+
+def _imported(*folders: str) -> set[str]:
+    """Top-level names the Python files under ``folders`` import (not the standard library, not
+    this package, not the test suite's own modules)."""
+    import ast
+
+    names = set()
+    for folder in folders:
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    local = {"mirage_ros", "conftest"} | {p.stem for p in (REPO / "test").glob("*.py")}
+    return {n for n in names if n not in sys.stdlib_module_names and n not in local}
+
+
+def test_manifest_declares_what_the_code_imports_and_nothing_else():
+    """The dependency lists come from the imports: the package and its launch files need
+    ``exec_depend``, what only the tests import needs ``test_depend`` (where rosdep knows it)."""
     package, _ = _parse(REPO / "package.xml")
-    assert package.name == "mirage_ros"
-    assert package.get_build_type() == "ament_python"
     exec_depends = {d.name for d in package.exec_depends}
-    assert {"rclpy", "sensor_msgs", "geometry_msgs", "nav_msgs", "std_msgs", "std_srvs",
-            "visualization_msgs", "diagnostic_msgs", "tf2_ros", "tf2_msgs", "message_filters",
-            "cv_bridge", "launch", "launch_ros", "mirage_ros_msgs"} <= exec_depends
-    assert {"python3-numpy", "python3-scipy", "python3-transforms3d"} <= exec_depends
-    assert "python3-pytest" in {d.name for d in package.test_depends}
+    test_depends = {d.name for d in package.test_depends}
+    runtime = {PYTHON_KEYS.get(n, n) for n in _imported("mirage_ros", "launch") - TRAINING_ONLY}
+    tests = {PYTHON_KEYS.get(n, n) for n in _imported("test") if n in PYTHON_KEYS or n not in TRAINING_ONLY}
+    assert not runtime - exec_depends, f"package.xml lacks <exec_depend> {sorted(runtime - exec_depends)}"
+    assert not tests - runtime - test_depends, f"package.xml lacks <test_depend> {sorted(tests - runtime - test_depends)}"
+    ros_declared = {n for n in exec_depends if not n.startswith("python3-")}
+    assert not ros_declared - runtime, f"<exec_depend> nothing imports: {sorted(ros_declared - runtime)}"
+    assert package.name == "mirage_ros" and package.get_build_type() == "ament_python"
 
 
 def test_versions_agree():
