@@ -11,8 +11,9 @@ Sources:
 
 - :class:`TfPoseSource`: ``tf2_ros.Buffer`` lookups where tf2_ros is installed; otherwise
   :class:`mirage_ros.transforms.TransformBuffer` fed from ``/tf`` and ``/tf_static``
-  (``tf2_msgs/TFMessage``), interpolating with Slerp and extrapolating at most
-  ``max_extrapolation`` seconds.
+  (``tf2_msgs/TFMessage``), interpolating with Slerp. Both hold the nearest sample for a stamp at
+  most ``max_extrapolation`` seconds outside the samples (tf2 alone would refuse it);
+  ``test/test_ros_tf_backends.py`` checks they answer alike.
 - :class:`TopicPoseSource`: ``geometry_msgs/PoseStamped`` or ``nav_msgs/Odometry`` giving
   ``T_world_base``, and the parameter ``camera_offset`` giving ``T_base_frame``.
 
@@ -27,6 +28,7 @@ the (freshest, sensor-QoS) images. The fallback buffers are guarded by a lock.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 
@@ -88,7 +90,8 @@ class TfPoseSource:
         world_frame: fixed frame of the memory (``map``, ``odom``).
         base_frame: robot base frame (for planned paths).
         cache_time: seconds of TF history kept.
-        max_extrapolation: fallback buffer only: seconds a lookup may fall past the samples.
+        max_extrapolation: seconds a lookup may fall past the samples (the nearest is held), with
+            tf2_ros as with the fallback buffer.
     """
 
     def __init__(self, node, world_frame: str, base_frame: str, cache_time: float = 10.0,
@@ -96,6 +99,7 @@ class TfPoseSource:
         self.world_frame = world_frame
         self.base_frame = base_frame
         self._node = node
+        self._max_extrapolation = max_extrapolation
         if tf2_ros is not None:
             from rclpy.duration import Duration
 
@@ -148,17 +152,41 @@ class TfPoseSource:
     def lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray:
         """``T_target_source (4, 4)`` at ``stamp_ns`` nanoseconds; raises :class:`PoseUnavailable`."""
         if self.backend == "tf2_ros":
-            from rclpy.time import Time
-
             try:
-                tf = self._tf2.lookup_transform(target, source, Time(nanoseconds=stamp_ns))
+                return transform_to_matrix(self._tf2_lookup(target, source, stamp_ns))
             except tf2_ros.ExtrapolationException as exc:
                 raise PoseUnavailable(f"TF {target} <- {source}: {exc}", "future" in str(exc)) from exc
             except tf2_ros.TransformException as exc:
                 raise PoseUnavailable(f"TF {target} <- {source}: {exc}", True) from exc
-            return transform_to_matrix(tf.transform)
         with self._lock:
             return lookup_buffer(self._history.buffer, target, source, stamp_ns / 1e9)
+
+
+    def _tf2_lookup(self, target: str, source: str, stamp_ns: int):
+        """tf2's transform at ``stamp_ns``, or, as the fallback buffer does, its newest (oldest)
+        sample when the stamp lies at most ``max_extrapolation`` after (before) the samples: tf2
+        itself never extrapolates. tf2 names the nearest sample's time in its error (to the
+        microsecond); past the limit its error is raised as it is."""
+        from rclpy.time import Time
+
+        try:
+            return self._tf2.lookup_transform(target, source, Time(nanoseconds=stamp_ns))
+        except tf2_ros.ExtrapolationException as exc:
+            match = _TF2_NEAREST.search(str(exc))
+            if match is None:
+                raise
+            nearest_ns = round(float(match.group(2) or match.group(3)) * 1e9)
+            if abs(stamp_ns - nearest_ns) > self._max_extrapolation * 1e9 + 1000:
+                raise
+            held = Time(nanoseconds=nearest_ns + 1000) if match.group(1) == "earliest" else Time()  # Time(): newest
+            try:
+                return self._tf2.lookup_transform(target, source, held)
+            except tf2_ros.TransformException:
+                raise exc from None
+
+
+#: tf2's extrapolation errors name the nearest sample (tf2/src/cache.cpp)
+_TF2_NEAREST = re.compile(r"(latest|earliest) data is at time ([0-9.]+)|only time ([0-9.]+) is in the buffer")
 
 
 class _History:

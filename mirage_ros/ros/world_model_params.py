@@ -22,7 +22,8 @@ PARAMS = [
           "T_base_camera [x y z roll pitch yaw] (m, rad): pose topics, and paths when TF lacks it"),
     Param("tf_timeout", 0.3, "seconds a frame waits for its camera pose before it is skipped", (0.0, 10.0)),
     Param("tf_cache_time", 10.0, "seconds of pose history kept", (1.0, 300.0)),
-    Param("tf_max_extrapolation", 0.05, "seconds a fallback TF / pose lookup may hold the last sample",
+    Param("tf_max_extrapolation", 0.05, "seconds a TF / pose lookup may fall past the samples, holding the "
+          "nearest (tf2_ros and the built-in buffer alike)",
           (0.0, 1.0)),
     Param("use_rectified_projection", False, "take intrinsics from CameraInfo.p instead of .k"),
     Param("image_transport", "raw", "raw Images, or image_transport's <image>/compressed and "
