@@ -72,8 +72,20 @@ def test_one_stamp_hours_ahead_does_not_move_the_time_line():
 
 def test_a_real_jump_ahead_moves_the_time_line_on_its_second_frame():
     timeline = Timeline(jump_threshold=1.0)
-    assert _verdicts(timeline, [10.0, 50.0, 50.1, 10.5]) == ["accept", "accept", "accept", "jump_pending"]
+    assert _verdicts(timeline, [10.0, 50.0, 50.1]) == ["accept", "accept", "accept"]
     assert timeline.last == 50.1
+    assert timeline.check(5.0) is Verdict.JUMP_PENDING  # before the time line's stamp prior to the move
+
+
+def test_frames_ahead_in_a_row_then_the_old_time_line_never_reset():
+    """Two or more frames hours ahead, in order among themselves, move the time line; the camera's
+    next frame continues the old one: accepted, no reset (found by mirage-ros bench fuzz)."""
+    timeline = Timeline(jump_threshold=1.0, confirm_frames=3)
+    ahead = 3 * 3600
+    got = _verdicts(timeline, [10.0, 10.1, 10.2 + ahead, 10.3 + ahead, 10.4 + ahead, 10.5, 10.6, 10.7, 10.8])
+    assert got == ["accept"] * 9 and timeline.last == 10.8
+    # a bag loop (back before the time line's start) still resets
+    assert _verdicts(timeline, [0.0, 0.1, 0.2]) == ["jump_pending", "jump_pending", "reset"]
 
 
 def test_a_jump_back_resets_only_once_confirmed_by_frames_in_order():

@@ -117,7 +117,9 @@ class Timeline:
     frames in a row lie on it, each after the one before and within ``jump_threshold`` of it, as
     a restarted bag's frames do. A frame back on the old time line drops the candidate. A stamp far
     *ahead* is accepted but moves the time line only when the next frame follows it: after one
-    outlier stamp hours ahead, the next normal frame is still in order.
+    outlier stamp hours ahead, the next normal frame is still in order. After the time line moved
+    ahead, a frame that continues the time line from before that move is in order again (the frames
+    ahead were outliers): only a jump back before it, as a bag loop makes, can reset the memory.
 
     Args:
         jump_threshold: seconds (> 0).
@@ -128,6 +130,7 @@ class Timeline:
     confirm_frames: int = 3
     last: float | None = None
     _ahead: float | None = None
+    _resume: float | None = None  # the time line's last stamp before its latest move ahead
     _candidate: list[float] = field(default_factory=list)
 
     @property
@@ -142,6 +145,9 @@ class Timeline:
             self.last = stamp
             return Verdict.ACCEPT
         if stamp < last - threshold:
+            if self._resume is not None and stamp > self._resume:
+                self.last, self._ahead, self._resume, self._candidate = stamp, None, None, []
+                return Verdict.ACCEPT
             tail = self._candidate[-1] if self._candidate else None
             if tail is None or not tail < stamp <= tail + threshold:
                 self._candidate = []
@@ -156,9 +162,11 @@ class Timeline:
         if stamp > last + threshold and not (self._ahead is not None and self._ahead < stamp <= self._ahead + threshold):
             self._ahead = stamp  # far ahead: the time line follows only if the next frame does
             return Verdict.ACCEPT
+        if stamp > last + threshold:
+            self._resume = last  # the next frame followed the one far ahead: the time line moves there
         self.last, self._ahead = stamp, None
         return Verdict.ACCEPT
 
     def reset(self, stamp: float | None = None) -> None:
         """Start over at ``stamp`` (None: no frame yet)."""
-        self.last, self._ahead, self._candidate = stamp, None, []
+        self.last, self._ahead, self._resume, self._candidate = stamp, None, None, []
