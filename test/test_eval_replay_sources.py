@@ -8,7 +8,8 @@ import pytest
 from test_eval_replay_fixtures import K_SMALL, T_BASE_LINK, synthetic_frames, write_bag, write_tum
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.evaluation.sources import SourceOptions, associate, open_recording
+from mirage_ros.evaluation.recordings import open_recording
+from mirage_ros.evaluation.sources import SourceOptions, associate
 from mirage_ros.evaluation.tum_source import tum_preset
 from mirage_ros.sim import SimConfig, Simulator
 

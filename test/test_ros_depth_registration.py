@@ -4,7 +4,6 @@ processes fed over DDS with real TF."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np

@@ -184,7 +184,7 @@ def open_bag(path: Path, options: SourceOptions, progress: bool = False) -> BagR
     ``progress`` shows a bar over the messages read (long bags take a while to index).
 
     Raises:
-        InvalidInput: see :func:`mirage_ros.evaluation.sources.open_recording`.
+        InvalidInput: see :func:`mirage_ros.evaluation.recordings.open_recording`.
     """
     skipped: list[Skipped] = []
     with _reading(path), _reader(path) as reader:

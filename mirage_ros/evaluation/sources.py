@@ -7,7 +7,8 @@ in stamp order as :class:`Observation` objects, the same fields as the simulator
 every scorer works on either.
 
 Readers: :mod:`mirage_ros.evaluation.bag_source` (rosbag2 MCAP / sqlite3, ROS 1 ``.bag``) and
-:mod:`mirage_ros.evaluation.tum_source` (TUM RGB-D folders).
+:mod:`mirage_ros.evaluation.tum_source` (TUM RGB-D folders), both built on this module;
+:func:`mirage_ros.evaluation.recordings.open_recording` picks the reader of a path.
 """
 
 from __future__ import annotations
@@ -138,38 +139,6 @@ class Recording(ABC):
     @abstractmethod
     def frames(self) -> Iterator[Observation]:
         """The usable frames in stamp order, one :class:`Observation` per entry of ``stamps``."""
-
-
-def open_recording(path: str | Path, options: SourceOptions = SourceOptions(), progress: bool = False) -> Recording:
-    """Index a rosbag (rosbag2 folder, ``.mcap``, ``.db3``, ROS 1 ``.bag``) or a TUM RGB-D folder.
-
-    ``progress`` shows a progress bar while a bag is indexed.
-
-    Raises:
-        InvalidInput: ``"INPUT"`` when the path is missing, neither kind, unreadable or corrupt,
-            or has no usable frame; option names (``"--depth-topic"``, ...) for bad options.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InvalidInput("INPUT", f"{path} does not exist")
-    if path.is_dir() and (path / "rgb.txt").exists():
-        from mirage_ros.evaluation.tum_source import open_tum
-
-        recording = open_tum(path, options)
-    elif path.suffix in (".bag", ".mcap", ".db3") or (path.is_dir() and (path / "metadata.yaml").exists()):
-        from mirage_ros.evaluation.bag_source import open_bag
-
-        recording = open_bag(path, options, progress)
-    else:
-        raise InvalidInput(
-            "INPUT",
-            f"{path} is neither a rosbag (a rosbag2 folder with metadata.yaml, a .mcap/.db3 file, "
-            "a ROS 1 .bag) nor a TUM RGB-D folder (with rgb.txt, depth.txt, groundtruth.txt)",
-        )
-    if len(recording.stamps) < 2:
-        reasons = "; ".join(f"{s.what}: {s.reason}" for s in recording.skipped[:5]) or "none found"
-        raise InvalidInput("INPUT", f"{path}: {len(recording.stamps)} usable RGB-D frame(s) with a pose ({reasons})")
-    return recording
 
 
 def associate(query: np.ndarray, reference: np.ndarray, max_dt: float) -> np.ndarray:
