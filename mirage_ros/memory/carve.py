@@ -41,19 +41,19 @@ import numpy as np
 import onnx
 
 from mirage_ros.memory import layout as L
-from mirage_ros.memory.onnx_graphs import BOOL, F32, STATE_TYPES, _Builder, _scalars, _vi
+from mirage_ros.memory.graph_builder import BOOL, F32, STATE_TYPES, GraphBuilder, split_scalars, value_info
 
 _I64 = onnx.TensorProto.INT64
 
 
-def _count(b: _Builder, mask: str) -> str:
+def _count(b: GraphBuilder, mask: str) -> str:
     """``(S,) bool -> (1,) int64``, summed in float32: exact below 2**24 slots (the config's cap)
     and several times faster than an int64 ReduceSum on ORT's CPU provider."""
     total = b.op("ReduceSum", b.op("Cast", mask, to=F32), b.i([0]), keepdims=1)
     return b.op("Cast", total, to=_I64)
 
 
-def _cell_depth(b: _Builder, stride: int, p: dict[str, str]) -> str:
+def _cell_depth(b: GraphBuilder, stride: int, p: dict[str, str]) -> str:
     """Pooled live depth ``(h * w + 1,)``: nearest reading per cell, 0 = unknown, min over the
     neighbourhood; the extra last entry (0) is where points off the grid look."""
     def blocks(image):  # (H, W) -> (s*s, h, w)
@@ -78,8 +78,8 @@ def _cell_depth(b: _Builder, stride: int, p: dict[str, str]) -> str:
 
 def build_carve(stride: int) -> onnx.ModelProto:
     """Carve graph for latent stride ``stride`` (see module docstring)."""
-    b = _Builder()
-    p = _scalars(b, "params", L.CARVE_PARAMS)
+    b = GraphBuilder()
+    p = split_scalars(b, "params", L.CARVE_PARAMS)
     live = _cell_depth(b, stride, p)
 
     index = "slot_ids"  # this frame's share of the slots, from the host (see layout.slot_shares)
@@ -123,15 +123,15 @@ def build_carve(stride: int) -> onnx.ModelProto:
          out="carve_stats_out")
 
     inputs = [
-        _vi("depth", F32, ["H", "W"]),
-        _vi("dynamic", BOOL, ["H", "W"]),
-        _vi("projection", F32, [3, 4]),
-        _vi("params", F32, [len(L.CARVE_PARAMS)]),
-        _vi("slot_ids", _I64, ["N"]),
-        _vi("trash_id", _I64, [1]),
-    ] + [_vi(n, *STATE_TYPES[n]) for n in L.CARVE_STATE] + [_vi("carve_stats", _I64, [len(L.CARVE_STAT_NAMES)])]
-    outputs = [_vi(f"{n}_out", *STATE_TYPES[n]) for n in L.CARVE_STATE] + [
-        _vi("carve_stats_out", _I64, [len(L.CARVE_STAT_NAMES)])]
+        value_info("depth", F32, ["H", "W"]),
+        value_info("dynamic", BOOL, ["H", "W"]),
+        value_info("projection", F32, [3, 4]),
+        value_info("params", F32, [len(L.CARVE_PARAMS)]),
+        value_info("slot_ids", _I64, ["N"]),
+        value_info("trash_id", _I64, [1]),
+    ] + [value_info(n, *STATE_TYPES[n]) for n in L.CARVE_STATE] + [value_info("carve_stats", _I64, [len(L.CARVE_STAT_NAMES)])]
+    outputs = [value_info(f"{n}_out", *STATE_TYPES[n]) for n in L.CARVE_STATE] + [
+        value_info("carve_stats_out", _I64, [len(L.CARVE_STAT_NAMES)])]
     return b.model(f"mirage_memory_carve_s{stride}", inputs, outputs, build_carve.__doc__)
 
 

@@ -16,105 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from mirage_ros.memory import layout as L
+from mirage_ros.memory.graph_builder import BOOL, F16, F32, I32, I64, STATE_TYPES, GraphBuilder, split_scalars, value_info
 
-OPSET = 18
-IR_VERSION = 9
 BIG = 3.0e30  # score of a matching slot; +-BIG bracket the other scores
 
 
-class _Builder:
-    """Tiny node/constant accumulator: ``op`` returns the output name(s) of the node it adds."""
-
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self._consts: dict[tuple, str] = {}
-        self._count = 0
-
-    def _fresh(self, hint: str) -> str:
-        self._count += 1
-        return f"{hint}_{self._count}"
-
-    def const(self, value, dtype) -> str:
-        array = np.asarray(value, dtype=dtype)
-        key = (array.dtype.str, array.shape, array.tobytes())
-        if key not in self._consts:
-            name = self._fresh("const")
-            self.initializers.append(numpy_helper.from_array(array, name))
-            self._consts[key] = name
-        return self._consts[key]
-
-    def f(self, value) -> str:
-        return self.const(value, np.float32)
-
-    def i(self, value) -> str:
-        return self.const(value, np.int64)
-
-    def op(self, op_type: str, *inputs: str, n_out: int = 1, out: str | None = None, **attrs):
-        outputs = [out] if out else [self._fresh(op_type.lower()) for _ in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), outputs, **attrs))
-        return outputs[0] if n_out == 1 else outputs
-
-    # shorthands for the ops used over and over
-    def where(self, cond, a, b):
-        return self.op("Where", cond, a, b)
-
-    def and_(self, *conds):
-        out = conds[0]
-        for cond in conds[1:]:
-            out = self.op("And", out, cond)
-        return out
-
-    def col(self, x):  # (M,) -> (M, 1)
-        return self.op("Unsqueeze", x, self.i([1]))
-
-    def flat(self, x):  # (M, 1) -> (M,)
-        return self.op("Reshape", x, self.i([-1]))
-
-    def take(self, x, index: int, axis: int):  # one column / row, dimension dropped
-        return self.op("Gather", x, self.i(index), axis=axis)
-
-    def imod(self, x, divisor):  # integer x mod divisor > 0, in [0, divisor) also for x < 0
-        return self.op("Mod", x, divisor)
-
-    def first_argmax(self, x, n: int):  # (M, n) -> (M, 1) int64: first column holding the row max
-        """ArgMax with ties broken towards the first column on every provider (CUDA's ArgMax picks
-        any of equal maxima): the smallest column index among those equal to the row maximum."""
-        is_max = self.op("Equal", x, self.op("ReduceMax", x, self.i([1]), keepdims=1))
-        column = self.where(is_max, self.f(np.arange(n)[None, :]), self.f(float(n)))
-        return self.op("Cast", self.op("ReduceMin", column, self.i([1]), keepdims=1), to=TensorProto.INT64)
-
-    def model(self, name, inputs, outputs, doc) -> onnx.ModelProto:
-        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers, doc_string=doc)
-        model = helper.make_model(
-            graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mirage_ros"
-        )
-        model.ir_version = IR_VERSION
-        onnx.checker.check_model(model, full_check=True)
-        return model
-
-
-def _vi(name, elem, shape):
-    return helper.make_tensor_value_info(name, elem, shape)
-
-
-F32, F16, I64, I32, BOOL = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.INT64,
-                            TensorProto.INT32, TensorProto.BOOL)
-STATE_TYPES = {
-    "positions": (F32, ["S", 3]),
-    "latents": (F16, ["S", "C"]),
-    "weights": (F32, ["S"]),
-    "last_seen": (F32, ["S"]),
-    "counts": (I32, ["S"]),
-    "keys": (I64, ["S"]),
-    "stats": (I64, [L.N_STATS]),
-}
-
-
-def _pool_cells(b: _Builder, stride: int, p: dict[str, str]):
+def _pool_cells(b: GraphBuilder, stride: int, p: dict[str, str]):
     """Edge-aware depth per latent cell (geometry.pool_depth) and the dynamic fraction, (M,) each."""
     s2 = stride * stride
 
@@ -161,23 +70,19 @@ def _pool_cells(b: _Builder, stride: int, p: dict[str, str]):
     return b.flat(median), has_depth, dynamic_fraction
 
 
-def _dot(b: _Builder, columns, weights):  # sum_i column_i * weight_i, exact int64 (no ReduceSum:
+def _dot(b: GraphBuilder, columns, weights):  # sum_i column_i * weight_i, exact int64 (no ReduceSum:
     parts = [b.op("Mul", c, b.i(w)) for c, w in zip(columns, weights)]  # ORT's loses low bits)
     return b.op("Add", b.op("Add", parts[0], parts[1]), parts[2])
 
 
-def _hash(b: _Builder, columns, primes, modulus):
+def _hash(b: GraphBuilder, columns, primes, modulus):
     return b.imod(_dot(b, columns, primes), modulus)
-
-
-def _scalars(b: _Builder, vector: str, names) -> dict[str, str]:  # one Split, (1,) each
-    return dict(zip(names, b.op("Split", vector, n_out=len(names), axis=0, num_outputs=len(names))))
 
 
 def build_update(stride: int) -> onnx.ModelProto:
     """Update graph: pool depth, lift cells, key them by voxel, fuse into the hash table."""
-    b = _Builder()
-    p = _scalars(b, "params", L.UPDATE_PARAMS)
+    b = GraphBuilder()
+    p = split_scalars(b, "params", L.UPDATE_PARAMS)
 
     # --- lift: one candidate point per latent cell, in the world frame -------------------------
     depth, has_depth, dynamic_fraction = _pool_cells(b, stride, p)
@@ -305,22 +210,22 @@ def build_update(stride: int) -> onnx.ModelProto:
     b.op("Add", "stats", delta, out="stats_out")
 
     inputs = [
-        _vi("depth", F32, ["H", "W"]),
-        _vi("dynamic", BOOL, ["H", "W"]),
-        _vi("latent", F32, ["C", "h", "w"]),
-        _vi("rays", F32, [2, "h", "w"]),
-        _vi("T_world_cam", F32, [4, 4]),
-        _vi("params", F32, [len(L.UPDATE_PARAMS)]),
-    ] + [_vi(n, *STATE_TYPES[n]) for n in L.STATE_NAMES]
-    outputs = [_vi(f"{n}_out", *STATE_TYPES[n]) for n in L.STATE_NAMES]
+        value_info("depth", F32, ["H", "W"]),
+        value_info("dynamic", BOOL, ["H", "W"]),
+        value_info("latent", F32, ["C", "h", "w"]),
+        value_info("rays", F32, [2, "h", "w"]),
+        value_info("T_world_cam", F32, [4, 4]),
+        value_info("params", F32, [len(L.UPDATE_PARAMS)]),
+    ] + [value_info(n, *STATE_TYPES[n]) for n in L.STATE_NAMES]
+    outputs = [value_info(f"{n}_out", *STATE_TYPES[n]) for n in L.STATE_NAMES]
     return b.model(f"mirage_memory_update_s{stride}", inputs, outputs, build_update.__doc__)
 
 
 def build_readout() -> onnx.ModelProto:
     """Read-out graph: project stored points fused at least ``min_count`` times to the latent
     grid, z-buffer (min), gather winners."""
-    b = _Builder()
-    grid = _scalars(b, "grid", L.READOUT_GRID)
+    b = GraphBuilder()
+    grid = split_scalars(b, "grid", L.READOUT_GRID)
     matrix = b.op("Transpose", b.op("Slice", "projection", b.i([0]), b.i([3]), b.i([1])), perm=[1, 0])
     offset = b.op("Reshape", b.op("Slice", "projection", b.i([3]), b.i([4]), b.i([1])), b.i([1, 3]))
     uvz = b.op("Transpose", b.op("Add", b.op("MatMul", "positions", matrix), offset), perm=[1, 0])
@@ -367,17 +272,17 @@ def build_readout() -> onnx.ModelProto:
                     b.i([0])) for e in winners_exact]
     b.op("Concat", *offsets, axis=0, out="offset")
     inputs = [
-        _vi("positions", F32, ["S", 3]),
-        _vi("latents", F16, ["S", "C"]),
-        _vi("counts", I32, ["S"]),
-        _vi("slot_ids", I64, ["S"]),
-        _vi("spill_ids", I64, ["S"]),
-        _vi("projection", F32, [3, 4]),
-        _vi("grid", F32, [len(L.READOUT_GRID)]),
-        _vi("far", F32, ["h", "w"]),
+        value_info("positions", F32, ["S", 3]),
+        value_info("latents", F16, ["S", "C"]),
+        value_info("counts", I32, ["S"]),
+        value_info("slot_ids", I64, ["S"]),
+        value_info("spill_ids", I64, ["S"]),
+        value_info("projection", F32, [3, 4]),
+        value_info("grid", F32, [len(L.READOUT_GRID)]),
+        value_info("far", F32, ["h", "w"]),
     ]
-    outputs = [_vi("latent", F32, ["C", "h", "w"]), _vi("valid", BOOL, ["h", "w"]),
-               _vi("depth", F32, ["h", "w"]), _vi("offset", F32, [2, "h", "w"])]
+    outputs = [value_info("latent", F32, ["C", "h", "w"]), value_info("valid", BOOL, ["h", "w"]),
+               value_info("depth", F32, ["h", "w"]), value_info("offset", F32, [2, "h", "w"])]
     return b.model("mirage_memory_readout", inputs, outputs, build_readout.__doc__)
 
 

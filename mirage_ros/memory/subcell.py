@@ -28,10 +28,10 @@ from __future__ import annotations
 import onnx
 
 from mirage_ros.memory import layout as L
-from mirage_ros.memory.onnx_graphs import F32, _Builder, _vi
+from mirage_ros.memory.graph_builder import F32, GraphBuilder, value_info
 
 
-def _indices(b: _Builder, plane: str) -> tuple[str, str, str, str]:
+def _indices(b: GraphBuilder, plane: str) -> tuple[str, str, str, str]:
     """Column and row numbers ``1..W``, ``1..H`` of a ``(H, W)`` plane (``(H, W)`` each) and one
     element's size in GridSample's ``[-1, 1]`` units, ``2 / W`` and ``2 / H``."""
     ones = b.op("Add", b.op("Cast", b.op("Less", plane, b.f(-3.0e38)), to=F32), b.f(1.0))
@@ -43,7 +43,7 @@ def _indices(b: _Builder, plane: str) -> tuple[str, str, str, str]:
 
 def build_subcell_shift() -> onnx.ModelProto:
     """Warp ``rgb`` by ``stride * offset`` (module doc)."""
-    b = _Builder()
+    b = GraphBuilder()
     column, row, step_x, step_y = _indices(
         b, b.op("Gather", b.op("Gather", "rgb", b.i(0), axis=0), b.i(0), axis=0))
     # pixel centres in GridSample's [-1, 1] (align_corners 0)
@@ -60,8 +60,8 @@ def build_subcell_shift() -> onnx.ModelProto:
     source = b.op("Unsqueeze", b.op("Concat", b.op("Unsqueeze", source_x, b.i([2])),
                                     b.op("Unsqueeze", source_y, b.i([2])), axis=2), b.i([0]))
     b.op("GridSample", "rgb", source, mode="bilinear", padding_mode="border", align_corners=0, out="rgb_placed")
-    inputs = [_vi("rgb", F32, [1, 3, "H", "W"]), _vi("offset", F32, [1, 2, "h", "w"])]
-    outputs = [_vi("rgb_placed", F32, [1, 3, "H", "W"])]
+    inputs = [value_info("rgb", F32, [1, 3, "H", "W"]), value_info("offset", F32, [1, 2, "h", "w"])]
+    outputs = [value_info("rgb_placed", F32, [1, 3, "H", "W"])]
     return b.model("mirage_subcell_shift", inputs, outputs, build_subcell_shift.__doc__)
 
 
