@@ -42,3 +42,29 @@ def test_offset_parameter():
     np.testing.assert_allclose(T[:3, 3], [1, 2, 3])
     with pytest.raises(InvalidInput, match="camera_offset"):
         offset_matrix([0, 0, 0])
+
+
+def test_each_bad_transform_is_warned_about_by_edge_and_field():
+    """Throttled per edge and field, not per call site: a frequent fault never hides a rare one."""
+    from mirage_ros.ros import convert
+    from mirage_ros.ros.node_util import WarningThrottle
+    from mirage_ros.ros.pose_source import add_transforms
+
+    class Log:
+        def __init__(self):
+            self.lines = []
+
+        def warning(self, text):
+            self.lines.append(text)
+
+    log = Log()
+    warn = WarningThrottle(log)
+    nan = convert.transform_stamped(np.eye(4), "map", "base_link", convert.sec_to_time(1.0))
+    nan.transform.translation.x = float("nan")
+    loop = convert.transform_stamped(np.eye(4), "odom", "odom", convert.sec_to_time(1.0))
+    buffer = TransformBuffer()
+    for _ in range(5):  # the same two faults over and over within the throttle period
+        add_transforms(buffer, [nan, loop], False, warn)
+    assert len(log.lines) == 2, log.lines
+    assert "ignoring transform map -> base_link: transform: must be 3 finite numbers" in log.lines[0]
+    assert "ignoring transform odom -> odom" in log.lines[1]

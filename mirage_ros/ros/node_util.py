@@ -41,6 +41,12 @@ class WarningThrottle:
         return True
 
 
+def node_warnings(node) -> WarningThrottle:
+    """The node's own :class:`WarningThrottle` (a :class:`ContainedNode`'s), or a new one for
+    another node: helpers that log for a node share its throttle."""
+    return getattr(node, "warn", None) or WarningThrottle(node.get_logger())
+
+
 class ContainedNode(Node):
     """A node whose subscription, timer and service callbacks cannot stop it.
 

@@ -37,6 +37,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 
 from mirage_ros.errors import InvalidInput, MirageError
 from mirage_ros.ros.convert import pose_to_matrix, time_to_sec, transform_to_matrix
+from mirage_ros.ros.node_util import WarningThrottle, node_warnings
 from mirage_ros.transforms import TransformBuffer, TransformLookupError
 
 try:
@@ -99,6 +100,7 @@ class TfPoseSource:
         self.world_frame = world_frame
         self.base_frame = base_frame
         self._node = node
+        self._warn = node_warnings(node)
         self._max_extrapolation = max_extrapolation
         if tf2_ros is not None:
             from rclpy.duration import Duration
@@ -130,9 +132,9 @@ class TfPoseSource:
             if static:
                 self._static.extend(msg.transforms)
             elif msg.transforms and self._history.jumped(time_to_sec(msg.transforms[0].header.stamp)):
-                self._node.get_logger().warning("TF time jumped back (bag loop?): dynamic transforms cleared")
-                add_transforms(self._history.buffer, self._static, True, self._node.get_logger())
-            add_transforms(self._history.buffer, msg.transforms, static, self._node.get_logger())
+                self._warn.warn("tf_time_jump", "TF time jumped back (bag loop?): dynamic transforms cleared")
+                add_transforms(self._history.buffer, self._static, True, self._warn)
+            add_transforms(self._history.buffer, msg.transforms, static, self._warn)
 
     def time_jumped(self) -> None:
         """The images' time jumped back. tf2_ros clears its buffer only on a ROS-clock jump
@@ -228,15 +230,16 @@ def lookup_buffer(buffer: TransformBuffer, target: str, source: str, stamp: floa
         raise PoseUnavailable(f"TF {target} <- {source} at t={stamp:.3f}: {kind} ({exc})", future) from exc
 
 
-def add_transforms(buffer: TransformBuffer, transforms, static: bool, logger) -> None:
-    """Insert ``geometry_msgs/TransformStamped`` into ``buffer``; bad ones are logged, skipped."""
+def add_transforms(buffer: TransformBuffer, transforms, static: bool, warn: WarningThrottle) -> None:
+    """Insert ``geometry_msgs/TransformStamped`` into ``buffer``; bad ones are skipped with a
+    warning throttled per edge and field (one call site must not hide one fault behind another)."""
     for tf in transforms:
         try:
             buffer.add(tf.header.frame_id, tf.child_frame_id, time_to_sec(tf.header.stamp),
                        transform_to_matrix(tf.transform), static=static)
         except InvalidInput as exc:
-            logger.warning(f"ignoring transform {tf.header.frame_id} -> {tf.child_frame_id}: {exc}",
-                           throttle_duration_sec=5.0)
+            warn.warn(f"tf {tf.header.frame_id} -> {tf.child_frame_id}: {exc.parameter}",
+                      f"ignoring transform {tf.header.frame_id} -> {tf.child_frame_id}: {exc}")
 
 
 class TopicPoseSource:
@@ -268,6 +271,7 @@ class TopicPoseSource:
         self.backend = kind
         self.world_frame = world_frame
         self._node = node
+        self._warn = node_warnings(node)
         self._offset = np.asarray(T_base_frame, dtype=np.float64)
         self._history = _History(max_extrapolation, cache_time, jump_threshold)
         self._to_matrix: Callable = to_matrix
@@ -286,10 +290,10 @@ class TopicPoseSource:
         try:
             with self._lock:
                 if self._history.jumped(stamp):
-                    self._node.get_logger().warning("pose time jumped back (bag loop?): pose history cleared")
+                    self._warn.warn("pose_time_jump", "pose time jumped back (bag loop?): pose history cleared")
                 self._history.buffer.add("world", "base", stamp, self._to_matrix(msg))
         except InvalidInput as exc:
-            self._node.get_logger().warning(f"ignoring pose: {exc}", throttle_duration_sec=5.0)
+            self._warn.warn(f"pose: {exc.parameter}", f"ignoring pose: {exc}")
 
     def time_jumped(self) -> None:
         """Nothing to do: the pose history sees the jump itself."""
