@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.ros.pose_source import PoseUnavailable, lookup_buffer, offset_matrix
-from mirage_ros.transforms import TransformBuffer
+from mirage_ros.ros.pose_source import PoseUnavailable, lookup_buffer
+from mirage_ros.transforms import TransformBuffer, offset_matrix
 
 
 def _buffer():

@@ -35,7 +35,8 @@ def test_tf_lookups_answer_alike_on_both_backends(backend, monkeypatch):
     from tf2_msgs.msg import TFMessage
 
     from mirage_ros.ros import convert, pose_source
-    from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource, offset_matrix
+    from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource
+    from mirage_ros.transforms import offset_matrix
 
     if backend == "tf2_msgs":
         monkeypatch.setattr(pose_source, "tf2_ros", None)  # the built-in buffer, as where tf2_ros is missing

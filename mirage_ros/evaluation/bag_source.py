@@ -43,7 +43,11 @@ from mirage_ros.evaluation.sources import (
     intrinsics_from_option,
 )
 from mirage_ros.geometry import Intrinsics, register_depth
-from mirage_ros.ros.compressed import COMPRESSED_IMAGE, depth_from_compressed, rgb_from_compressed
+from mirage_ros.ros.compressed import (
+    COMPRESSED_IMAGE,
+    depth_from_compressed,
+    rgb_from_compressed,
+)
 from mirage_ros.ros.convert import (
     depth_from_image,
     intrinsics_from_camera_info,
@@ -54,8 +58,7 @@ from mirage_ros.ros.convert import (
     transform_to_matrix,
 )
 from mirage_ros.ros.frames import optical_between, resolve_convention, to_optical
-from mirage_ros.ros.pose_source import offset_matrix
-from mirage_ros.transforms import TransformBuffer, TransformLookupError
+from mirage_ros.transforms import TransformBuffer, TransformLookupError, offset_matrix
 
 #: (message type, role) -> decoder to the frame's arrays
 DECODERS = {

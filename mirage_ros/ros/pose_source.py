@@ -64,25 +64,6 @@ class PoseUnavailable(MirageError):
         super().__init__(cause)
 
 
-def offset_matrix(values: list[float]) -> np.ndarray:
-    """``T_base_frame (4, 4)`` from the ``camera_offset`` parameter ``[x, y, z, roll, pitch, yaw]``.
-
-    Metres and radians, REP-103 (``rzyx`` = yaw, then pitch, then roll).
-
-    Raises:
-        InvalidInput: ``"camera_offset"`` not six finite numbers.
-    """
-    from transforms3d.euler import euler2mat
-
-    values = np.asarray(values, dtype=np.float64)
-    if values.shape != (6,) or not np.all(np.isfinite(values)):
-        raise InvalidInput("camera_offset", f"must be [x, y, z, roll, pitch, yaw], got {values.tolist()}")
-    T = np.eye(4)
-    T[:3, :3] = euler2mat(values[3], values[4], values[5], "sxyz")
-    T[:3, 3] = values[:3]
-    return T
-
-
 class TfPoseSource:
     """Camera poses from TF: ``world_frame <- image frame_id`` at the image stamp.
 

@@ -34,12 +34,13 @@ from mirage_ros.ros.node_util import ContainedNode, run_node
 from mirage_ros.ros.params import declare
 from mirage_ros.ros.plausibility import Bounds, Timeline, Verdict, stamp_ahead
 from mirage_ros.ros.point_colour import LinearColourProbe
-from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource, TopicPoseSource, offset_matrix
+from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource, TopicPoseSource
 from mirage_ros.ros.prediction_poses import check_path, extrapolate, path_poses, sample_path
 from mirage_ros.ros.sync import SynchronizedSubscription
 from mirage_ros.ros.transport import camera_transport
 from mirage_ros.ros.world_model_params import PARAMS
 from mirage_ros.runtime.networks import SUBCELL_PLACEMENT
+from mirage_ros.transforms import offset_matrix
 
 LIVE, HORIZON, PATH = PredictedView.SOURCE_LIVE, PredictedView.SOURCE_HORIZON, PredictedView.SOURCE_PATH
 
