@@ -43,11 +43,7 @@ from mirage_ros.evaluation.sources import (
     intrinsics_from_option,
 )
 from mirage_ros.geometry import Intrinsics, register_depth
-from mirage_ros.ros.compressed import (
-    COMPRESSED_IMAGE,
-    depth_from_compressed,
-    rgb_from_compressed,
-)
+from mirage_ros.ros.compressed import COMPRESSED_IMAGE, depth_from_compressed, rgb_from_compressed
 from mirage_ros.ros.convert import (
     depth_from_image,
     intrinsics_from_camera_info,
