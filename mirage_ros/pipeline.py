@@ -30,7 +30,7 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import LatentMemory, MemoryConfig, Readout
 from mirage_ros.memory.baselines import LastFrameWarp
 from mirage_ros.memory.see_through import fill_see_through
-from mirage_ros.runtime.networks import Networks
+from mirage_ros.runtime.networks import SUBCELL_PLACEMENT, Networks
 
 #: The newest frame's cell wins over the memory's where it is no farther than this share of the
 #: memory's depth (both z-buffers hold the nearest surface; the margin absorbs voxel rounding).
@@ -222,3 +222,14 @@ class WorldModel:
         return {**self.memory.stats(), "frames_observed": self.frames_observed,
                 "provider": self.networks.provider, "stride": self.stride,
                 "channels": self.networks.channels, **self._timer.means()}
+
+
+def build_world_model(provider: str, weights_dir: str = "", newest_overlay: bool = True,
+                      see_through_fill: bool = False, subcell_placement: str = "auto", **memory) -> WorldModel:
+    """The engine behind the ``world_model`` node, from its parameters: :class:`WorldModel` on
+    ``provider`` with the shipped networks or those in ``weights_dir`` (``subcell_placement``: a
+    key of ``SUBCELL_PLACEMENT``); ``memory``: ``MemoryConfig`` overrides."""
+    networks = Networks.load(weights_dir or None, provider=provider,
+                             subcell_placement=SUBCELL_PLACEMENT[subcell_placement])
+    return WorldModel(networks, memory_config_for(networks, **memory), provider=provider,
+                      newest_overlay=newest_overlay, see_through_fill=see_through_fill)

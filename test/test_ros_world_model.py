@@ -476,15 +476,15 @@ def test_odometry_pose_source_with_camera_offset(ros_process):
 
 
 def test_memory_parameters_reach_the_engine():
-    from mirage_ros.ros.world_model import build_model
+    from mirage_ros.pipeline import build_world_model
 
-    model = build_model("cpu", "", capacity_points=4000, carve=False, newest_overlay=False,
+    model = build_world_model("cpu", "", capacity_points=4000, carve=False, newest_overlay=False,
                         see_through_fill=True, readout_min_count=3, subcell_placement="enabled")
     assert model.memory_config.capacity_points == 4000 and not model.memory_config.carve
     assert model.memory_config.readout_min_count == 3
     assert not model.newest_overlay and model.see_through_fill and model.networks.subcell_placement
     assert model.memory.stats()["capacity"] <= 4000
-    default = build_model("cpu")
+    default = build_world_model("cpu")
     assert default.memory_config.carve and default.newest_overlay and not default.see_through_fill
     assert not default.networks.subcell_placement  # the shipped networks were trained without it
     assert default.memory_config.max_weight == default.networks.memory_settings.get("max_weight", 20.0)

@@ -145,6 +145,17 @@ class TfPoseSource:
             return lookup_buffer(self._history.buffer, target, source, stamp_ns / 1e9)
 
 
+    def lookup_near(self, target: str, source: str, stamp_ns: int, fallback_ns: int) -> np.ndarray:
+        """:meth:`lookup` at ``stamp_ns``, or at ``fallback_ns`` when ``stamp_ns`` is 0 or TF has not
+        reached it yet (a message stamped now, TF a little behind)."""
+        if stamp_ns:
+            try:
+                return self.lookup(target, source, stamp_ns)
+            except PoseUnavailable as exc:
+                if not exc.may_arrive:
+                    raise
+        return self.lookup(target, source, fallback_ns)
+
     def _tf2_lookup(self, target: str, source: str, stamp_ns: int):
         """tf2's transform at ``stamp_ns``, or, as the fallback buffer does, its newest (oldest)
         sample when the stamp lies at most ``max_extrapolation`` after (before) the samples: tf2

@@ -27,6 +27,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
 from mirage_ros.errors import InvalidInput, MirageError
+from mirage_ros.pipeline import build_world_model
 from mirage_ros.ros import convert, depth_registration, outputs
 from mirage_ros.ros.frame_gate import FrameGate, PendingFrame
 from mirage_ros.ros.frames import resolve_convention, to_optical
@@ -35,11 +36,11 @@ from mirage_ros.ros.params import declare
 from mirage_ros.ros.plausibility import Bounds, Timeline, Verdict, stamp_ahead
 from mirage_ros.ros.point_colour import LinearColourProbe
 from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource, TopicPoseSource
-from mirage_ros.ros.prediction_poses import check_path, extrapolate, path_poses, sample_path
+from mirage_ros.ros.path_views import path_view_requests
+from mirage_ros.ros.prediction_poses import extrapolate
 from mirage_ros.ros.sync import SynchronizedSubscription
 from mirage_ros.ros.transport import camera_transport
 from mirage_ros.ros.world_model_params import PARAMS
-from mirage_ros.runtime.networks import SUBCELL_PLACEMENT
 from mirage_ros.transforms import offset_matrix
 
 LIVE, HORIZON, PATH = PredictedView.SOURCE_LIVE, PredictedView.SOURCE_HORIZON, PredictedView.SOURCE_PATH
@@ -57,7 +58,7 @@ class WorldModelNode(ContainedNode):
         super().__init__("world_model", **kwargs)
         self.p = p = declare(self, PARAMS)
         self.bounds = Bounds(tuple(p.depth_range), tuple(p.field_of_view_range), p.max_coordinate)
-        self.model = build_model(p.provider, p.weights_dir, capacity_points=p.capacity_points, carve=p.carve,
+        self.model = build_world_model(p.provider, p.weights_dir, capacity_points=p.capacity_points, carve=p.carve,
                                  min_depth=p.depth_range[0], max_depth=p.depth_range[1],
                                  readout_min_count=p.readout_min_count, newest_overlay=p.newest_overlay,
                                  see_through_fill=p.see_through_fill, subcell_placement=p.subcell_placement)
@@ -177,10 +178,10 @@ class WorldModelNode(ContainedNode):
             return
         frame = self.last_frame
         try:
-            positions, quats = convert.path_arrays(msg)
-            positions = check_path(positions, self.p.max_coordinate)
-            picks = sample_path(positions, self.p.path_spacing, self.p.path_max_views)
-            T_world_base = self._world_T_path(msg.header, frame) @ path_poses(positions, quats, picks)
+            T_world_path = self._world_T_path(msg.header, frame)
+            T_base_cam = to_optical(self._base_T_frame(frame), self._convention(frame.frame_id))
+            requests = path_view_requests(msg, T_world_path, T_base_cam, frame.stamp, self.p.path_spacing,
+                                          self.p.path_max_views, self.p.max_coordinate, PATH)
         except InvalidInput as exc:
             self.warn.warn("path", f"path ignored: {exc}")
             return
@@ -188,14 +189,9 @@ class WorldModelNode(ContainedNode):
             self.warn.warn("path_frame", f"path in {msg.header.frame_id!r} ignored: not in world_frame "
                            f"{self.p.world_frame!r} and {exc.cause}")
             return
-        T_base_cam = to_optical(self._base_T_frame(frame), self._convention(frame.frame_id))
         poses = PoseArray()
         poses.header.stamp, poses.header.frame_id = msg.header.stamp, self.p.world_frame
-        for i, T in zip(picks, T_world_base):
-            stamp = msg.poses[i].header.stamp
-            if stamp.sec == 0 and stamp.nanosec == 0:
-                stamp = msg.header.stamp
-            request = outputs.ViewRequest(T @ T_base_cam, stamp, convert.time_to_sec(stamp) - frame.stamp, PATH, int(i))
+        for request in requests:
             poses.poses.append(convert.matrix_to_pose(request.T_world_cam))
             self.pub_path_views.publish(self._view(request, frame))
         self.pub_path_poses.publish(poses)
@@ -211,13 +207,8 @@ class WorldModelNode(ContainedNode):
             return np.eye(4)
         if not isinstance(self.pose, TfPoseSource):
             raise PoseUnavailable(f"pose_source {self.p.pose_source!r} has no TF to transform it", False)
-        stamp_ns = convert.time_to_ns(header.stamp) or frame.stamp_ns
-        try:
-            return self.pose.lookup(self.p.world_frame, header.frame_id, stamp_ns)
-        except PoseUnavailable as exc:
-            if not exc.may_arrive or stamp_ns == frame.stamp_ns:
-                raise
-            return self.pose.lookup(self.p.world_frame, header.frame_id, frame.stamp_ns)
+        return self.pose.lookup_near(self.p.world_frame, header.frame_id, convert.time_to_ns(header.stamp),
+                                     frame.stamp_ns)
 
     def _base_T_frame(self, frame: PendingFrame) -> np.ndarray:
         try:
@@ -406,20 +397,6 @@ def _publish_parts(publishers: dict, view) -> None:
     """Publish a ``PredictedView``'s image, depth and camera_info on :meth:`_part_publishers`."""
     for key, pub in publishers.items():
         pub.publish(getattr(view, key))
-
-
-def build_model(provider: str, weights_dir: str = "", newest_overlay: bool = True,
-                see_through_fill: bool = False, subcell_placement: str = "auto", **memory):
-    """The engine behind the node: :class:`mirage_ros.pipeline.WorldModel` on ``provider``, with
-    the shipped networks or those in ``weights_dir`` (``subcell_placement``: a key of
-    ``SUBCELL_PLACEMENT``); ``memory``: ``MemoryConfig`` overrides."""
-    from mirage_ros.pipeline import WorldModel, memory_config_for
-    from mirage_ros.runtime.networks import Networks
-
-    networks = Networks.load(weights_dir or None, provider=provider,
-                             subcell_placement=SUBCELL_PLACEMENT[subcell_placement])
-    return WorldModel(networks, memory_config_for(networks, **memory), provider=provider,
-                      newest_overlay=newest_overlay, see_through_fill=see_through_fill)
 
 
 def main(args=None) -> None:
