@@ -1,13 +1,15 @@
 """TF lookups answer alike with real tf2_ros and with the built-in buffer (``TfPoseSource``):
 interpolation, holding the nearest sample within ``max_extrapolation``, waiting for future TF,
-refusing stamps before the history, unknown frames. A real node in this process receives the
-transforms over DDS. Without tf2_ros (CI, PyPI wheels) only the built-in buffer runs; the venv
-that ``../shared/tools/ros-verify.sh`` builds has real tf2_ros (docs/install.md)."""
+refusing stamps before the history, unknown frames, one transform stamped hours ahead. A real node
+in this process receives the transforms over DDS. Without tf2_ros (CI, PyPI wheels) only the
+built-in buffer runs; the venv that ``../shared/tools/ros-verify.sh`` builds has real tf2_ros
+(docs/install.md)."""
 
 from __future__ import annotations
 
 import importlib.util
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -26,9 +28,11 @@ EXPECTED = {
 }
 
 
-@pytest.mark.usefixtures("interfaces")
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_tf_lookups_answer_alike_on_both_backends(backend, monkeypatch):
+@contextmanager
+def tf_source(backend: str, monkeypatch):
+    """``(source, publish(x, t), wait_for(t))``: a TfPoseSource of ``backend`` on a node of its own
+    context, fed ``map -> base_link`` at x metres from a publisher in this process, and the
+    camera 0.1 m ahead of the base on /tf_static."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -53,28 +57,66 @@ def test_tf_lookups_answer_alike_on_both_backends(backend, monkeypatch):
         dynamic = node.create_publisher(TFMessage, "/tf", 100)
         static.publish(TFMessage(transforms=[convert.transform_stamped(
             offset_matrix([0.1, 0.0, 0.0, 0.0, 0.0, 0.0]), "base_link", "camera", convert.sec_to_time(0.0))]))
-        for t in (10.0, 10.1, 10.2):
+
+        def publish(x: float, t: float) -> None:
             dynamic.publish(TFMessage(transforms=[convert.transform_stamped(
-                offset_matrix([t, 0.0, 0.0, 0.0, 0.0, 0.0]), "map", "base_link", convert.sec_to_time(t))]))
-        deadline = time.monotonic() + 20
-        while True:
-            executor.spin_once(timeout_sec=0.05)
-            try:
-                source.lookup("map", "camera", 10_200_000_000)
-                source.lookup("map", "camera", 10_000_000_000)
-                break
-            except PoseUnavailable:
-                assert time.monotonic() < deadline, "the transforms did not arrive"
-        answers = {}
-        for t in EXPECTED:
-            try:
-                answers[t] = round(float(source.lookup("map", "camera", round(t * 1e9))[0, 3]), 6)
-            except PoseUnavailable as exc:
-                answers[t] = ("unavailable", exc.may_arrive)
+                offset_matrix([x, 0.0, 0.0, 0.0, 0.0, 0.0]), "map", "base_link", convert.sec_to_time(t))]))
+
+        def wait_for(t: float) -> None:  # until the sample published for t (x = t) has been taken
+            deadline = time.monotonic() + 20
+            while True:
+                executor.spin_once(timeout_sec=0.05)
+                try:
+                    if abs(source.lookup("map", "camera", round(t * 1e9))[0, 3] - (t + 0.1)) < 1e-6:
+                        return
+                except PoseUnavailable:
+                    pass
+                assert time.monotonic() < deadline, f"no transform at {t} within 20 s"
+
+        yield source, publish, wait_for
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def _answer(source, t: float):
+    from mirage_ros.ros.pose_source import PoseUnavailable
+
+    try:
+        return round(float(source.lookup("map", "camera", round(t * 1e9))[0, 3]), 6)
+    except PoseUnavailable as exc:
+        return ("unavailable", exc.may_arrive)
+
+
+@pytest.mark.usefixtures("interfaces")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tf_lookups_answer_alike_on_both_backends(backend, monkeypatch):
+    from mirage_ros.ros.pose_source import PoseUnavailable
+
+    with tf_source(backend, monkeypatch) as (source, publish, wait_for):
+        for t in (10.0, 10.1, 10.2):
+            publish(t, t)
+        wait_for(10.2)
+        wait_for(10.0)
+        answers = {t: _answer(source, t) for t in EXPECTED}
         with pytest.raises(PoseUnavailable) as unknown:
             source.lookup("map", "gripper", 10_100_000_000)
         np.testing.assert_allclose(source.base_T_frame("camera", 10_100_000_000)[0, 3], 0.1)
-    finally:
-        rclpy.shutdown(context=context)
     assert answers == EXPECTED
     assert unknown.value.may_arrive
+
+
+@pytest.mark.usefixtures("interfaces")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_transform_stamped_hours_ahead_does_not_shadow_the_next_ones(backend, monkeypatch):
+    """tf2 keeps ``cache_time`` behind its newest sample: one sample 3 h ahead would make every
+    normal one 'too old' for 3 h. A sample far behind the newest clears the dynamic transforms."""
+    with tf_source(backend, monkeypatch) as (source, publish, wait_for):
+        for t in (10.0, 10.1):
+            publish(t, t)
+        wait_for(10.1)
+        publish(99.0, 10.2 + 3 * 3600)
+        for t in (10.3, 10.4, 10.5):
+            publish(t, t)
+        wait_for(10.5)
+        answers = [_answer(source, t) for t in (10.35, 10.45)]
+    assert answers == [10.45, 10.55]  # interpolated on the camera's time line, the static camera kept

@@ -20,7 +20,7 @@ Sources:
 Lookups never block: a pose that may still arrive (TF stamped behind the image, an unknown frame
 that may appear) raises with ``may_arrive=True`` and the node retries until its ``tf_timeout``.
 
-Threads: pose messages are received in callback groups of their own (tf2_ros: a reentrant one),
+Threads: pose messages are received in callback groups of their own (for tf2_ros's buffer too),
 so with a multi-threaded executor they keep flowing while the node renders; otherwise a busy node
 would drain /tf one message per executor turn and its TF would fall further and further behind
 the (freshest, sensor-QoS) images. The fallback buffers are guarded by a lock.
@@ -36,7 +36,7 @@ import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 
 from mirage_ros.errors import InvalidInput, MirageError
-from mirage_ros.ros.convert import pose_to_matrix, time_to_sec, transform_to_matrix
+from mirage_ros.ros.convert import pose_to_matrix, time_to_sec, transform_stamped, transform_to_matrix
 from mirage_ros.ros.node_util import WarningThrottle, node_warnings
 from mirage_ros.transforms import TransformBuffer, TransformLookupError
 
@@ -83,22 +83,24 @@ class TfPoseSource:
         self._node = node
         self._warn = node_warnings(node)
         self._max_extrapolation = max_extrapolation
-        if tf2_ros is not None:
-            from rclpy.duration import Duration
-
-            self.backend = "tf2_ros"
-            self._tf2 = tf2_ros.Buffer(cache_time=Duration(seconds=cache_time), node=node)
-            self._listener = tf2_ros.TransformListener(self._tf2, node)
-            return
         if TFMessage is None:
             raise InvalidInput("pose_source", "'tf' needs tf2_ros or tf2_msgs; neither is importable "
                                "(use pose_source:=pose or odometry with pose_topic)")
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-        self.backend = "tf2_msgs"
         self._history = _History(max_extrapolation, cache_time, jump_threshold)
         self._static: list = []  # /tf_static is latched: sent once, kept across a time jump
         self._lock = threading.Lock()
+        if tf2_ros is not None:
+            from rclpy.duration import Duration
+
+            self.backend = "tf2_ros"
+            self._tf2 = tf2_ros.Buffer(cache_time=Duration(seconds=cache_time), node=node)
+        else:
+            self.backend = "tf2_msgs"
+        # Subscribed here for both buffers, as tf2_ros's TransformListener does, so that one
+        # transform stamped hours ahead cannot shadow the next ones (tf2 would drop them as older
+        # than its cache for hours): a sample far behind the newest clears the dynamic transforms.
         static_qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                                 reliability=ReliabilityPolicy.RELIABLE)
         group = MutuallyExclusiveCallbackGroup()  # see the module doc: TF must not wait for frames
@@ -114,15 +116,30 @@ class TfPoseSource:
                 self._static.extend(msg.transforms)
             elif msg.transforms and self._history.jumped(time_to_sec(msg.transforms[0].header.stamp)):
                 self._warn.warn("tf_time_jump", "TF time jumped back (bag loop?): dynamic transforms cleared")
-                add_transforms(self._history.buffer, self._static, True, self._warn)
-            add_transforms(self._history.buffer, msg.transforms, static, self._warn)
+                self._clear()
+            self._add(msg.transforms, static)
 
-    def time_jumped(self) -> None:
-        """The images' time jumped back. tf2_ros clears its buffer only on a ROS-clock jump
-        (use_sim_time); without sim time, the older transforms of the new loop were rejected as
-        too old: clear it so the next ones are taken. (The built-in buffer sees jumps itself.)"""
+    def _add(self, transforms, static: bool) -> None:
+        if self.backend == "tf2_msgs":
+            add_transforms(self._history.buffer, transforms, static, self._warn)
+            return
+        for tf in transforms:
+            parent, child = tf.header.frame_id, tf.child_frame_id
+            try:  # checked as the built-in buffer checks it; the quaternion normalised, as it takes it
+                if not parent or parent == child:
+                    raise InvalidInput("child_frame_id", f"a frame cannot be its own parent ({child!r})")
+                tf = transform_stamped(transform_to_matrix(tf.transform), parent, child, tf.header.stamp)
+            except InvalidInput as exc:
+                self._warn.warn(f"tf {parent} -> {child}: {exc.parameter}",
+                                f"ignoring transform {parent} -> {child}: {exc}")
+                continue
+            (self._tf2.set_transform_static if static else self._tf2.set_transform)(tf, "mirage_ros")
+
+    def _clear(self) -> None:
+        """Forget the dynamic transforms (the built-in buffer is already a fresh one), keep the static ones."""
         if self.backend == "tf2_ros":
             self._tf2.clear()
+        self._add(self._static, True)
 
     def world_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """``T_world_frame (4, 4)`` at ``stamp_ns`` nanoseconds; raises :class:`PoseUnavailable`."""
@@ -136,7 +153,7 @@ class TfPoseSource:
         """``T_target_source (4, 4)`` at ``stamp_ns`` nanoseconds; raises :class:`PoseUnavailable`."""
         if self.backend == "tf2_ros":
             try:
-                return transform_to_matrix(self._tf2_lookup(target, source, stamp_ns))
+                return transform_to_matrix(self._tf2_lookup(target, source, stamp_ns).transform)
             except tf2_ros.ExtrapolationException as exc:
                 raise PoseUnavailable(f"TF {target} <- {source}: {exc}", "future" in str(exc)) from exc
             except tf2_ros.TransformException as exc:
@@ -172,11 +189,14 @@ class TfPoseSource:
             nearest_ns = round(float(match.group(2) or match.group(3)) * 1e9)
             if abs(stamp_ns - nearest_ns) > self._max_extrapolation * 1e9 + 1000:
                 raise
-            held = Time(nanoseconds=nearest_ns + 1000) if match.group(1) == "earliest" else Time()  # Time(): newest
-            try:
-                return self._tf2.lookup_transform(target, source, held)
-            except tf2_ros.TransformException:
-                raise exc from None
+            # Time(): the newest sample; the oldest is named to the microsecond: at it, or just after
+            held = [nearest_ns, nearest_ns + 1000] if match.group(1) == "earliest" else [None]
+            for ns in held:
+                try:
+                    return self._tf2.lookup_transform(target, source, Time() if ns is None else Time(nanoseconds=ns))
+                except tf2_ros.TransformException:
+                    continue
+            raise
 
 
 #: tf2's extrapolation errors name the nearest sample (tf2/src/cache.cpp)
@@ -286,9 +306,6 @@ class TopicPoseSource:
                 self._history.buffer.add("world", "base", stamp, self._to_matrix(msg))
         except InvalidInput as exc:
             self._warn.warn(f"pose: {exc.parameter}", f"ignoring pose: {exc}")
-
-    def time_jumped(self) -> None:
-        """Nothing to do: the pose history sees the jump itself."""
 
     def world_T_frame(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """``T_world_base(stamp) @ camera_offset``; raises :class:`PoseUnavailable`."""

@@ -141,8 +141,7 @@ class WorldModelNode(ContainedNode):
         if verdict is Verdict.RESET:
             self.warn.warn("time_jump", f"time jumped back {last - stamp:.2f} s (bag loop?), confirmed by "
                            f"{self.p.time_jump_frames} frame(s): resetting the memory", 0.0)
-            self._clear()
-            self.pose.time_jumped()
+            self._clear()  # (the pose sources see their own time jump: TF and pose samples go back too)
         for dropped, cause in self.gate.push(frame):
             self.counts["dropped_queue"] += 1
             self.warn.warn("queue", f"frame {dropped.stamp:.3f} dropped: {cause}")
