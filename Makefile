@@ -74,7 +74,7 @@ setup-runtime: $(RUNTIME_STAMPS)
 setup: setup-runtime $(S_DEV)
 
 test: setup
-	@$(RUN_ENV) $(PY) -m pytest $(PYTEST_ARGS) $(TESTS) || { rc=$$?; \
+	@$(RUN_ENV) MIRAGE_TRAINING_TESTS=required $(PY) -m pytest $(PYTEST_ARGS) $(TESTS) || { rc=$$?; \
 	  [[ $$rc != 5 ]] || echo "make test: pytest collected no tests: that is a failure" >&2; exit $$rc; }
 
 demo: setup-runtime

@@ -94,6 +94,21 @@ def pytest_configure(config):
     config.stash[_DOMAIN_KEY] = int(env["ROS_DOMAIN_ID"])
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """Test modules that need the training extras (torch, onnx: requirements/train.txt) are skipped
+    with that reason where they are missing, as in a colcon workspace that rosdep set up (onnx has
+    no rosdep key). ``make test`` sets ``MIRAGE_TRAINING_TESTS=required``: there they fail."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and os.environ.get("MIRAGE_TRAINING_TESTS") != "required":
+        missing = re.search(r"No module named '(torch|onnx)'", str(report.longrepr))
+        if missing:
+            report.outcome = "skipped"
+            report.longrepr = (str(collector.path), 0, f"Skipped: needs {missing.group(1)}, a training extra "
+                               "(pip install -r requirements/train.txt)")
+
+
 def pytest_report_header(config):
     return (f"ROS_DOMAIN_ID={config.stash[_DOMAIN_KEY]} "
             f"ROS_AUTOMATIC_DISCOVERY_RANGE={os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']}")
