@@ -25,7 +25,7 @@ from mirage_ros.geometry import Intrinsics
 from mirage_ros.ros.pose_source import PoseUnavailable
 
 
-@dataclass
+@dataclass(eq=False)  # a frame is itself: two of the same stamp are two frames (== of arrays raises)
 class PendingFrame:
     """One synchronised input frame.
 
