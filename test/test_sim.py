@@ -230,3 +230,18 @@ def test_views_are_consistent_across_distance(scene):
         assert seen.mean() > 0.3
         scores.append(psnr(reprojected, far.rgb, seen))
     assert np.mean(scores) > 31.5, scores
+
+
+def test_forgetting_the_past_keeps_what_comes_next_and_memory_flat():
+    """The sim_camera node lets go of the people's motion state behind it: the frames after are
+    the same, earlier ones are refused, and the state kept stops growing (it grew 0.5 MB/min)."""
+    config = SimConfig(width=48, height=36, rate_hz=10.0, actors=3, path="loop")
+    kept, fresh = Simulator(config), Simulator(config)
+    for i in range(40):
+        kept.frame_at(i)
+        kept.forget_before(i / 10.0 - 1.0)
+    assert len(kept.walkers._clock) <= 1.0 / kept.walkers.STEP_S + 4
+    for i in (40, 55):
+        np.testing.assert_array_equal(kept.frame_at(i).rgb, fresh.frame_at(i).rgb)
+    with pytest.raises(InvalidInput, match="before the people's kept history"):
+        kept.frame_at(10)

@@ -147,6 +147,7 @@ class SimCameraNode(ContainedNode):
     def _tick(self) -> None:
         frame = self.sim.frame_at(self.index)
         self.index += 1
+        self.sim.forget_before(frame.stamp - 1.0)  # a live camera never looks back: memory stays flat
         stamp = self._stamp(frame.stamp)
         if self.clock_pub is not None:
             self.clock_pub.publish(ClockMsg(clock=stamp))

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from mirage_ros.errors import InvalidInput
 from mirage_ros.sim.scene import Prisms, Scene
 
 PATHS = ("loop", "forward", "pan", "static")
@@ -146,7 +147,9 @@ class Walkers:
                 )
             )
         self._obstacles = scene.walls.concat(scene.objects)
-        # integrated yielding state per step: own walking clock (s) and offset from the path (m)
+        # integrated yielding state per step, from step _base on: own walking clock (s) and
+        # offset from the path (m)
+        self._base = 0
         self._clock = [np.zeros(count)]
         self._offset = [np.zeros((count, 2))]
 
@@ -173,31 +176,44 @@ class Walkers:
             return self._stack(now)
         step = max(t, 0.0) / self.STEP_S
         i = int(math.floor(step + 1e-9))
+        if i < self._base:
+            raise InvalidInput("t", f"{t:.3f} s is before the people's kept history (forget_before)")
         self._integrate(i + 1)
         f = min(max(step - i, 0.0), 1.0)
-        clock = (1 - f) * self._clock[i] + f * self._clock[i + 1]
-        offset = (1 - f) * self._offset[i] + f * self._offset[i + 1]
+        k = i - self._base
+        clock = (1 - f) * self._clock[k] + f * self._clock[k + 1]
+        offset = (1 - f) * self._offset[k] + f * self._offset[k + 1]
         pos, head, dist, _ = self._stack([self._at(track, c) for track, c in zip(self.tracks, clock)])
         ends = [self._position(j) for j in (i, i + 1)]
         moving = np.hypot(*(ends[1] - ends[0]).T) > 0.05 * self.STEP_S  # faster than 5 cm/s
         return pos + offset, head, dist, moving
 
+    def forget_before(self, t: float) -> None:
+        """Drop the integrated state before ``t`` seconds: a camera that only moves on (the
+        ``sim_camera`` node) keeps memory flat instead of growing with every step since 0. Asking
+        :meth:`state` for an earlier time then raises ``InvalidInput``."""
+        drop = min(int(math.floor(max(t, 0.0) / self.STEP_S)) - self._base, len(self._clock) - 1)
+        if drop > 0:
+            del self._clock[:drop], self._offset[:drop]
+            self._base += drop
+
     def _position(self, i: int) -> np.ndarray:
         """``(n, 2)`` positions at integration step ``i``."""
-        path = np.asarray([self._at(track, c)[0] for track, c in zip(self.tracks, self._clock[i])])
-        return path.reshape(-1, 2) + self._offset[i]
+        k = i - self._base
+        path = np.asarray([self._at(track, c)[0] for track, c in zip(self.tracks, self._clock[k])])
+        return path.reshape(-1, 2) + self._offset[k]
 
     def _integrate(self, last: int) -> None:
         """Extend the yielding state up to step ``last`` (see the class docstring)."""
         dt = self.STEP_S
-        while len(self._clock) <= last:
-            i = len(self._clock) - 1
+        while self._base + len(self._clock) <= last:
+            i = self._base + len(self._clock) - 1
             t = i * dt
             camera = np.asarray(self.robot(t))
             ahead = [np.asarray(self.robot(t + s)) for s in self.LOOKAHEAD_S]
             velocity = (np.asarray(self.robot(t + dt)) - camera) / dt
             speed = float(np.hypot(*velocity))
-            clock, offset = self._clock[i].copy(), self._offset[i].copy()
+            clock, offset = self._clock[-1].copy(), self._offset[-1].copy()
             for k, track in enumerate(self.tracks):
                 here = self._at(track, clock[k])[0] + offset[k]
                 step = self._at(track, clock[k] + dt)[0] + offset[k]

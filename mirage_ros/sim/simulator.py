@@ -138,6 +138,11 @@ class Simulator:
         blur = self._blur_px(t, T) if self.sensor else (0.0, 0.0)
         return self._render(T, t, blur)
 
+    def forget_before(self, t: float) -> None:
+        """Let go of the people's motion state before ``t`` s (a camera that only moves on): memory
+        stays flat over a long run; :meth:`render` and :meth:`frame_at` before ``t`` then raise."""
+        self.walkers.forget_before(t)
+
     def frames(self, n: int | None = None, start: int = 0) -> Iterator[Frame]:
         """Yield ``n`` consecutive frames (forever when ``n`` is None) from frame ``start``."""
         if n is not None and (not isinstance(n, int) or n < 0):
