@@ -1,4 +1,5 @@
-"""The package's import graph, read from the source (every import, lazy ones included): no loops."""
+"""The package's import graph, read from the source (every import, lazy ones included): no loops;
+and no test module imports another (what they share is in ``test/helpers/``)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,14 @@ def test_the_import_graph_has_no_loops():
 def test_loops_are_found():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert loops(graph) == [["a", "b", "c"]]
+
+
+def test_no_test_module_imports_another():
+    tests = PACKAGE.parent / "test"
+    found = []
+    for path in tests.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            found += [f"{path.relative_to(tests)} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert found == []

@@ -5,8 +5,8 @@ mirror; the shipped graphs are what the builder makes."""
 import numpy as np
 import pytest
 import torch
-from test_memory_parity import assert_state_matches, reference_update, torch_state
-from test_memory_scene import box_room_depth, look_at
+from helpers.memory_reference import assert_state_matches, reference_update, torch_state
+from helpers.scene import box_room_depth, look_at
 
 from mirage_ros import geometry as g
 from mirage_ros.errors import InvalidInput

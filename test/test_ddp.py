@@ -24,7 +24,7 @@ import torch
 
 from mirage_ros.model.config import load_config
 from mirage_ros.model.train import Trainer
-from test_model import TINY
+from helpers.tiny_training import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = 4

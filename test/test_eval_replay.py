@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_eval_replay_fixtures import synthetic_frames, write_bag, write_tum
+from helpers.recordings import synthetic_frames, write_bag, write_tum
 
 from mirage_ros.cli import main as cli_main
 from mirage_ros.errors import InvalidInput

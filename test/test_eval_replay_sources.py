@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_eval_replay_fixtures import K_SMALL, T_BASE_LINK, synthetic_frames, write_bag, write_tum
+from helpers.recordings import K_SMALL, T_BASE_LINK, synthetic_frames, write_bag, write_tum
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.recordings import open_recording

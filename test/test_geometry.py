@@ -229,7 +229,7 @@ def test_register_depth_into_a_finer_colour_camera_beside_it_matches_its_own_vie
     """A 80x60 depth camera 5 cm to the side (slightly turned) of a 160x120 colour camera with other
     intrinsics, in a box room: the registered depth is the colour camera's own depth, without holes
     away from the strip the depth camera does not see."""
-    from test_memory_scene import box_room_depth, look_at
+    from helpers.scene import box_room_depth, look_at
 
     K_colour, K_depth = g.Intrinsics(120.0, 118.0, 80.3, 59.1, 160, 120), g.Intrinsics(55.0, 55.0, 39.5, 29.5, 80, 60)
     T_world_colour = look_at([0.2, -0.3, 0.1], [3.0, 0.4, -0.2])

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from test_memory_scene import box_room_depth, look_at
+from helpers.scene import box_room_depth, look_at
 
 from mirage_ros import geometry as g
 from mirage_ros.bench.latency import bench_encoder

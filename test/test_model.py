@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.tiny_training import TINY
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation import metrics
@@ -18,12 +19,6 @@ from mirage_ros.model.networks import Encoder, NetworkConfig, Renderer
 from mirage_ros.model.train import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = [
-    "device=cpu", "network.width=8", "network.channels=8", "network.renderer_levels=1",
-    "natural.batch_size=4", "natural.crop=32", "natural.val_max_side=64", "sim.enabled=false",
-    "optim.warmup_steps=2", "optim.lr=3e-3", "schedule.log_every=1", "schedule.val_every=1000",
-    "schedule.checkpoint_every=1000",
-]
 
 
 def tiny_trainer(tmp_path: Path, steps: int, extra: tuple = ()) -> Trainer:

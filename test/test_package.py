@@ -55,7 +55,7 @@ def _imported(*folders: str) -> set[str]:
                     names |= {alias.name.split(".")[0] for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names.add(node.module.split(".")[0])
-    local = {"mirage_ros", "conftest"} | {p.stem for p in (REPO / "test").glob("*.py")}
+    local = {"mirage_ros", "conftest", "helpers"} | {p.stem for p in (REPO / "test").glob("*.py")}
     return {n for n in names if n not in sys.stdlib_module_names and n not in local}
 
 

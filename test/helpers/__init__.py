@@ -1,0 +1,1 @@
+"""Code the tests share (scenes, recordings, references); no tests here."""

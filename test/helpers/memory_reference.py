@@ -1,0 +1,33 @@
+"""The torch reference run on host arrays, and the comparison of an ONNX memory state with it."""
+
+import numpy as np
+import torch
+
+from mirage_ros.memory import layout as L
+from mirage_ros.memory.latent_memory import latent_rays
+from mirage_ros.memory.torch_reference import update_torch
+
+
+def torch_state(host):
+    return {n: torch.from_numpy(np.array(v)) for n, v in host.items()}
+
+
+def reference_update(state, cfg, stamp, depth, dynamic, latent, K_latent, T):
+    """``update_torch`` on host arrays, with the params vector ``LatentMemory.insert`` builds
+    (``stamp``: seconds since the memory's first insert)."""
+    params = torch.tensor([stamp, cfg.voxel_size, cfg.min_depth, cfg.max_depth, cfg.depth_rel_gap,
+                           cfg.depth_min_fraction, cfg.dynamic_max_fraction, cfg.max_weight,
+                           cfg.slots // L.WAYS], dtype=torch.float32)
+    return update_torch(state, torch.from_numpy(depth), torch.from_numpy(dynamic), torch.from_numpy(latent),
+                        torch.from_numpy(latent_rays(K_latent)), torch.from_numpy(T.astype(np.float32)),
+                        params, cfg.stride)
+
+
+def assert_state_matches(ort_state, state):
+    """Keys and stats exactly, the live slots' other fields to 1e-4."""
+    np.testing.assert_array_equal(ort_state["keys"], state["keys"].numpy())
+    np.testing.assert_array_equal(ort_state["stats"], state["stats"].numpy())
+    live = ort_state["keys"] >= 0
+    for name in ("positions", "latents", "weights", "last_seen", "counts"):
+        np.testing.assert_allclose(ort_state[name][live].astype(np.float64),
+                                   state[name].numpy()[live].astype(np.float64), atol=1e-4, err_msg=name)
