@@ -114,6 +114,11 @@ class ConsistencyMonitorNode(ContainedNode):
         matched = sorted(set(self.live) & set(self.rendered))
         for key in matched:
             self._detect(*self.live.pop(key), self.rendered.pop(key))
+        if matched:  # the world model renders in stamp order: nothing before a matched pair gets its partner
+            for pending in (self.live, self.rendered):
+                for stale in [k for k in pending if k < matched[-1]]:
+                    del pending[stale]
+                    self.counts["unmatched"] += 1
 
     def _detect(self, image, depth_msg, view: PredictedView) -> None:
         stamp = convert.time_to_sec(image.header.stamp)
