@@ -31,6 +31,8 @@ MANIFEST_NAME = "manifest.json"
 #: "on" / "off": YAML (ROS parameters, launch arguments) reads those as booleans.
 SUBCELL_PLACEMENT = {"auto": None, "enabled": True, "disabled": False}
 
+_RELEASE = release_host_arena()  # the networks run on the host's arena or beside the GPU's
+
 
 
 class WeightsError(MirageError):
@@ -93,10 +95,6 @@ class Networks:
     _renderer: object
     _subcell: object | None  # the placement graph's session, only for networks trained with it
 
-    def __post_init__(self) -> None:
-        # on the CPU the arena hands back what a larger frame took (runtime.session.release_host_arena)
-        self._run_options = release_host_arena() if self.provider == "CPUExecutionProvider" else None
-
     @classmethod
     def load(cls, weights_dir: str | Path | None = None, provider: str = "auto",
              threads: int | None = None, subcell_placement: bool | None = None) -> Networks:
@@ -155,7 +153,7 @@ class Networks:
             raise InvalidInput("rgb", f"image {rgb.shape[:2]} smaller than stride {self.stride}")
         s = self.stride
         x = rgb[: h * s, : w * s].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-        return self._encoder.run(None, {"rgb": x}, self._run_options)[0][0]
+        return self._encoder.run(None, {"rgb": x}, _RELEASE)[0][0]
 
     def render(self, readout, shape: tuple[int, int] | None = None) -> np.ndarray:
         """Render a memory read-out (``.latent``, ``.valid``, ``.depth``, ``.offset``): see
@@ -204,8 +202,8 @@ class Networks:
                 raise InvalidInput("offset", f"must be {(2, *grid)} like the latent grid, got {offset.shape}")
         valid = valid * (depth > 0)
         out = self._renderer.run(None, {"latent": latent[None], "valid": valid[None, None],
-                                        "depth": (depth * valid)[None, None]}, self._run_options)[0]
+                                        "depth": (depth * valid)[None, None]}, _RELEASE)[0]
         if place:
-            out = self._subcell.run(None, {"rgb": out, "offset": offset[None]}, self._run_options)[0]
+            out = self._subcell.run(None, {"rgb": out, "offset": offset[None]}, _RELEASE)[0]
         out = out[0]
         return (np.clip(out, 0.0, 1.0).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
