@@ -23,16 +23,13 @@ import numpy as np
 
 from mirage_ros.errors import InvalidInput, MirageError
 from mirage_ros.memory import layout as L
-from mirage_ros.runtime.session import create_session, release_host_arena
+from mirage_ros.runtime.session import create_session
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST_NAME = "manifest.json"
 #: ``subcell_placement`` settings of nodes and evaluations -> ``Networks.load``'s argument. Not
 #: "on" / "off": YAML (ROS parameters, launch arguments) reads those as booleans.
 SUBCELL_PLACEMENT = {"auto": None, "enabled": True, "disabled": False}
-
-_RELEASE = release_host_arena()  # the networks run on the host's arena or beside the GPU's
-
 
 
 class WeightsError(MirageError):
@@ -153,7 +150,7 @@ class Networks:
             raise InvalidInput("rgb", f"image {rgb.shape[:2]} smaller than stride {self.stride}")
         s = self.stride
         x = rgb[: h * s, : w * s].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-        return self._encoder.run(None, {"rgb": x}, _RELEASE)[0][0]
+        return self._encoder.run(None, {"rgb": x})[0][0]
 
     def render(self, readout, shape: tuple[int, int] | None = None) -> np.ndarray:
         """Render a memory read-out (``.latent``, ``.valid``, ``.depth``, ``.offset``): see
@@ -202,8 +199,8 @@ class Networks:
                 raise InvalidInput("offset", f"must be {(2, *grid)} like the latent grid, got {offset.shape}")
         valid = valid * (depth > 0)
         out = self._renderer.run(None, {"latent": latent[None], "valid": valid[None, None],
-                                        "depth": (depth * valid)[None, None]}, _RELEASE)[0]
+                                        "depth": (depth * valid)[None, None]})[0]
         if place:
-            out = self._subcell.run(None, {"rgb": out, "offset": offset[None]}, _RELEASE)[0]
+            out = self._subcell.run(None, {"rgb": out, "offset": offset[None]})[0]
         out = out[0]
         return (np.clip(out, 0.0, 1.0).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)

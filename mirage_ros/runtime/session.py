@@ -57,18 +57,6 @@ def resolve_provider(provider: str = "auto") -> str:
     return device
 
 
-def release_host_arena(run_options: ort.RunOptions | None = None) -> ort.RunOptions:
-    """``run_options`` (or new ones) that hand the CPU arena's unused chunks back after each run.
-
-    ONNX Runtime's arena keeps the largest working set it ever needed: after two 1280x960 frames a
-    CPU world model stayed at 1.06 GB, 0.59 GB with this on the networks' runs, at no measured cost
-    per 320x240 frame (medians of 25 frames, three runs each, within noise). On the memory graphs
-    it cost 8-10 % per frame: they keep their arena. GPU arenas are left as they are."""
-    run_options = run_options or ort.RunOptions()
-    run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    return run_options
-
-
 def session_options(threads: int | None = None) -> ort.SessionOptions:
     """Quiet options; ``threads`` intra-op threads (default ``MIRAGE_ORT_THREADS`` or 1: the
     memory graphs are chains of small ops that extra threads only slow down on a busy CPU)."""
