@@ -34,7 +34,7 @@ from mirage_ros.ros.node_util import ContainedNode, run_node
 from mirage_ros.ros.params import Param, declare
 from mirage_ros.ros.pose_source import PoseUnavailable
 from mirage_ros.ros.sync import SynchronizedSubscription
-from mirage_ros.ros.transport import TRANSPORTS, camera_transport
+from mirage_ros.ros.transport import MAX_IMAGE_PIXELS, TRANSPORTS, camera_transport
 
 _DEFAULTS = DetectorConfig()
 PARAMS = [
@@ -43,8 +43,7 @@ PARAMS = [
     *depth_registration.PARAMS,
     Param("camera_frame_convention", "auto", "frame convention of the image and depth frame_ids (depth "
           "registration): auto = optical if the name contains 'optical'", choices=CONVENTIONS),
-    Param("max_image_pixels", 2_500_000, "larger frames are skipped (width * height), before they are decoded",
-          (1, 100_000_000)),
+    MAX_IMAGE_PIXELS,
     Param("sync_queue_size", 10, "messages queued per input by the image/depth synchroniser", (1, 100)),
     Param("sync_slop", 0.02, "largest stamp difference of live image and depth (s)", (0.0, 1.0)),
     Param("max_pending", 30, "live frames / renderings kept while waiting for their partner (the world "

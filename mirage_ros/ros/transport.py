@@ -17,8 +17,12 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.ros import convert
 from mirage_ros.ros.compressed import depth_from_compressed, encode_colour, encode_depth, rgb_from_compressed
+from mirage_ros.ros.params import Param
 
 TRANSPORTS = ("raw", "compressed")
+#: the nodes' size cap on camera images (both nodes declare it)
+MAX_IMAGE_PIXELS = Param("max_image_pixels", 2_500_000, "larger frames are skipped (width * height), before "
+                         "they are decoded", (1, 100_000_000))
 
 
 @dataclass(frozen=True)

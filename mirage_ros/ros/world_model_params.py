@@ -6,7 +6,7 @@ from mirage_ros.ros import depth_registration
 from mirage_ros.ros.frames import CONVENTIONS
 from mirage_ros.ros.params import Param
 from mirage_ros.ros.plausibility import FIELD_OF_VIEW_DEG
-from mirage_ros.ros.transport import TRANSPORTS
+from mirage_ros.ros.transport import MAX_IMAGE_PIXELS, TRANSPORTS
 from mirage_ros.runtime.networks import SUBCELL_PLACEMENT
 
 PARAMS = [
@@ -48,8 +48,7 @@ PARAMS = [
           "world origin on any axis are implausible: skipped with a warning", (1.0, 1e9)),
     Param("pointcloud_period", 2.0, "seconds between memory point clouds (0 = off)", (0.0, 3600.0)),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", (0.1, 60.0)),
-    Param("max_image_pixels", 2_500_000, "larger frames are skipped (width * height), before they are decoded",
-          (1, 100_000_000)),
+    MAX_IMAGE_PIXELS,
     Param("depth_range", [MemoryConfig.min_depth, MemoryConfig.max_depth],
           "[min, max] metres: depth readings outside are not used; a frame with none inside is skipped", (0.0, 1e4)),
     Param("field_of_view_range", list(FIELD_OF_VIEW_DEG), "[min, max] degrees: a CameraInfo whose horizontal or "
