@@ -1,5 +1,6 @@
-"""The package's import graph, read from the source (every import, lazy ones included): no loops;
-and no test module imports another (what they share is in ``test/helpers/``)."""
+"""The package's import graph, read from the source (every import, lazy ones included): no loops,
+nodes never reach build-time code; and no test module imports another (what they share is in
+``test/helpers/``)."""
 
 from __future__ import annotations
 
@@ -98,3 +99,19 @@ def test_no_test_module_imports_another():
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
             found += [f"{path.relative_to(tests)} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
     assert found == []
+
+
+def test_nodes_never_reach_build_time_code():
+    """What the nodes import, lazily too, never reaches training (``model``) or the maths the graphs
+    are recorded from (``memory_maths``): nodes need only onnxruntime and the shipped files."""
+    graph = import_graph()
+    nodes = [m for m in graph if m.startswith("mirage_ros.ros.") and m.rsplit(".", 1)[1] in
+             ("world_model", "consistency_monitor", "sim_camera")]
+    assert len(nodes) == 3
+    reached, todo = set(), list(nodes)
+    while todo:
+        for target in graph[todo.pop()] - reached:
+            reached.add(target)
+            todo.append(target)
+    assert "mirage_ros.memory.latent_memory" in reached
+    assert sorted(m for m in reached if m.startswith(("mirage_ros.model", "mirage_ros.memory_maths"))) == []

@@ -1,11 +1,11 @@
-"""Free-space carving (memory/carve.py): stale points the live depth sees through are removed;
-surfaces seen again and points hidden behind nearer surfaces stay; ORT CPU matches the torch
-mirror; the shipped graphs are what the builder makes."""
+"""Free-space carving (memory_maths/carve.py): stale points the live depth sees through are removed;
+surfaces seen again and points hidden behind nearer surfaces stay; ORT CPU matches the maths run
+in torch; the shipped graphs are what the builder makes."""
 
 import numpy as np
 import pytest
 import torch
-from helpers.memory_reference import assert_state_matches, reference_update, torch_state
+from helpers.memory_reference import assert_state_matches, reference_carve, reference_update, torch_state
 from helpers.scene import box_room_depth, look_at
 
 from mirage_ros import geometry as g
@@ -13,7 +13,6 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory import layout as L
 from mirage_ros.memory.layout import CARVE_PARAMS, CARVE_STAT_NAMES, SLICES, slot_shares
-from mirage_ros.memory.torch_reference import carve_torch
 
 K = g.Intrinsics(40.0, 40.0, 31.5, 23.5, 64, 48)
 PERSON = (np.array([1.3, -0.25, -1.5]), np.array([1.7, 0.25, 0.3]))  # a person-sized box, metres
@@ -151,7 +150,7 @@ def test_ort_cpu_matches_torch_carve_then_update():
         depth_t, dynamic_t = torch.from_numpy(depth), torch.from_numpy(dynamic)
         projection = torch.from_numpy(L.projection_matrix(K_latent, g.invert_pose(T)))
         share = torch.from_numpy(slot_shares(cfg.slots)[frame % SLICES])
-        state.update(carve_torch(state, depth_t, dynamic_t, projection, carve_params, share, 4))
+        state.update(reference_carve(state, depth_t, dynamic_t, projection, carve_params, share, 4))
         state.update(reference_update(state, cfg, frame, depth, dynamic, latent, K_latent, T))
         assert_state_matches(mem.host_state(), state)
     stats = mem.stats()

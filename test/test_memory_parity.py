@@ -1,5 +1,6 @@
-"""The shipped ONNX graphs: regenerate identically, stay in the allowed opset/IR range, and match
-the torch reference on ORT CPU (1e-4) over a multi-frame stream with fusion and eviction."""
+"""The shipped ONNX graphs: recorded identically from ``memory_maths``, in the allowed opset/IR
+range, and on ORT CPU matching the same maths run eagerly in torch (1e-4) over a multi-frame
+stream with fusion and eviction."""
 
 import numpy as np
 import pytest
@@ -10,17 +11,18 @@ from helpers.scene import box_room_depth, look_at
 from mirage_ros import geometry as g
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory import layout as L
-from mirage_ros.memory.torch_reference import read_out_state, read_out_torch
+from mirage_ros.memory_maths.ops import TorchOps
+from mirage_ros.memory_maths.readout import read_out, read_out_torch
 
 
 def test_shipped_graphs_are_what_the_builder_makes():
     onnx = pytest.importorskip("onnx")  # build-time only dependency
-    from mirage_ros.memory import onnx_graphs
+    from mirage_ros.memory_maths import build
 
-    for name, model in onnx_graphs.build_all().items():
+    for name, model in build.build_all().items():
         shipped = L.graph_path(name).read_bytes()
         assert model.SerializeToString(deterministic=True) == shipped, (
-            f"{name}.onnx is stale: run python -m mirage_ros.memory.onnx_graphs")
+            f"{name}.onnx is stale: run python -m mirage_ros.memory_maths.build")
         loaded = onnx.load_from_string(shipped)
         assert loaded.ir_version <= 13 and loaded.opset_import[0].version >= 18
         ops = {node.op_type for node in loaded.graph.node}
@@ -56,10 +58,11 @@ def test_ort_cpu_matches_torch_over_a_stream(stride):
     T_view = T @ g.pose_from_tq([0.1, -0.05, 0.2], [0.995, 0.0, 0.0998, 0.0])  # near the last frame
     out = mem.read_out(T_view, K)
     slots = state["keys"].shape[0]
-    ref = read_out_state(state["positions"], state["latents"], torch.arange(slots),
-                         torch.from_numpy(L.projection_matrix(K_latent, g.invert_pose(T_view))),
-                         torch.from_numpy(L.readout_grid(w, h, cfg.near, cfg.readout_min_count)),
-                         torch.full((h, w), float("inf")), state["counts"])
+    ids = {k: torch.from_numpy(v) for k, v in L.readout_ids(slots).items()}
+    ref = read_out(TorchOps(), state["positions"], state["latents"], state["counts"], ids["slot_ids"],
+                   ids["spill_ids"], torch.from_numpy(L.projection_matrix(K_latent, g.invert_pose(T_view))),
+                   torch.from_numpy(L.readout_grid(w, h, cfg.near, cfg.readout_min_count)),
+                   torch.full((h, w), float("inf")))
     assert out.valid.any()
     np.testing.assert_array_equal(out.valid, ref[1].numpy())
     np.testing.assert_allclose(out.latent, ref[0].numpy(), atol=1e-4)

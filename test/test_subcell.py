@@ -1,4 +1,4 @@
-"""Sub-cell placement (memory/subcell.py): the graph against a scipy reference, and its effect on a
+"""Sub-cell placement (memory_maths/subcell.py): the graph against a scipy reference, and its effect on a
 real warp of a simulated frame through the shipped networks and the latent memory."""
 
 from __future__ import annotations
@@ -96,13 +96,13 @@ def test_bad_offset_names_the_parameter(networks):
 
 
 def test_torch_mirror_matches_the_graph(shift_session):
-    """Training places cells with ``place_subcell_torch``: the same warp as the shipped graph."""
+    """Training places cells with ``place_subcell_torch`` (a batch): the same warp as the shipped graph."""
     torch = pytest.importorskip("torch")
-    from mirage_ros.memory.torch_reference import place_subcell_torch
+    from mirage_ros.memory_maths.subcell import place_subcell_torch
 
     rng = np.random.default_rng(1)
-    rgb = rng.random((1, 3, 24, 32), dtype=np.float32)
-    offset = rng.uniform(-0.5, 0.5, (1, 2, 6, 8)).astype(np.float32)
+    rgb = rng.random((3, 3, 24, 32), dtype=np.float32)
+    offset = rng.uniform(-0.5, 0.5, (3, 2, 6, 8)).astype(np.float32)
     graph = shift_session.run(None, {"rgb": rgb, "offset": offset})[0]
     mirror = place_subcell_torch(torch.from_numpy(rgb), torch.from_numpy(offset)).numpy()
     np.testing.assert_allclose(mirror, graph, atol=1e-5)

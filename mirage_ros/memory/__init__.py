@@ -1,8 +1,7 @@
 """Latent spatial memory: lift latents into 3D, fuse by voxel, evict, read out (ONNX graphs).
 
-Torch-free and onnx-free at runtime; ``torch_reference`` (tests, training), ``onnx_graphs`` and
-``carve`` (graph builders) are the only modules that import torch or onnx, and nothing the runtime
-loads imports them: what the host and the graphs agree on lives in ``layout``.
+Torch-free and onnx-free: the graphs in ``graphs/`` are recorded from ``mirage_ros.memory_maths``
+(build time, training, tests); what the host and the graphs agree on lives in ``layout``.
 """
 
 from mirage_ros.memory.config import MemoryConfig, Readout

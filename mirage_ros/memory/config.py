@@ -53,7 +53,7 @@ class MemoryConfig:
             loop, +0.24 to +0.42 dB for the people-free run) and halved the gap between them on
             seed 8; with exact depth (``eval-sim``, validation seed 1000, corridor and office) it
             changed future views and revisits by -0.02 to +0.16 dB.
-        carve: free-space carving (``memory/carve.py``): before each update, stored points that
+        carve: free-space carving (``memory_maths/carve.py``): before each update, stored points that
             the live depth sees through lose ``carve_decrement`` of weight and are removed at 0,
             so people the detector missed, opened doors and moved objects do not stay forever.
         carve_margin, carve_rel_margin: a point at depth ``z`` is seen through where the live

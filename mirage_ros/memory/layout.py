@@ -1,5 +1,5 @@
-"""The memory's tensor layout and voxel hashing constants, shared by the ONNX graphs, the torch
-reference and the host code (one source of truth; no onnx or torch import here).
+"""The memory's tensor layout and voxel hashing constants, shared by the maths (``memory_maths``,
+which records the ONNX graphs) and the host code (one source of truth; no onnx or torch import here).
 
 State (``S = capacity + 1`` rows; the last row is a trash slot that absorbs the writes of skipped
 cells so every scatter has a static shape; it always keeps key ``-1``):
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-GRAPH_DIR = Path(__file__).with_name("graphs")  # shipped ONNX files, written by onnx_graphs.py
+GRAPH_DIR = Path(__file__).with_name("graphs")  # shipped ONNX files, written by memory_maths/build.py
 STRIDES = (2, 4, 8, 16)  # one update graph per stride: update_s{stride}.onnx; plus readout.onnx
 
 
-SUBCELL_GRAPH = "subcell_shift"  # sub-cell placement of rendered views (memory/subcell.py)
+SUBCELL_GRAPH = "subcell_shift"  # sub-cell placement of rendered views (memory_maths/subcell.py)
 
 
 def graph_path(name: str) -> Path:

@@ -2,7 +2,7 @@
 
 The memory stores one point per latent cell of each frame it saw. Seen from nearer than it was
 observed, a surface's points land more than a cell apart, and the z-buffer of the read-out
-(``onnx_graphs.build_readout``) lets farther points show through the gaps: a wall seen through the
+(``memory_maths.readout``) lets farther points show through the gaps: a wall seen through the
 floor, the far end of a corridor through a door frame. The renderer then paints them where the
 near surface should be (measured on validation seed 1000, corridor, 1 s ahead: 5.2 % of covered
 cells showed a point more than 30 % + 0.2 m behind the true surface).

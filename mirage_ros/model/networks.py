@@ -33,7 +33,7 @@ class NetworkConfig:
         renderer_levels: extra down-sampling levels of the renderer's U-Net below latent
             resolution (receptive field for filling holes).
         subcell_placement: train the renderer with its cells moved to where their memory points
-            project (``memory.subcell``); the manifest records it and the runtime then renders
+            project (``memory_maths.subcell``); the manifest records it and the runtime then renders
             the same way. Off for the shipped networks (see ``docs/evaluation.md``).
     """
 

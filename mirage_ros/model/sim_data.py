@@ -7,7 +7,7 @@ cell's ray, cells touched by moving things skipped). A *sample* picks a target f
 ``g`` (0 = the camera is back where it was: a revisit; > 0 = a future view ``g`` seconds ahead of
 the newest frame in memory) and ``K`` context frames from the past ``<= t - g``: the most recent
 ones plus older ones drawn by proximity to the target pose (what the memory would cover there).
-The context latents, lifted and projected with ``memory.torch_reference.read_out_torch`` (the same
+The context latents, lifted and projected with ``memory_maths.readout.read_out_torch`` (the same
 z-buffered projection as the runtime read-out), feed the renderer; the loss compares with the real
 frame ``t``.
 """
@@ -285,7 +285,7 @@ class SimSource:
         """``(B, K, C, h, w)`` context latents -> target's ``latent (B, C, h, w)``,
         ``valid (B, 1, h, w)``, ``depth (B, 1, h, w)``, ``offset (B, 2, h, w)``: fused per voxel
         (``fuse_in_voxels``, the runtime memory's averaging) and read out with ``read_out_torch``."""
-        from mirage_ros.memory.torch_reference import read_out_torch
+        from mirage_ros.memory_maths.readout import read_out_torch
 
         b, k, c, h, w = latents.shape
         sample, points, fused = fuse_in_voxels(
@@ -320,10 +320,10 @@ class SimSource:
             covered = valid[:, 0].repeat_interleave(s, 1).repeat_interleave(s, 2).bool().cpu().numpy()
             for j in range(len(pred)):
                 tag = f"gap{self.cfg.gaps_s[self.gap_frames.index(int(batch['gap'][j]))]:g}s"
-                for key, value in ((f"sim_val_psnr", metrics.psnr(pred[j], target[j])),
+                for key, value in (("sim_val_psnr", metrics.psnr(pred[j], target[j])),
                                    (f"sim_val_psnr_{tag}", metrics.psnr(pred[j], target[j])),
-                                   (f"sim_val_ssim", metrics.ssim(pred[j], target[j])),
-                                   (f"sim_val_psnr_covered", metrics.psnr(pred[j], target[j], covered[j]))):
+                                   ("sim_val_ssim", metrics.ssim(pred[j], target[j])),
+                                   ("sim_val_psnr_covered", metrics.psnr(pred[j], target[j], covered[j]))):
                     if np.isfinite(value):
                         scores.setdefault(key, []).append(value)
         return {k: float(np.mean(v)) for k, v in sorted(scores.items())}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mirage_ros.memory.torch_reference import place_subcell_torch
+from mirage_ros.memory_maths.subcell import place_subcell_torch
 from mirage_ros.model.losses import ImageLoss
 from mirage_ros.model.networks import Encoder, NetworkConfig, Renderer
 

@@ -3,7 +3,7 @@
 ``Networks.load()`` reads ``mirage_ros/weights/manifest.json``, checks every ONNX file's sha256
 against it (a mismatch or a missing file raises :class:`WeightsError` naming the file) and opens
 one session per network on the chosen provider (``mirage_ros.runtime.session``), plus the
-geometric sub-cell placement graph (``memory.subcell``) that moves rendered cells to where their
+geometric sub-cell placement graph (``memory_maths.subcell``) that moves rendered cells to where their
 memory points project, used when the manifest says the renderer was trained with it
 (``network.subcell_placement``).
 
@@ -102,7 +102,7 @@ class Networks:
                 package's ``mirage_ros/weights``.
             provider: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``.
             threads: CPU intra-op threads (default: ``runtime.session``'s).
-            subcell_placement: move rendered cells by the read-out's offsets (``memory.subcell``);
+            subcell_placement: move rendered cells by the read-out's offsets (``memory_maths.subcell``);
                 default: as the networks were trained (the manifest's ``network.subcell_placement``).
 
         Raises:
@@ -123,7 +123,7 @@ class Networks:
 
     @property
     def subcell_placement(self) -> bool:
-        """Whether rendered cells are moved by the read-out's offsets (``memory.subcell``)."""
+        """Whether rendered cells are moved by the read-out's offsets (``memory_maths.subcell``)."""
         return self._subcell is not None
 
     @property
@@ -175,7 +175,7 @@ class Networks:
             depth: ``(h, w)`` metres at each cell (0 or NaN where invalid).
             offset: ``(2, h, w)`` where each cell's point projects, in cells from its centre
                 (``Readout.offset``); with ``subcell_placement`` the rendered cells are moved
-                there (``memory.subcell``). None: content stays on the cell centres.
+                there (``memory_maths.subcell``). None: content stays on the cell centres.
 
         Returns:
             ``(s*h, s*w, 3) uint8`` image.

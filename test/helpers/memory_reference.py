@@ -1,11 +1,14 @@
-"""The torch reference run on host arrays, and the comparison of an ONNX memory state with it."""
+"""The memory's maths run eagerly in torch (``memory_maths`` with ``TorchOps``) on host arrays, and
+the comparison of an ONNX memory state with it."""
 
 import numpy as np
 import torch
 
 from mirage_ros.memory import layout as L
 from mirage_ros.memory.latent_memory import latent_rays
-from mirage_ros.memory.torch_reference import update_torch
+from mirage_ros.memory_maths.carve import carve
+from mirage_ros.memory_maths.ops import TorchOps
+from mirage_ros.memory_maths.update import update
 
 
 def torch_state(host):
@@ -13,14 +16,21 @@ def torch_state(host):
 
 
 def reference_update(state, cfg, stamp, depth, dynamic, latent, K_latent, T):
-    """``update_torch`` on host arrays, with the params vector ``LatentMemory.insert`` builds
+    """The update in torch on host arrays, with the params vector ``LatentMemory.insert`` builds
     (``stamp``: seconds since the memory's first insert)."""
     params = torch.tensor([stamp, cfg.voxel_size, cfg.min_depth, cfg.max_depth, cfg.depth_rel_gap,
                            cfg.depth_min_fraction, cfg.dynamic_max_fraction, cfg.max_weight,
                            cfg.slots // L.WAYS], dtype=torch.float32)
-    return update_torch(state, torch.from_numpy(depth), torch.from_numpy(dynamic), torch.from_numpy(latent),
-                        torch.from_numpy(latent_rays(K_latent)), torch.from_numpy(T.astype(np.float32)),
-                        params, cfg.stride)
+    return update(TorchOps(), torch.from_numpy(depth), torch.from_numpy(dynamic), torch.from_numpy(latent),
+                  torch.from_numpy(latent_rays(K_latent)), torch.from_numpy(T.astype(np.float32)),
+                  params, state, cfg.stride)
+
+
+def reference_carve(state, depth, dynamic, projection, params, slot_ids, stride):
+    """The carve step in torch on ``state`` (with ``carve_stats``): the carved tensors by name."""
+    trash_id = torch.tensor([state["keys"].shape[0] - 1])
+    return carve(TorchOps(), depth, dynamic, projection, params, slot_ids, trash_id, state, state["carve_stats"],
+                 stride)
 
 
 def assert_state_matches(ort_state, state):
