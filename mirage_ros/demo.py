@@ -65,25 +65,25 @@ class DemoRecording:
 
     @staticmethod
     def _stamp(msg) -> int:
-        from mirage_ros.ros.convert import time_to_ns
+        from mirage_ros.messages.convert import time_to_ns
 
         return time_to_ns(msg.header.stamp)
 
     def _store(self, store: Store, kind: str):
-        from mirage_ros.ros import convert
+        from mirage_ros.messages import convert
 
         decode = convert.mask_from_image if kind == "mask" else convert.rgb_from_image
         return lambda msg, arrived: store.put(self._stamp(msg), decode(msg))
 
     def _on_image(self, msg, arrived: float) -> None:
-        from mirage_ros.ros import convert
+        from mirage_ros.messages import convert
 
         stamp = self._stamp(msg)
         self.observed.put(stamp, convert.rgb_from_image(msg))
         self.observed_at.put(stamp, arrived)
 
     def _on_view(self, msg, arrived: float) -> None:
-        from mirage_ros.ros import convert
+        from mirage_ros.messages import convert
 
         stamp = self._stamp(msg)
         self.views.append((stamp - round(msg.horizon * 1e9), msg.horizon, arrived, msg.coverage))
@@ -91,7 +91,7 @@ class DemoRecording:
             self.predicted.put(stamp, convert.rgb_from_image(msg.image))
 
     def _on_rendered(self, msg, arrived: float) -> None:
-        from mirage_ros.ros import convert
+        from mirage_ros.messages import convert
 
         self.rendered.put(self._stamp(msg), convert.rgb_from_image(msg.image))
 

@@ -39,6 +39,16 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
+def reachable(graph: dict[str, set[str]], roots) -> set[str]:
+    """Every module that ``roots`` import, directly or through others."""
+    reached, todo = set(), list(roots)
+    while todo:
+        for target in graph[todo.pop()] - reached:
+            reached.add(target)
+            todo.append(target)
+    return reached
+
+
 def loops(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan, iterative)."""
     index, low, on_stack, stack, found, counter = {}, {}, set(), [], [], 0
@@ -108,10 +118,14 @@ def test_nodes_never_reach_build_time_code():
     nodes = [m for m in graph if m.startswith("mirage_ros.ros.") and m.rsplit(".", 1)[1] in
              ("world_model", "consistency_monitor", "sim_camera")]
     assert len(nodes) == 3
-    reached, todo = set(), list(nodes)
-    while todo:
-        for target in graph[todo.pop()] - reached:
-            reached.add(target)
-            todo.append(target)
+    reached = reachable(graph, nodes)
     assert "mirage_ros.memory.latent_memory" in reached
     assert sorted(m for m in reached if m.startswith(("mirage_ros.model", "mirage_ros.memory_maths"))) == []
+
+
+def test_evaluation_and_message_adapters_reach_no_node_code():
+    """Evaluation (bag / TUM replay) and the message adapters import nothing of ``mirage_ros.ros``
+    (the nodes and rclpy-bound helpers): replaying a bag needs no ROS install."""
+    graph = import_graph()
+    for root in [m for m in graph if m.startswith(("mirage_ros.evaluation", "mirage_ros.messages"))]:
+        assert not [m for m in reachable(graph, [root]) if m.startswith("mirage_ros.ros")], root

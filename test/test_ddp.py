@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.tiny_training import TINY
 
 from mirage_ros.model.config import load_config
 from mirage_ros.model.train import Trainer
-from helpers.tiny_training import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = 4

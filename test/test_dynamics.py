@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers.corridor import K, RATE, person, pose, render
+from helpers.corridor import RATE, K, person, pose, render
 from scipy import ndimage
 
 from mirage_ros.dynamics import (

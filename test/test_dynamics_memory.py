@@ -6,7 +6,7 @@ written into it. Features are pooled colours (a stand-in encoder: no trained net
 from __future__ import annotations
 
 import numpy as np
-from helpers.corridor import K, RATE, person, pose, render
+from helpers.corridor import RATE, K, person, pose, render
 
 from mirage_ros.dynamics import STATE_MOVING, MovingObjectDetector
 from mirage_ros.geometry import upsample_cells

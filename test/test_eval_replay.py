@@ -19,9 +19,9 @@ from mirage_ros.cli import main as cli_main
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation import replay
 from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
+from mirage_ros.evaluation.recordings import open_recording
 from mirage_ros.evaluation.replay import MovingMasks
 from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence
-from mirage_ros.evaluation.recordings import open_recording
 from mirage_ros.sim import SimConfig, Simulator
 from mirage_ros.sim.bag import record_bag
 

@@ -8,10 +8,17 @@ import pytest
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation import report as report_module
-from mirage_ros.evaluation.report import cost_rows, write_report
 from mirage_ros.evaluation.metrics import PSNR_MAX_DB
-from mirage_ros.evaluation.scoring import (Example, Score, ScoreConfig, find_revisits, plan_future, score_sequence,
-                                           summarise)
+from mirage_ros.evaluation.report import cost_rows, write_report
+from mirage_ros.evaluation.scoring import (
+    Example,
+    Score,
+    ScoreConfig,
+    find_revisits,
+    plan_future,
+    score_sequence,
+    summarise,
+)
 from mirage_ros.geometry import T_LINK_OPTICAL, Intrinsics
 
 

@@ -12,8 +12,8 @@ from mirage_ros.cli import main as cli_main
 from mirage_ros.evaluation.eval_sim import REVISIT_PSNR_GOAL_DB, check_goals, people_bound, people_mse
 from mirage_ros.evaluation.metrics import psnr_bound
 from mirage_ros.evaluation.scoring import Score
-from mirage_ros.sim import SimConfig, Simulator
 from mirage_ros.runtime.networks import WEIGHTS_DIR, verified_manifest
+from mirage_ros.sim import SimConfig, Simulator
 
 
 def test_eval_sim_scores_methods_and_records_manifest(tmp_path, capsys):

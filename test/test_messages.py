@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 TOPICS = {"PredictedView": "/mirage_test/predicted_view",
           "MovingRegions": "/mirage_test/moving_regions"}
 

@@ -1,4 +1,4 @@
-"""image_transport's compressed / compressedDepth payloads decoded without ROS (mirage_ros.ros.compressed).
+"""image_transport's compressed / compressedDepth payloads decoded without ROS (mirage_ros.messages.compressed).
 
 The messages are plain objects with the two fields the decoders read; the end-to-end path through
 real rosbags CompressedImage messages is in test_eval_replay_sources.py.
@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.ros.compressed import (
+from mirage_ros.messages.compressed import (
     depth_from_compressed,
     encode_colour,
     encode_depth,

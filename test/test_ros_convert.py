@@ -10,8 +10,8 @@ from transforms3d.euler import euler2mat
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics
-from mirage_ros.ros import convert
-from mirage_ros.ros.frames import resolve_convention, to_optical
+from mirage_ros.messages import convert
+from mirage_ros.messages.frames import resolve_convention, to_optical
 
 
 def _image(pixels: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False) -> Image:
@@ -137,7 +137,7 @@ def test_a_depth_label_on_bytes_of_another_encoding_is_refused():
 
 
 def test_predicted_depth_marks_cells_without_a_value_as_nan():
-    from mirage_ros.ros import outputs
+    from mirage_ros.messages import outputs
 
     depth = np.array([[1.5, 0.0], [np.inf, 2.0]], np.float32)
     request = outputs.ViewRequest(np.eye(4), convert.sec_to_time(1.0), 0.5, 1)

@@ -14,7 +14,7 @@ from transforms3d.euler import euler2mat
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics, invert_pose
-from mirage_ros.ros import convert, outputs
+from mirage_ros.messages import convert, outputs
 from mirage_ros.ros.camera_feed import CameraFeed
 from mirage_ros.ros.dds import large_message_env
 from mirage_ros.ros.depth_registration import DepthRegistration

@@ -35,7 +35,7 @@ def _only_invalid_input(call):
 @given(width=st.integers(-2, 40), height=st.integers(-2, 40), step=st.integers(-1, 400), encoding=ENCODINGS,
        size=st.integers(0, 5000), bigendian=st.booleans())
 def test_any_image_layout_decodes_or_is_refused_by_name(width, height, step, encoding, size, bigendian):
-    from mirage_ros.ros import convert
+    from mirage_ros.messages import convert
 
     msg = SimpleNamespace(width=width, height=height, step=step, encoding=encoding, is_bigendian=bigendian,
                           data=bytes(size))
@@ -48,7 +48,7 @@ def test_any_image_layout_decodes_or_is_refused_by_name(width, height, step, enc
 @FAST
 @given(k=st.lists(ODD_FLOATS, min_size=9, max_size=9), width=st.integers(-1, 2000), height=st.integers(-1, 2000))
 def test_any_camera_info_is_a_plausible_camera_or_refused(k, width, height):
-    from mirage_ros.ros import convert
+    from mirage_ros.messages import convert
 
     msg = SimpleNamespace(k=k, p=[0.0] * 12, width=width, height=height)
     K = _only_invalid_input(lambda: Bounds().intrinsics(convert.intrinsics_from_camera_info(msg)))
@@ -76,7 +76,7 @@ def test_any_path_gives_finite_poses_or_is_refused(points, quats, spacing):
 @given(data=st.binary(max_size=600), fmt=st.sampled_from(["png", "jpeg", "16UC1; compressedDepth png",
                                                           "32FC1; compressedDepth", "rgb8; rvl", ""]))
 def test_any_compressed_payload_decodes_or_is_refused(data, fmt):
-    from mirage_ros.ros.compressed import depth_from_compressed, rgb_from_compressed
+    from mirage_ros.messages.compressed import depth_from_compressed, rgb_from_compressed
 
     msg = SimpleNamespace(format=fmt, data=data)
     _only_invalid_input(lambda: rgb_from_compressed(msg, 10_000))

@@ -10,7 +10,7 @@ from mirage_ros_msgs.msg import MovingRegions, PredictedView
 from sensor_msgs.msg import CompressedImage, Image
 
 from mirage_ros.geometry import Intrinsics
-from mirage_ros.ros import convert, outputs
+from mirage_ros.messages import convert, outputs
 from mirage_ros.ros.dds import large_message_env
 from mirage_ros.ros.recorder import Recorder
 from mirage_ros.ros.transport import frame_messages

@@ -46,7 +46,7 @@ def test_offset_parameter():
 
 def test_each_bad_transform_is_warned_about_by_edge_and_field():
     """Throttled per edge and field, not per call site: a frequent fault never hides a rare one."""
-    from mirage_ros.ros import convert
+    from mirage_ros.messages import convert
     from mirage_ros.ros.node_util import WarningThrottle
     from mirage_ros.ros.pose_source import add_transforms
 

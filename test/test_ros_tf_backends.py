@@ -38,7 +38,8 @@ def tf_source(backend: str, monkeypatch):
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from tf2_msgs.msg import TFMessage
 
-    from mirage_ros.ros import convert, pose_source
+    from mirage_ros.messages import convert
+    from mirage_ros.ros import pose_source
     from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource
     from mirage_ros.transforms import offset_matrix
 

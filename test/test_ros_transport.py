@@ -8,7 +8,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics
-from mirage_ros.ros import convert
+from mirage_ros.messages import convert
 from mirage_ros.ros.transport import CameraTransport, frame_messages
 
 K = Intrinsics(40.0, 40.0, 15.5, 11.5, 32, 24)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import RosProcess
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray, PoseStamped
 from mirage_ros_msgs.msg import PredictedView
@@ -23,9 +24,8 @@ from nav_msgs.msg import Path as PathMsg
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
-from conftest import RosProcess
 from mirage_ros.geometry import invert_pose, pose_from_tq
-from mirage_ros.ros import convert
+from mirage_ros.messages import convert
 from mirage_ros.ros.camera_feed import CameraFeed
 from mirage_ros.ros.dds import large_message_env
 from mirage_ros.ros.recorder import Recorder

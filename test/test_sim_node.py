@@ -7,7 +7,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
-from mirage_ros.ros import convert
+from mirage_ros.messages import convert
 from mirage_ros.ros.recorder import Recorder
 from mirage_ros.sim import SimConfig, Simulator
 from mirage_ros.sim.bag import STAMP_OFFSET

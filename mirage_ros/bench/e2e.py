@@ -67,7 +67,7 @@ class Ramp:
         recorder.subscribe("/mirage/predicted/views", PredictedView, self._on_view, 50)
 
     def _on_view(self, msg, arrived: float) -> None:
-        from mirage_ros.ros.convert import time_to_ns
+        from mirage_ros.messages.convert import time_to_ns
 
         source = time_to_ns(msg.header.stamp) - int(round(msg.horizon * 1e9))
         key = min(self.sent, key=lambda k: abs(k - source), default=None)

@@ -51,14 +51,14 @@ class Feeds:
 def _image(width: int, height: int, encoding: str, data: bytes, step: int | None = None):
     from sensor_msgs.msg import Image
 
-    from mirage_ros.ros.convert import byte_array
+    from mirage_ros.messages.convert import byte_array
 
     return Image(width=width, height=height, encoding=encoding, step=width if step is None else step,
                  data=byte_array(data))
 
 
 def _info(K, **fields):
-    from mirage_ros.ros.convert import camera_info_from_intrinsics
+    from mirage_ros.messages.convert import camera_info_from_intrinsics
 
     msg = camera_info_from_intrinsics(K)
     for name, value in fields.items():
@@ -68,7 +68,7 @@ def _info(K, **fields):
 
 def depth_values(rng: np.random.Generator, f: Feeds) -> None:
     """Depth of NaN, +-inf, 1e30, 1e-30 or negative metres, everywhere or in patches."""
-    from mirage_ros.ros.convert import array_to_image
+    from mirage_ros.messages.convert import array_to_image
 
     value = rng.choice([np.nan, np.inf, -np.inf, 1e30, 1e-30, -5.0, 3.4e38])
     depth = f.depth.copy()
@@ -142,8 +142,8 @@ def compressed(rng: np.random.Generator, f: Feeds) -> None:
     """Garbage CompressedImage bytes, truncated files, a 20000x20000 PNG header, wrong formats."""
     from sensor_msgs.msg import CompressedImage
 
-    from mirage_ros.ros.compressed import encode_colour, encode_depth
-    from mirage_ros.ros.convert import sec_to_time
+    from mirage_ros.messages.compressed import encode_colour, encode_depth
+    from mirage_ros.messages.convert import sec_to_time
 
     fmt, colour = encode_colour(f.rgb)
     depth_fmt, depth = encode_depth(f.depth)
@@ -184,7 +184,7 @@ def tf(rng: np.random.Generator, f: Feeds) -> None:
     self-referencing frames; the frame after it."""
     from tf2_msgs.msg import TFMessage
 
-    from mirage_ros.ros.convert import sec_to_time, transform_stamped
+    from mirage_ros.messages.convert import sec_to_time, transform_stamped
 
     world, base, _ = f.raw.frames
     stamp = f.next_stamp()
@@ -254,7 +254,7 @@ def paths(rng: np.random.Generator, f: Feeds) -> None:
 
 def masks(rng: np.random.Generator, f: Feeds) -> None:
     """Moving masks of the wrong size or encoding, with truncated data, or for no frame."""
-    from mirage_ros.ros.convert import sec_to_time
+    from mirage_ros.messages.convert import sec_to_time
 
     h, w = f.depth.shape
     mask = [
@@ -272,8 +272,8 @@ def rendered_views(rng: np.random.Generator, f: Feeds) -> None:
     encoding, a NaN confidence, matched to a live frame."""
     from mirage_ros_msgs.msg import PredictedView
 
-    from mirage_ros.ros import outputs
-    from mirage_ros.ros.convert import array_to_image, camera_info_from_intrinsics, sec_to_time
+    from mirage_ros.messages import outputs
+    from mirage_ros.messages.convert import array_to_image, camera_info_from_intrinsics, sec_to_time
 
     stamp = f.next_stamp()
     request = outputs.ViewRequest(f.T_world_base.copy(), sec_to_time(stamp), 0.0, PredictedView.SOURCE_LIVE)

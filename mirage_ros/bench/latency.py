@@ -26,9 +26,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort

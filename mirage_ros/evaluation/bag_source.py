@@ -14,7 +14,7 @@ Auto-detection (each overridable by a :class:`SourceOptions` field / ``mirage-ro
   ``camera_offset`` attaches the camera frame to the odometry child frame;
 - ground-truth motion mask: a mono8 Image topic whose name contains ``mask`` (optional).
 
-Image decoding is :mod:`mirage_ros.ros.convert` and :mod:`mirage_ros.ros.compressed` (numpy and
+Image decoding is :mod:`mirage_ros.messages.convert` and :mod:`mirage_ros.messages.compressed` (numpy and
 Pillow, on rosbags message objects).
 """
 
@@ -43,8 +43,8 @@ from mirage_ros.evaluation.sources import (
     intrinsics_from_option,
 )
 from mirage_ros.geometry import Intrinsics, register_depth
-from mirage_ros.ros.compressed import COMPRESSED_IMAGE, depth_from_compressed, rgb_from_compressed
-from mirage_ros.ros.convert import (
+from mirage_ros.messages.compressed import COMPRESSED_IMAGE, depth_from_compressed, rgb_from_compressed
+from mirage_ros.messages.convert import (
     depth_from_image,
     intrinsics_from_camera_info,
     mask_from_image,
@@ -53,7 +53,7 @@ from mirage_ros.ros.convert import (
     time_to_sec,
     transform_to_matrix,
 )
-from mirage_ros.ros.frames import optical_between, resolve_convention, to_optical
+from mirage_ros.messages.frames import optical_between, resolve_convention, to_optical
 from mirage_ros.transforms import TransformBuffer, TransformLookupError, offset_matrix
 
 #: (message type, role) -> decoder to the frame's arrays

@@ -10,8 +10,8 @@ import re
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.sources import Skipped, SourceOptions
-from mirage_ros.ros.compressed import COMPRESSED_IMAGE, is_compressed_colour, is_compressed_depth
-from mirage_ros.ros.convert import COLOR_ENCODINGS, DEPTH_ENCODINGS
+from mirage_ros.messages.compressed import COMPRESSED_IMAGE, is_compressed_colour, is_compressed_depth
+from mirage_ros.messages.convert import COLOR_ENCODINGS, DEPTH_ENCODINGS
 
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"

@@ -21,11 +21,11 @@ import numpy as np
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
+from mirage_ros.evaluation.recordings import open_recording
 from mirage_ros.evaluation.report import check_destination, command_line, cost_rows, write_report
 from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise
-from mirage_ros.evaluation.recordings import open_recording
 from mirage_ros.evaluation.sources import DEPTH_REGISTRATION, Recording, SourceOptions
-from mirage_ros.ros.frames import CONVENTIONS
+from mirage_ros.messages.frames import CONVENTIONS
 
 DYNAMICS_CHOICES = ("detector", "truth", "off")
 

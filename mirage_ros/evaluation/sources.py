@@ -67,7 +67,7 @@ class SourceOptions:
             registered to colour (a same-aspect smaller image is upsampled).
         world_frame: fixed frame of the poses (default: root of the camera frame's TF tree).
         camera_frame: frame of the images (default: the colour image's ``header.frame_id``).
-        camera_frame_convention: ``auto`` | ``optical`` | ``body`` (see ``mirage_ros.ros.frames``).
+        camera_frame_convention: ``auto`` | ``optical`` | ``body`` (see ``mirage_ros.messages.frames``).
         camera_offset: ``(x, y, z, roll, pitch, yaw)`` (m, rad) pose of the camera frame in the
             odometry child frame, for bags whose TF does not reach the camera (same format as the
             world_model node's ``camera_offset`` parameter).

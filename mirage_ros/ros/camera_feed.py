@@ -23,7 +23,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
 from mirage_ros.geometry import Intrinsics
-from mirage_ros.ros import convert
+from mirage_ros.messages import convert
 from mirage_ros.ros.recorder import Recorder
 from mirage_ros.ros.transport import frame_messages
 

@@ -28,8 +28,9 @@ from visualization_msgs.msg import MarkerArray
 
 from mirage_ros.dynamics import DetectorConfig, MovingObjectDetector
 from mirage_ros.errors import InvalidInput
-from mirage_ros.ros import convert, depth_registration, outputs
-from mirage_ros.ros.frames import CONVENTIONS
+from mirage_ros.messages import convert, outputs
+from mirage_ros.messages.frames import CONVENTIONS
+from mirage_ros.ros import depth_registration
 from mirage_ros.ros.node_util import ContainedNode, run_node
 from mirage_ros.ros.params import Param, declare
 from mirage_ros.ros.pose_source import PoseUnavailable

@@ -26,8 +26,8 @@ from sensor_msgs.msg import CameraInfo
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import DEPTH_REGISTRATION, Intrinsics, register_depth
-from mirage_ros.ros.convert import intrinsics_from_camera_info
-from mirage_ros.ros.frames import optical_between, resolve_convention
+from mirage_ros.messages.convert import intrinsics_from_camera_info
+from mirage_ros.messages.frames import optical_between, resolve_convention
 from mirage_ros.ros.node_util import WarningThrottle
 from mirage_ros.ros.params import Param
 from mirage_ros.ros.plausibility import Bounds

@@ -1,12 +1,12 @@
 """Views along a planned ``nav_msgs/Path``: which of its poses, where the camera is at each, and
-for which stamp. Message in, :class:`~mirage_ros.ros.outputs.ViewRequest` out; no node state."""
+for which stamp. Message in, :class:`~mirage_ros.messages.outputs.ViewRequest` out; no node state."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mirage_ros.ros import convert
-from mirage_ros.ros.outputs import ViewRequest
+from mirage_ros.messages import convert
+from mirage_ros.messages.outputs import ViewRequest
 from mirage_ros.ros.prediction_poses import check_path, path_poses, sample_path
 
 

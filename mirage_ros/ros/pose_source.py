@@ -36,7 +36,7 @@ import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 
 from mirage_ros.errors import InvalidInput, MirageError
-from mirage_ros.ros.convert import pose_to_matrix, time_to_sec, transform_stamped, transform_to_matrix
+from mirage_ros.messages.convert import pose_to_matrix, time_to_sec, transform_stamped, transform_to_matrix
 from mirage_ros.ros.node_util import WarningThrottle, node_warnings
 from mirage_ros.transforms import TransformBuffer, TransformLookupError
 

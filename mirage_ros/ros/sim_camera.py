@@ -22,7 +22,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image
 
-from mirage_ros.ros.convert import (
+from mirage_ros.messages.convert import (
     array_to_image,
     camera_info_from_intrinsics,
     matrix_to_pose,

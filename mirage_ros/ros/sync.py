@@ -14,7 +14,7 @@ import bisect
 from collections.abc import Callable, Sequence
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.ros.convert import time_to_sec
+from mirage_ros.messages.convert import time_to_sec
 
 try:
     import message_filters

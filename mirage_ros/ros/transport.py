@@ -3,7 +3,7 @@
 With ``image_transport: compressed`` a node subscribes, like an image_transport subscriber does,
 to ``<image>/compressed`` (JPEG / PNG) and ``<depth>/compressedDepth`` (PNG), where ``<image>``
 and ``<depth>`` are its ``image`` and ``depth`` topics after remapping, and decodes them with
-:mod:`mirage_ros.ros.compressed`. Useful when the camera streams over a network link.
+:mod:`mirage_ros.messages.compressed`. Useful when the camera streams over a network link.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics
-from mirage_ros.ros import convert
-from mirage_ros.ros.compressed import depth_from_compressed, encode_colour, encode_depth, rgb_from_compressed
+from mirage_ros.messages import convert
+from mirage_ros.messages.compressed import depth_from_compressed, encode_colour, encode_depth, rgb_from_compressed
 from mirage_ros.ros.params import Param
 
 TRANSPORTS = ("raw", "compressed")

@@ -27,16 +27,17 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
 from mirage_ros.errors import InvalidInput, MirageError
+from mirage_ros.messages import convert, outputs
+from mirage_ros.messages.frames import resolve_convention, to_optical
 from mirage_ros.pipeline import build_world_model
-from mirage_ros.ros import convert, depth_registration, outputs
+from mirage_ros.ros import depth_registration
 from mirage_ros.ros.frame_gate import FrameGate, PendingFrame
-from mirage_ros.ros.frames import resolve_convention, to_optical
 from mirage_ros.ros.node_util import ContainedNode, run_node
 from mirage_ros.ros.params import declare
+from mirage_ros.ros.path_views import path_view_requests
 from mirage_ros.ros.plausibility import Bounds, Timeline, Verdict, stamp_ahead
 from mirage_ros.ros.point_colour import LinearColourProbe
 from mirage_ros.ros.pose_source import PoseUnavailable, TfPoseSource, TopicPoseSource
-from mirage_ros.ros.path_views import path_view_requests
 from mirage_ros.ros.prediction_poses import extrapolate
 from mirage_ros.ros.sync import SynchronizedSubscription
 from mirage_ros.ros.transport import camera_transport

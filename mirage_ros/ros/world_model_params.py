@@ -2,8 +2,8 @@
 holds every one with its default)."""
 
 from mirage_ros.memory.config import MemoryConfig
+from mirage_ros.messages.frames import CONVENTIONS
 from mirage_ros.ros import depth_registration
-from mirage_ros.ros.frames import CONVENTIONS
 from mirage_ros.ros.params import Param
 from mirage_ros.ros.plausibility import FIELD_OF_VIEW_DEG
 from mirage_ros.ros.transport import MAX_IMAGE_PIXELS, TRANSPORTS

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from mirage_ros.geometry import T_LINK_OPTICAL, Intrinsics, invert_pose
-from mirage_ros.ros.compressed import encode_colour, encode_depth
+from mirage_ros.messages.compressed import encode_colour, encode_depth
 
 K_SMALL = Intrinsics(40.0, 40.0, 23.5, 17.5, 48, 36)
 DEPTH_FRAME = "camera_depth_optical_frame"  # the depth camera's own frame (write_bag's depth_camera)

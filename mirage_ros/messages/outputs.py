@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mirage_ros.geometry import Intrinsics, valid_depth
-from mirage_ros.ros.convert import array_to_image, byte_array, camera_info_from_intrinsics, matrix_to_pose
+from mirage_ros.messages.convert import array_to_image, byte_array, camera_info_from_intrinsics, matrix_to_pose
 
 
 @dataclass(frozen=True)
