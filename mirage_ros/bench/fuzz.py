@@ -7,7 +7,7 @@ with its TF follows every few cases, as a camera goes on sending. After each cla
 is every node still alive (a dead one is counted as a crash and restarted), did each answer with
 warnings, does the world model still publish a predicted view for a good frame, how much did its
 resident memory grow, and does its memory still hold points. The table and ``fuzz.json`` go to
-``--out``. ``make test`` runs a few cases of every class (``test/test_ros_fuzz.py``).
+``--out``. ``make test`` runs a few cases of every class (``test/ros/test_ros_fuzz.py``).
 """
 
 from __future__ import annotations

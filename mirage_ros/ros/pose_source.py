@@ -13,7 +13,7 @@ Sources:
   :class:`mirage_ros.transforms.TransformBuffer` fed from ``/tf`` and ``/tf_static``
   (``tf2_msgs/TFMessage``), interpolating with Slerp. Both hold the nearest sample for a stamp at
   most ``max_extrapolation`` seconds outside the samples (tf2 alone would refuse it);
-  ``test/test_ros_tf_backends.py`` checks they answer alike.
+  ``test/ros/test_ros_tf_backends.py`` checks they answer alike.
 - :class:`TopicPoseSource`: ``geometry_msgs/PoseStamped`` or ``nav_msgs/Odometry`` giving
   ``T_world_base``, and the parameter ``camera_offset`` giving ``T_base_frame``.
 

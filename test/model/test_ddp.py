@@ -26,7 +26,7 @@ from helpers.tiny_training import TINY
 from mirage_ros.model.config import load_config
 from mirage_ros.model.train import Trainer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STEPS = 4
 CONFIG = TINY + [f"optim.max_steps={STEPS}", "natural.val_max_side=32"]
 RANK0_FILES = ["curves.png", "last.pt", "log.jsonl"]
@@ -34,7 +34,7 @@ RANK0_FILES = ["curves.png", "last.pt", "log.jsonl"]
 
 def torchrun(args: list[str], log_dir: Path) -> None:
     """2 CPU ranks; each rank's stdout/stderr goes to ``log_dir/**/<rank>/std{out,err}.log``."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "test")]), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "--log-dir", str(log_dir), "--redirects", "3", *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)

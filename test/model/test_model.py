@@ -18,7 +18,7 @@ from mirage_ros.model.losses import GaussianBlur
 from mirage_ros.model.networks import Encoder, NetworkConfig, Renderer
 from mirage_ros.model.train import Trainer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_trainer(tmp_path: Path, steps: int, extra: tuple = ()) -> Trainer:

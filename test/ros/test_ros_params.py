@@ -8,7 +8,7 @@ import yaml
 
 from mirage_ros.ros.params import Param, check
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tables():
