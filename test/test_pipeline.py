@@ -105,7 +105,8 @@ def test_memory_runs_with_the_fusion_the_networks_were_trained_on(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     networks = Networks.load(tmp_path, provider="cpu")
     config = WorldModel(networks, provider="cpu").memory_config
-    assert (config.voxel_size, config.max_weight) == (0.04, 3.0)
+    # the training voxel is not the runtime's: its voxels follow the camera's cell footprint
+    assert (config.voxel_size, config.max_weight) == (MemoryConfig.voxel_size, 3.0)
     assert (config.channels, config.stride) == (networks.channels, networks.stride)
     assert memory_config_for(networks, max_weight=5.0).max_weight == 5.0
     manifest.pop("memory")

@@ -30,12 +30,16 @@ class MemoryConfig:
         stride: latent stride ``s`` (pixels per cell side); one of 2, 4, 8, 16.
         capacity_points: hard cap on stored points. The table holds ``slots`` <= this many:
             ``8 * p`` with ``p`` the largest prime <= ``capacity_points / 8`` (8-way buckets).
-        voxel_size: fusion voxel edge in metres. Cells whose points fall in one voxel are fused
-            (weighted running average), so memory grows with explored surface, not path length.
-            Choose about one latent cell's footprint at the typical working depth ``d``:
-            ``stride * d / fx``. For stride 8 at 320x240 (fx ~ 277 px at 60 deg HFOV) a cell
-            covers 2.9 cm per metre: 0.05 m suits rooms (~2 m), 0.1 m halls (~3.5 m). Smaller
-            keeps detail but holds more points; larger blurs neighbours together.
+        voxel_size: the finest fusion voxel edge, metres. Cells whose points fall in one voxel are
+            fused (weighted running average), so memory grows with the surface seen, not with path
+            length.
+        voxel_per_footprint: a cell's voxel follows the camera: its edge is the largest
+            ``voxel_size * 2**k`` (``k`` < ``layout.LEVELS``) within this fraction of the cell's
+            footprint ``stride * depth / f``. Below 1 / sqrt(3) no two cells of one frame share a
+            voxel, so the memory keeps every cell the camera resolves, near and far, at any image
+            size; the same surface seen again from about as far fuses into the same voxels.
+            0 = one fixed voxel of ``voxel_size`` (cells nearer than ``voxel_size * f / stride``
+            then merge: 5 cm swallows about 20 stride-4 cells of a 640x480 camera at 1.5 m).
         min_depth, max_depth: depth readings outside ``(min_depth, max_depth)`` metres are ignored
             (Kinect-class sensors are unreliable past ~5-8 m).
         depth_rel_gap, depth_min_fraction: edge-aware pooling, see ``geometry.pool_depth``.
@@ -72,7 +76,8 @@ class MemoryConfig:
     channels: int
     stride: int = 8
     capacity_points: int = 200_000
-    voxel_size: float = 0.05
+    voxel_size: float = 0.002
+    voxel_per_footprint: float = 0.5
     min_depth: float = 0.1
     max_depth: float = 10.0
     depth_rel_gap: float = 0.05
@@ -97,7 +102,7 @@ class MemoryConfig:
         if not 2 * L.WAYS <= self.capacity_points < L.WAYS << 24:
             raise InvalidInput("capacity_points", f"must be in [{2 * L.WAYS}, {L.WAYS << 24}), "
                                                   f"got {self.capacity_points}")
-        for name in ("voxel_size", "min_depth", "max_depth", "depth_rel_gap", "max_weight", "near",
+        for name in ("voxel_size", "voxel_per_footprint", "min_depth", "max_depth", "depth_rel_gap", "max_weight", "near",
                      "carve_margin", "carve_rel_margin", "carve_min_valid_fraction", "carve_decrement"):
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value < 0:
@@ -125,6 +130,16 @@ class MemoryConfig:
     def slots(self) -> int:
         """Points the table can hold (the hard cap actually used, <= ``capacity_points``)."""
         return L.WAYS * _largest_prime_at_most(self.capacity_points // L.WAYS)
+
+    def update_params(self, stamp: float, K_latent) -> np.ndarray:
+        """The update graph's ``params`` input, ``(len(layout.UPDATE_PARAMS),) float32``, for a
+        frame at ``stamp`` (seconds since the memory's epoch) on the latent grid ``K_latent``."""
+        values = {"stamp": stamp, "voxel_size": self.voxel_size, "voxel_per_footprint": self.voxel_per_footprint,
+                  "cell_angle": 1.0 / math.sqrt(K_latent.fx * K_latent.fy), "min_depth": self.min_depth,
+                  "max_depth": self.max_depth, "rel_gap": self.depth_rel_gap, "min_fraction": self.depth_min_fraction,
+                  "dynamic_max_fraction": self.dynamic_max_fraction, "max_weight": self.max_weight,
+                  "n_buckets": self.slots // L.WAYS}
+        return np.array([values[name] for name in L.UPDATE_PARAMS], np.float32)
 
     @property
     def bytes_per_point(self) -> int:

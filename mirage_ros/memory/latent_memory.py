@@ -177,9 +177,7 @@ class LatentMemory:
 
         if self._epoch is None:
             self._epoch = float(stamp)
-        params = np.array([float(stamp) - self._epoch, cfg.voxel_size, cfg.min_depth, cfg.max_depth,
-                           cfg.depth_rel_gap, cfg.depth_min_fraction, cfg.dynamic_max_fraction,
-                           cfg.max_weight, cfg.slots // L.WAYS], np.float32)
+        params = cfg.update_params(float(stamp) - self._epoch, K_latent)
         frame = self._frame_buffers(h * s, w * s, h, w)
         if self._rays_for != K_latent:
             BoundSession.write(frame["rays"], latent_rays(K_latent))

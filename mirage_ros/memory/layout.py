@@ -53,16 +53,23 @@ N_STATS = len(STAT_NAMES)
 WAYS = 8  # slots per hash bucket
 ROUNDS = 2
 
-KEY_BITS = 21  # per axis: voxel indices in [-2**20, 2**20): +-52 km at 5 cm voxels
+# Voxel levels: a cell's voxel edge is voxel_size * 2**level, the largest such edge within
+# voxel_per_footprint of the cell's footprint (stride * depth / f), so one frame's cells land in
+# voxels of their own at every range. Keys pack (level, ix, iy, iz), each index offset to >= 0.
+LEVEL_BITS = 3
+LEVELS = 1 << LEVEL_BITS  # edges voxel_size .. voxel_size * 128
+KEY_BITS = 20  # per axis: voxel indices in [-2**19, 2**19): +-1 km at 2 mm voxels
 KEY_OFFSET = 1 << (KEY_BITS - 1)
-KEY_LIMIT = 1 << KEY_BITS
-BUCKET_PRIMES = (73856093, 19349663, 83492791)  # Teschner et al. spatial hash, additive form
-WAY_PRIMES = (40503, 30011, 10007)  # start way of a voxel inside its bucket
+KEY_WEIGHTS = (1 << (3 * KEY_BITS), 1 << (2 * KEY_BITS), 1 << KEY_BITS, 1)  # level, ix, iy, iz
+BUCKET_PRIMES = (50331653, 73856093, 19349663, 83492791)  # Teschner et al. spatial hash, additive form
+WAY_PRIMES = (20011, 40503, 30011, 10007)  # start way of a voxel inside its bucket
 
 # update params vector (float32), in this order
 UPDATE_PARAMS = (
     "stamp",
-    "voxel_size",
+    "voxel_size",  # the finest voxel edge, metres (level 0)
+    "voxel_per_footprint",  # voxel edge / cell footprint, at most; 0 = every voxel voxel_size
+    "cell_angle",  # footprint per metre of depth of a latent cell: 1 / f of the latent grid
     "min_depth",
     "max_depth",
     "rel_gap",

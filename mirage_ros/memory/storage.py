@@ -20,9 +20,9 @@ from mirage_ros.errors import MirageError
 from mirage_ros.memory import layout as L
 
 FORMAT = "mirage_ros.latent_memory"
-VERSION = 1
+VERSION = 2  # 2: voxel keys hold a level (layout.LEVEL_BITS)
 # config fields that must match for a file's slots to mean the same thing in this memory
-COMPATIBLE_FIELDS = ("channels", "voxel_size")
+COMPATIBLE_FIELDS = ("channels", "voxel_size", "voxel_per_footprint")
 
 
 class MemoryFileError(MirageError):

@@ -88,6 +88,14 @@ class TorchOps(_Shorthands):
         """``IsNaN``."""
         return self.torch.isnan(x)
 
+    def log(self, x):
+        """``Log``."""
+        return self.torch.log(x)
+
+    def exp(self, x):
+        """``Exp``."""
+        return self.torch.exp(x)
+
     def maximum(self, a, b):
         """``Max`` (elementwise)."""
         return self.torch.maximum(a, self._like(b, a))
@@ -325,6 +333,12 @@ class OnnxOps(_Shorthands):
 
     def isnan(self, x):
         return self.node("IsNaN", x, dtype=bool)
+
+    def log(self, x):
+        return self.node("Log", x, dtype=x.dtype)
+
+    def exp(self, x):
+        return self.node("Exp", x, dtype=x.dtype)
 
     def maximum(self, a, b):
         return self.node("Max", a, self.lift(b, a.dtype), dtype=a.dtype)

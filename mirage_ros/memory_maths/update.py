@@ -2,7 +2,9 @@
 fuse them into the set-associative hash table (``memory/layout.py`` describes the state).
 
 One latent cell gives at most one candidate point: its edge-aware depth (``pool_cells``) along the
-cell centre's ray. Cells are keyed by the voxel they fall in; a voxel may live in the ``WAYS``
+cell centre's ray. Cells are keyed by the voxel they fall in, at the level their footprint picks
+(``voxel_levels``: near cells in fine voxels, far ones in coarse, so one frame's cells keep voxels
+of their own at every range); a voxel may live in the ``WAYS``
 slots of its bucket: a slot holding the same voxel wins, then an empty slot (starting at a
 per-voxel way), then the least recently seen. Cells that pick the same slot in one frame are
 settled by priority (a match first, then the larger cell id) over ``ROUNDS`` rounds; the cells of
@@ -59,8 +61,20 @@ def pool_cells(xp, depth, dynamic, stride: int, p: dict):
 
 def _dot(columns, weights):
     """``sum_i column_i * weight_i`` in exact int64 (no ReduceSum: ORT's loses low bits)."""
-    parts = [c * w for c, w in zip(columns, weights)]
-    return (parts[0] + parts[1]) + parts[2]
+    out = columns[0] * weights[0]
+    for column, weight in zip(columns[1:], weights[1:]):
+        out = out + column * weight
+    return out
+
+
+def voxel_levels(xp, depth, p: dict):
+    """Per cell, its voxel level ``(M,)`` (float, whole numbers in ``[0, LEVELS)``) and edge
+    ``(M,)`` metres: the largest ``voxel_size * 2**level`` within ``voxel_per_footprint`` of the
+    cell's footprint ``depth * cell_angle`` (coarser than the last level: the last)."""
+    footprint = depth * p["cell_angle"]
+    scale = xp.maximum(footprint * p["voxel_per_footprint"] / p["voxel_size"], 1.0)
+    level = xp.minimum(xp.floor(xp.log(scale) * (1.0 / np.log(2.0))), float(L.LEVELS - 1))
+    return level, p["voxel_size"] * xp.exp(level * float(np.log(2.0)))
 
 
 def update(xp, depth, dynamic, latent, rays, T_world_cam, params, state: dict, stride: int) -> dict:
@@ -93,15 +107,16 @@ def update(xp, depth, dynamic, latent, rays, T_world_cam, params, state: dict, s
     p_world = ((xp.col(xp.gather(rays, 0, 0) * depth) * axis[0] + xp.col(xp.gather(rays, 1, 0) * depth) * axis[1])
                + (xp.col(depth) * axis[2] + axis[3]))
     candidate = xp.all_of(has_depth, finite_latent, dynamic_fraction <= p["dynamic_max_fraction"])
-    voxel_f = xp.floor(p_world / p["voxel_size"])
+    level, edge = voxel_levels(xp, depth, p)
+    voxel_f = xp.floor(p_world / xp.col(edge))
     in_range = xp.cast(xp.all_of(voxel_f >= float(-L.KEY_OFFSET), voxel_f < float(L.KEY_OFFSET)), xp.float32)
     valid = xp.all_of(candidate, xp.reduce("min", in_range, [1], keepdims=False) > 0.5)
     # p_world is finite (no-reading cells pool to a finite sentinel), so masking is a multiply
     p_world = p_world * xp.col(xp.cast(valid, xp.float32))
     cells = xp.where(xp.col(valid), cells, 0.0)
     voxel = xp.cast(xp.where(xp.col(valid), voxel_f, 0.0), xp.int64) + L.KEY_OFFSET
-    columns = [xp.flat(c) for c in xp.split(voxel, 3, 1)]
-    key = _dot(columns, (1 << (2 * L.KEY_BITS), 1 << L.KEY_BITS, 1))
+    columns = [xp.cast(xp.where(valid, level, 0.0), xp.int64)] + [xp.flat(c) for c in xp.split(voxel, 3, 1)]
+    key = _dot(columns, L.KEY_WEIGHTS)
 
     # --- table geometry, derived on the device -----------------------------------------------
     keys = state["keys"]

@@ -60,6 +60,7 @@ class WorldModelNode(ContainedNode):
         self.p = p = declare(self, PARAMS)
         self.bounds = Bounds(tuple(p.depth_range), tuple(p.field_of_view_range), p.max_coordinate)
         self.model = build_world_model(p.provider, p.weights_dir, capacity_points=p.capacity_points, carve=p.carve,
+                                 voxel_size=p.voxel_size, voxel_per_footprint=p.voxel_per_footprint,
                                  min_depth=p.depth_range[0], max_depth=p.depth_range[1],
                                  readout_min_count=p.readout_min_count, newest_overlay=p.newest_overlay,
                                  see_through_fill=p.see_through_fill, subcell_placement=p.subcell_placement)

@@ -63,6 +63,12 @@ PARAMS = [
     Param("memory_file", "~/.ros/mirage_memory.npz", "file of the ~/save and ~/load services"),
     Param("capacity_points", MemoryConfig.capacity_points,
           "hard cap on points the latent memory holds (64 B each at C 16)", (16, 100_000_000)),
+    Param("voxel_per_footprint", MemoryConfig.voxel_per_footprint,
+          "a memory voxel is at most this fraction of its latent cell's footprint (stride * depth / f), so the "
+          "memory keeps every cell the camera resolves at any range and image size (<= 1: one frame read out at "
+          "its own pose fills >= 95 % of its cells); 0 = fixed voxels of voxel_size", (0.0, 100.0)),
+    Param("voxel_size", MemoryConfig.voxel_size,
+          "finest memory voxel edge (m); with voxel_per_footprint 0 the only one", (1e-4, 10.0)),
     Param("readout_min_count", MemoryConfig.readout_min_count,
           "predicted views draw only points seen in at least this many frames (1 = all): one sighting "
           "is most often a person walking through or depth noise", (1, 1000)),

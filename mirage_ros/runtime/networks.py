@@ -128,9 +128,11 @@ class Networks:
 
     @property
     def memory_settings(self) -> dict:
-        """``MemoryConfig`` fields the networks were trained with (``voxel_size``,
-        ``max_weight``); empty for weights whose manifest predates them (the defaults apply)."""
-        return dict(self.manifest.get("memory", {}))
+        """``MemoryConfig`` fields the networks were trained with and the runtime memory follows
+        (``max_weight``: the renderer learnt latents averaged that way); empty for weights whose
+        manifest predates them (the defaults apply). The manifest's training ``voxel_size`` is
+        not one of them: the runtime's voxels follow the camera (``voxel_per_footprint``)."""
+        return {k: v for k, v in self.manifest.get("memory", {}).items() if k != "voxel_size"}
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(h, w)`` latent grid of an ``height x width`` image."""

@@ -4,7 +4,6 @@ the comparison of an ONNX memory state with it."""
 import numpy as np
 import torch
 
-from mirage_ros.memory import layout as L
 from mirage_ros.memory.latent_memory import latent_rays
 from mirage_ros.memory_maths.carve import carve
 from mirage_ros.memory_maths.ops import TorchOps
@@ -18,9 +17,7 @@ def torch_state(host):
 def reference_update(state, cfg, stamp, depth, dynamic, latent, K_latent, T):
     """The update in torch on host arrays, with the params vector ``LatentMemory.insert`` builds
     (``stamp``: seconds since the memory's first insert)."""
-    params = torch.tensor([stamp, cfg.voxel_size, cfg.min_depth, cfg.max_depth, cfg.depth_rel_gap,
-                           cfg.depth_min_fraction, cfg.dynamic_max_fraction, cfg.max_weight,
-                           cfg.slots // L.WAYS], dtype=torch.float32)
+    params = torch.from_numpy(cfg.update_params(stamp, K_latent))
     return update(TorchOps(), torch.from_numpy(depth), torch.from_numpy(dynamic), torch.from_numpy(latent),
                   torch.from_numpy(latent_rays(K_latent)), torch.from_numpy(T.astype(np.float32)),
                   params, state, cfg.stride)

@@ -17,8 +17,9 @@ def test_fusion_matches_the_runtime_memory(voxel_size, max_weight, min_capped):
     sim = Simulator(SimConfig(scene="office", seed=2001, width=96, height=72, rate_hz=4.0,
                               path="loop", actors=True))
     frames = list(sim.frames(6))
+    # training fuses in fixed voxels (docs/training.md): the runtime's policy without footprint levels
     config = MemoryConfig(channels=channels, stride=stride, capacity_points=100_000,
-                          voxel_size=voxel_size, max_weight=max_weight)
+                          voxel_size=voxel_size, voxel_per_footprint=0.0, max_weight=max_weight)
     memory = LatentMemory(config, provider="cpu")
     rng = np.random.default_rng(0)
     h, w = 72 // stride, 96 // stride
