@@ -11,6 +11,9 @@
   forward-warped to the target, gaps filled, re-encoded, rendered (the point cloud without memory).
 - ``rgb_point_cloud_direct``: a reference without networks: the point cloud's gap-filled picture
   shown as it is (what the stored colours alone give).
+- ``rgb_frame_warp_direct``: the free baseline a planner has without any world model: the newest
+  frame's pixels forward-warped by depth and pose to the target, holes filled with the nearest
+  warped pixel, no network.
 
 The first four are two questions crossed: latent or RGB, memory or only the last frame. All share one
 set of networks (the shipped ONNX encoder and renderer) and the provider. Update times include
@@ -27,7 +30,8 @@ import numpy as np
 from mirage_ros.errors import InvalidInput
 from mirage_ros.geometry import Intrinsics, upsample_cells
 
-METHOD_NAMES = ("latent_memory", "rgb_point_cloud", "last_frame_warp", "rgb_frame_warp", "rgb_point_cloud_direct")
+METHOD_NAMES = ("latent_memory", "rgb_point_cloud", "last_frame_warp", "rgb_frame_warp", "rgb_point_cloud_direct",
+                "rgb_frame_warp_direct")
 
 
 def render_view(networks, readout, K: Intrinsics, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,20 +110,22 @@ class RGBFrameWarpMethod(PointCloudMethod):
                    "(forward warp, z-buffer), gaps filled with the nearest covered pixel, re-encoded, rendered")
 
 
-class PointCloudDirectMethod:
-    """The point cloud's gap-filled picture shown as it is: no encoder, no renderer. Run beside
-    ``rgb_point_cloud`` it reads that method's cloud (one cloud in memory, one rasterisation per
-    view; the update and rasterise times are counted there)."""
+class DirectMethod:
+    """A cloud's gap-filled picture shown as it is: no encoder, no renderer. Run beside the method
+    whose cloud it shows (``rgb_point_cloud`` or ``rgb_frame_warp``) it reads that method's cloud
+    (one cloud in memory, one rasterisation per view; update and rasterise times counted there)."""
 
-    name = "rgb_point_cloud_direct"
-
-    def __init__(self, networks, provider: str, shares: PointCloudMethod | None = None):
+    def __init__(self, source_cls: type[PointCloudMethod], networks, provider: str,
+                 shares: PointCloudMethod | None = None):
+        self.name = f"{source_cls.name}_direct"
         self.provider = networks.provider
-        self.source = shares or PointCloudMethod(networks, provider)
+        self.source = shares or source_cls(networks, provider)
         self._observes = shares is None
-        self.description = ("reference, not a learned model: every valid pixel as a coloured world point; view = "
-                            "rasterise, fill gaps with the nearest covered pixel, shown as is (no re-encode, no "
-                            "renderer)" + ("; the rgb_point_cloud's own cloud, its times counted there" if shares else ""))
+        what = ("every valid pixel" if source_cls.keep_frames is None
+                else "the newest frame's valid pixels (forward warp by depth and pose)")
+        self.description = (f"reference, not a learned model: {what} as coloured world points; view = rasterise, "
+                            "fill gaps with the nearest covered pixel, shown as is (no re-encode, no renderer)"
+                            + (f"; the {source_cls.name}'s own cloud, its times counted there" if shares else ""))
 
     def observe(self, frame, dynamic_mask) -> None:
         if self._observes:
@@ -195,7 +201,8 @@ def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=No
         methods.append(LastFrameMethod(world_model.networks, world_model.memory_config, provider))
     if "rgb_frame_warp" in names:
         methods.append(RGBFrameWarpMethod(world_model.networks, provider))
-    if "rgb_point_cloud_direct" in names:
-        cloud = next((m for m in methods if m.name == "rgb_point_cloud"), None)
-        methods.append(PointCloudDirectMethod(world_model.networks, provider, shares=cloud))
+    for source_cls in (PointCloudMethod, RGBFrameWarpMethod):
+        if f"{source_cls.name}_direct" in names:
+            cloud = next((m for m in methods if m.name == source_cls.name), None)
+            methods.append(DirectMethod(source_cls, world_model.networks, provider, shares=cloud))
     return methods

@@ -212,6 +212,25 @@ def test_rgb_point_cloud_direct_shows_the_cloud_without_the_networks(weights):
     np.testing.assert_array_equal(alone.predict(frame.T_world_cam, frame.K)[0], rgb)
 
 
+def test_rgb_frame_warp_direct_is_the_newest_frame_warped_without_networks(weights):
+    """The free baseline keeps the newest frame's pixels only, shows them without networks, and
+    reads rgb_frame_warp's cloud when both run."""
+    first, second = list(Simulator(SIM).frames(2))
+    _, warp, direct = build_methods(("rgb_frame_warp", "rgb_frame_warp_direct"), "cpu", weights_dir=weights,
+                                    capacity_points=CAPACITY)
+    assert direct.name == "rgb_frame_warp_direct" and direct.source is warp
+    for frame in (first, second):
+        warp.observe(frame, None), direct.observe(frame, None)
+    seen = second.depth > 0.1
+    assert warp.cloud.points == seen.sum()  # the first frame is gone
+    rgb, covered = direct.predict(second.T_world_cam, second.K)
+    assert covered.all() and np.abs(rgb[seen].astype(int) - second.rgb[seen]).max() <= 1
+    alone = build_methods(("rgb_frame_warp_direct",), "cpu", weights_dir=weights, capacity_points=CAPACITY)[1]
+    for frame in (first, second):
+        alone.observe(frame, None)
+    np.testing.assert_array_equal(alone.predict(second.T_world_cam, second.K)[0], rgb)
+
+
 def test_eval_of_a_bag_needs_no_ros_install(sim_bag, weights, tmp_path):
     """Reading a bag needs rosbags alone: the eval runs in a process where importing rclpy, or any
     ROS message package, fails (a venv without ROS)."""
