@@ -29,7 +29,7 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
 from mirage_ros.evaluation.metrics import mse, psnr, psnr_bound
 from mirage_ros.evaluation.report import command_line
-from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise, target_group
+from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise, target_group, target_title
 from mirage_ros.runtime.networks import MANIFEST_NAME, SUBCELL_PLACEMENT, WEIGHTS_DIR
 
 #: Goals of the fidelity issue, checked on the measured summary (never assumed).
@@ -89,7 +89,7 @@ def save_figure(path: Path, examples: list, methods: list[str]) -> Path:
     rows = 1 + 2 * len(methods)
     fig, axes = plt.subplots(rows, len(examples), figsize=(3.2 * len(examples), 2.5 * rows), squeeze=False)
     for col, ex in enumerate(examples):
-        title = "revisit" if ex.kind == "revisit" else f"future +{ex.horizon:g} s"
+        title = target_title(ex.kind, ex.horizon)
         moving = ex.moving if ex.moving is not None else np.zeros(ex.observed.shape[:2], bool)
         panels = [("observed (cyan: walking)" if moving.any() else "observed", ex.observed, None)]
         for name in methods:
@@ -124,7 +124,8 @@ def save_figure(path: Path, examples: list, methods: list[str]) -> Path:
 def score_config(args) -> ScoreConfig:
     return ScoreConfig(horizons=tuple(args.horizons), query_every=args.query_every,
                        revisit_min_path=args.revisit_min_path, revisit_min_time=args.revisit_min_time,
-                       max_revisits=args.max_revisits, warmup=args.warmup, examples=8)
+                       max_revisits=args.max_revisits, warmup=args.warmup, recall_window=args.recall_window,
+                       examples=8)
 
 
 def people_mse(sim, scores: list) -> dict[str, list[float]]:
@@ -262,6 +263,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--revisit-min-path", type=float, default=15.0, help="m travelled between visits")
     p.add_argument("--revisit-min-time", type=float, default=20.0, help="s between visits")
     p.add_argument("--max-revisits", type=int, default=20)
+    p.add_argument("--recall-window", type=float, default=3.0,
+                   help="out-of-view recall targets: views the frames of this many s before them saw < 10 %% of")
     p.add_argument("--warmup", type=float, default=2.0, help="s observed before the first anchor")
     p.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=list(METHOD_NAMES))
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")

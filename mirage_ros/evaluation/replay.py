@@ -183,6 +183,10 @@ def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreC
         report["skipped"].append({"what": "revisits", "reason": (
             f"no frame returns within {config.revisit_distance} m / {config.revisit_angle_deg} deg of an earlier "
             f"one after >= {config.revisit_min_path} m and >= {config.revisit_min_time} s")})
+    if result.planned["recall"] == 0:
+        report["skipped"].append({"what": "out-of-view recalls", "reason": (
+            f"no frame that the frames of the {config.recall_window:g} s before it saw less than "
+            f"{config.recall_recent_max:.0%} of, and one older frame more than {config.recall_old_min:.0%}")})
     write_report(out, report, result.scores, result.timeline, result.examples, masks.overlays)
     return report
 
@@ -209,6 +213,9 @@ def add_parser(subparsers) -> None:
     g.add_argument("--revisit-min-time", type=float, default=5.0, metavar="S",
                    help="time between the two visits (default 5 s)")
     g.add_argument("--max-revisits", type=int, default=50, metavar="N", help="scored revisits at most (default 50)")
+    g.add_argument("--recall-window", type=float, default=3.0, metavar="S",
+                   help="out-of-view recall targets: views the frames of this many seconds before them saw < 10 %% "
+                        "of, and an older frame > 50 %% (default 3)")
     g.add_argument("--warmup", type=float, default=0.0, metavar="S", help="observed before the first anchor (default 0)")
     g.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=list(METHOD_NAMES), metavar="METHOD",
                    help=f"world models to compare, from {', '.join(METHOD_NAMES)} (default all; latent_memory "
@@ -267,7 +274,7 @@ def main(args: argparse.Namespace) -> int:
         horizons=tuple(args.horizons), query_every=args.query_every, target_tolerance=args.target_tolerance,
         revisit_distance=args.revisit_distance, revisit_angle_deg=args.revisit_angle,
         revisit_min_path=args.revisit_min_path, revisit_min_time=args.revisit_min_time,
-        max_revisits=args.max_revisits, warmup=args.warmup)
+        max_revisits=args.max_revisits, warmup=args.warmup, recall_window=args.recall_window)
     arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                  if k not in ("func", "option_defaults", "command")}
     try:
@@ -278,5 +285,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"mirage-ros eval: interrupted; no report written to {args.out}", file=sys.stderr)
         return 130
     print(f"report: {Path(args.out) / 'report.html'} ({report['frames_replayed']} frames, "
-          f"{report['planned']['future']} future views, {report['planned']['revisit']} revisits)")
+          f"{report['planned']['future']} future views, {report['planned']['revisit']} revisits, "
+          f"{report['planned']['recall']} out-of-view recalls)")
     return 0

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.evaluation.scoring import Example, Score
+from mirage_ros.evaluation.scoring import Example, Score, target_title
 
 METRIC_COLUMNS = (("psnr", "PSNR dB", 2), ("ssim", "SSIM", 3), ("psnr_covered", "PSNR cov.", 2),
                   ("ssim_covered", "SSIM cov.", 3), ("coverage", "covered", 2),
@@ -139,12 +139,12 @@ def _figures(report: dict, scores: Sequence[Score], timeline: Sequence[dict], ex
                     ax.imshow(image)
                 ax.set_title(title, fontsize=8)
                 ax.axis("off")
-        what = "revisit" if example.kind == "revisit" else f"future view {example.horizon:g} s ahead"
+        what = target_title(example.kind, example.horizon)
         fig.suptitle(f"{what}, t={example.target_stamp - t0:.2f} s", fontsize=10)
         save(fig, f"example_{index}_{example.kind}.png",
              f"Observed / predicted / error: {what} (the best-covered target of the run's second half)")
 
-    groups = sorted({(s.kind, s.horizon) for s in scores}, key=lambda g: (g[0] == "revisit", g[1] or 0))
+    groups = sorted({(s.kind, s.horizon) for s in scores}, key=lambda g: (g[0] != "future", g[0], g[1] or 0))
     if groups:
         fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.2 * len(groups)), squeeze=False, sharex=True)
         for ax, (kind, horizon) in zip(axes[:, 0], groups):
@@ -154,7 +154,7 @@ def _figures(report: dict, scores: Sequence[Score], timeline: Sequence[dict], ex
                 if pts:
                     ax.plot(*zip(*pts), marker=".", label=name)
             ax.set_ylabel("PSNR dB")
-            ax.set_title(kind if kind == "revisit" else f"future view {horizon:g} s", fontsize=9)
+            ax.set_title(target_title(kind, horizon), fontsize=9)
             ax.grid(alpha=0.3)
         axes[0, 0].legend(fontsize=8)
         axes[-1, 0].set_xlabel("time of the real frame (s)")
@@ -216,7 +216,8 @@ def _markdown(report: dict, figures: list[tuple[str, str]]) -> str:
              f"{rec['width']}x{rec['height']}",
              f"- command: `{report['command']}`",
              f"- methods: {', '.join(report['methods'])}; provider {report['versions'].get('provider', '?')}",
-             f"- targets: {report['planned']['future']} future views, {report['planned']['revisit']} revisits",
+             f"- targets: {report['planned']['future']} future views, {report['planned']['revisit']} revisits, "
+             f"{report['planned'].get('recall', 0)} out-of-view recalls",
              f"- dynamic mask: {report['dynamics']['source']}", ""]
     for title, header, rows in summary_tables(report):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

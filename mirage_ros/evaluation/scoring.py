@@ -33,6 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from mirage_ros.errors import InvalidInput
+from mirage_ros.evaluation.recall import ViewCoverage
 from mirage_ros.evaluation.metrics import psnr, ssim_and_covered
 from mirage_ros.geometry import Intrinsics
 
@@ -64,6 +65,9 @@ class ScoreConfig:
         revisit_distance, revisit_angle_deg: how near (position, view direction) a revisit is.
         revisit_min_path, revisit_min_time: the detour needed between the two visits.
         max_revisits: cap on scored revisits (the earliest are kept).
+        recall_window: recall targets (``evaluation.recall``): frames the frames of this many
+            seconds before them saw less than ``recall_recent_max`` of, while one older frame saw
+            more than ``recall_old_min``; at most one every ``query_every``, ``max_recalls`` in all.
         warmup: seconds of frames observed before the first anchor.
         examples: number of observed / predicted / error examples kept for the report: per target
             group (revisit, each horizon), the target in the second half of the run that the first
@@ -78,6 +82,10 @@ class ScoreConfig:
     revisit_min_path: float = 3.0
     revisit_min_time: float = 5.0
     max_revisits: int = 50
+    recall_window: float = 3.0
+    recall_recent_max: float = 0.1
+    recall_old_min: float = 0.5
+    max_recalls: int = 50
     warmup: float = 0.0
     examples: int = 4
 
@@ -87,7 +95,10 @@ class ScoreConfig:
         for name in ("query_every", "revisit_distance", "revisit_angle_deg"):
             if not getattr(self, name) > 0:
                 raise InvalidInput(f"--{name.replace('_', '-')}", f"must be > 0, got {getattr(self, name)}")
-        for name in ("revisit_min_path", "revisit_min_time", "warmup"):
+        if not 0 <= self.recall_recent_max < self.recall_old_min <= 1:
+            raise InvalidInput("recall_recent_max", "recall shares must satisfy 0 <= recent_max < old_min <= 1, got "
+                                                    f"{self.recall_recent_max} and {self.recall_old_min}")
+        for name in ("revisit_min_path", "revisit_min_time", "warmup", "recall_window"):
             if not getattr(self, name) >= 0:
                 raise InvalidInput(f"--{name.replace('_', '-')}", f"must be >= 0, got {getattr(self, name)}")
         if self.target_tolerance is not None and not self.target_tolerance > 0:
@@ -225,7 +236,7 @@ def score_sequence(
     dynamic_mask: Callable | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SequenceResult:
-    """Replay ``frames`` through every method and score future views and revisits.
+    """Replay ``frames`` through every method and score future views, revisits and recall targets.
 
     Args:
         frames: the frames in stamp order (an iterator is consumed once).
@@ -248,7 +259,9 @@ def score_sequence(
         raise InvalidInput("stamps", "must be strictly increasing")
     future = plan_future(stamps, config)
     revisits = dict(find_revisits(stamps, poses, config))
-    result = SequenceResult(planned={"future": sum(map(len, future.values())), "revisit": len(revisits)})
+    result = SequenceResult(planned={"future": sum(map(len, future.values())), "revisit": len(revisits), "recall": 0})
+    coverage = ViewCoverage(config.recall_window, config.recall_recent_max, config.recall_old_min)
+    last_recall = -math.inf
     pending: dict[int, list[tuple[float, int, dict]]] = {}  # target j -> [(horizon, anchor, {method: pred})]
     best: dict[tuple, tuple[float, Example]] = {}  # target group -> (coverage, example)
     halfway = len(stamps) // 2
@@ -259,6 +272,12 @@ def score_sequence(
         if i in revisits:
             predictions = {m.name: _timed_predict(m, poses[i], frame.K) for m in methods}
             _score(result, "revisit", None, stamps[i - 1], frame, predictions, best)
+        if (result.planned["recall"] < config.max_recalls and stamps[i] - last_recall >= config.query_every
+                and coverage.is_recall(stamps[i], frame.depth, frame.K, poses[i])):
+            predictions = {m.name: _timed_predict(m, poses[i], frame.K) for m in methods}
+            _score(result, "recall", None, stamps[i - 1], frame, predictions, best)
+            result.planned["recall"] += 1
+            last_recall = stamps[i]
         for horizon, anchor, predictions in pending.pop(i, []):
             _score(result, "future", horizon, stamps[anchor], frame, predictions, best if i >= halfway else None)
         mask = dynamic_mask(frame) if dynamic_mask is not None else None
@@ -268,13 +287,14 @@ def score_sequence(
             update_ms = (time.perf_counter() - start) * 1e3
             result.timeline.append({"stamp": float(frame.stamp), "method": method.name,
                                     "memory_bytes": int(method.memory_bytes()), "update_ms": update_ms})
+        coverage.add(stamps[i], frame.depth, frame.K, poses[i])
         for horizon, j in future.get(i, []):
             predictions = {m.name: _timed_predict(m, poses[j], frame.K) for m in methods}
             pending.setdefault(j, []).append((horizon, i, predictions))
         result.frames += 1
         if progress is not None:
             progress(1)
-    groups = sorted(best, key=lambda g: (g[0] == "revisit", g[1] or 0.0))[: config.examples]
+    groups = sorted(best, key=lambda g: (g[0] != "future", g[0], g[1] or 0.0))[: config.examples]
     result.examples = [best[g][1] for g in groups]
     return result
 
@@ -314,8 +334,13 @@ def _score(result: SequenceResult, kind: str, horizon, anchor_stamp: float, fram
 
 
 def target_group(kind: str, horizon: float | None) -> str:
-    """Name of a target group in summaries: ``"revisit"`` or ``"future@<h>s"``."""
-    return "revisit" if kind == "revisit" else f"future@{horizon:g}s"
+    """Name of a target group in summaries: ``"revisit"``, ``"recall"`` or ``"future@<h>s"``."""
+    return kind if kind in ("revisit", "recall") else f"future@{horizon:g}s"
+
+
+def target_title(kind: str, horizon: float | None) -> str:
+    """A target group in words, for figures."""
+    return {"revisit": "revisit", "recall": "out-of-view recall"}.get(kind) or f"future view {horizon:g} s ahead"
 
 
 def summarise(scores: Sequence[Score], methods: Sequence[str], horizons: Sequence[float]) -> list[dict]:
@@ -331,7 +356,8 @@ def summarise(scores: Sequence[Score], methods: Sequence[str], horizons: Sequenc
         mine = [s for s in scores if s.method == name]
         groups = [(target_group("future", h), [s for s in mine if s.kind == "future" and s.horizon == h])
                   for h in horizons]
-        groups.append((target_group("revisit", None), [s for s in mine if s.kind == "revisit"]))
+        for kind in ("revisit", "recall"):
+            groups.append((target_group(kind, None), [s for s in mine if s.kind == kind]))
         for group, items in groups:
             row[f"{group}.n"] = len(items)
             for key in ("psnr", "ssim", "psnr_covered", "ssim_covered", "coverage", "psnr_static"):

@@ -83,6 +83,8 @@ class FlatFrame:
     motion_mask: np.ndarray | None
     K = Intrinsics(10.0, 10.0, 8.0, 6.0, 16, 12)
 
+    depth = np.full((12, 16), 2.0, np.float32)
+
     @property
     def rgb(self):
         rgb = np.full((12, 16, 3), 100, np.uint8)

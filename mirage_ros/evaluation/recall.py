@@ -1,0 +1,111 @@
+"""Out-of-view recall targets: views the recent frames did not see and an older frame did.
+
+A memory earns its place on such views (the camera turned away, went round a corner, came back):
+a warp of the newest frames cannot show them. A frame ``j`` is a recall target when
+
+- the frames of the last ``window`` seconds before it together see less than ``recent_max`` of
+  its view, and
+- some older frame alone saw more than ``old_min`` of it.
+
+"Sees" is decided by depth reprojection on a coarse sample of the target's pixels (one every
+``SAMPLE_PX`` pixels each way, with depth): the sample point, lifted by the target's depth and pose,
+projects into the other frame's image, in front of its camera, where that frame's depth agrees
+within ``AGREE_M + AGREE_REL * z`` (nearer there: occluded; farther: the surface was not there).
+Frames are kept at most every ``KEEP_EVERY_S`` seconds with their depth at a quarter of the
+resolution, so a long recording costs megabytes and a check microseconds per kept frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mirage_ros.geometry import Intrinsics
+
+SAMPLE_PX = 16  # target sample spacing, pixels
+DEPTH_SCALE = 4  # kept depth maps: one pixel in DEPTH_SCALE x DEPTH_SCALE
+KEEP_EVERY_S = 0.1  # kept frames at most this often
+AGREE_M, AGREE_REL = 0.05, 0.05  # depth agreement: |d - z| <= AGREE_M + AGREE_REL * z
+MIN_SAMPLES = 20  # targets with fewer sample points with depth are never recall targets
+
+
+@dataclass
+class _Kept:
+    stamp: float
+    T_cam_world: np.ndarray  # (4, 4)
+    K: Intrinsics
+    depth: np.ndarray  # (H / DEPTH_SCALE, W / DEPTH_SCALE) float32, 0 = no reading
+
+
+@dataclass
+class ViewCoverage:
+    """Frames seen so far, as coarse depth; answers how much of a new view they saw.
+
+    Args:
+        window: seconds of recent frames (``ScoreConfig.recall_window``).
+        recent_max: largest share of the view the recent frames may see.
+        old_min: share of the view one older frame must have seen.
+    """
+
+    window: float = 3.0
+    recent_max: float = 0.1
+    old_min: float = 0.5
+    kept: list[_Kept] = field(default_factory=list)
+
+    def add(self, stamp: float, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray) -> None:
+        """Keep a frame (``depth (H, W)`` metres, 0 / NaN = none) unless one was kept within
+        ``KEEP_EVERY_S``."""
+        if self.kept and stamp - self.kept[-1].stamp < KEEP_EVERY_S - 1e-6:
+            return
+        coarse = np.nan_to_num(np.asarray(depth, np.float32)[::DEPTH_SCALE, ::DEPTH_SCALE], nan=0.0)
+        self.kept.append(_Kept(float(stamp), np.linalg.inv(T_world_cam), K, coarse))
+
+    def shares(self, stamp: float, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray
+               ) -> tuple[float, float] | None:
+        """``(recent, best_old)``: the share of the view at ``T_world_cam`` the kept frames of the
+        last ``window`` seconds see together, and the largest share one older frame saw; None when
+        the view has too few sample points with depth."""
+        points = _sample_points(depth, K, T_world_cam)
+        if len(points) < MIN_SAMPLES:
+            return None
+        recent = np.zeros(len(points), bool)
+        best_old = 0.0
+        for kept in self.kept:
+            seen = _seen_by(points, kept)
+            if stamp - kept.stamp <= self.window:
+                recent |= seen
+            else:
+                best_old = max(best_old, float(seen.mean()))
+        return float(recent.mean()), best_old
+
+    def is_recall(self, stamp: float, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray) -> bool:
+        """Whether the view is a recall target (module doc)."""
+        shares = self.shares(stamp, depth, K, T_world_cam)
+        return shares is not None and shares[0] < self.recent_max and shares[1] > self.old_min
+
+
+def _sample_points(depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray) -> np.ndarray:
+    """``(N, 3)`` world points of the target's sample pixels with depth."""
+    half = SAMPLE_PX // 2
+    v, u = np.mgrid[half:K.height:SAMPLE_PX, half:K.width:SAMPLE_PX]
+    z = np.asarray(depth, np.float32)[v, u]
+    ok = np.isfinite(z) & (z > 0)
+    u, v, z = u[ok], v[ok], z[ok]
+    cam = np.stack([(u - K.cx) / K.fx * z, (v - K.cy) / K.fy * z, z], axis=1)
+    return cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
+
+
+def _seen_by(points: np.ndarray, kept: _Kept) -> np.ndarray:
+    """``(N,) bool``: which world points ``kept`` saw (in its image, depth agreeing)."""
+    cam = points @ kept.T_cam_world[:3, :3].T + kept.T_cam_world[:3, 3]
+    z = cam[:, 2]
+    front = z > 1e-3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.floor((kept.K.fx * cam[:, 0] / z + kept.K.cx + 0.5) / DEPTH_SCALE)
+        v = np.floor((kept.K.fy * cam[:, 1] / z + kept.K.cy + 0.5) / DEPTH_SCALE)
+    h, w = kept.depth.shape
+    inside = front & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    d = np.zeros(len(points), np.float32)
+    d[inside] = kept.depth[v[inside].astype(int), u[inside].astype(int)]
+    return inside & (d > 0) & (np.abs(d - z) <= AGREE_M + AGREE_REL * z)
