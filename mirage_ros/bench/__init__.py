@@ -11,6 +11,8 @@ import importlib
 import json
 from pathlib import Path
 
+from mirage_ros.memory import MemoryConfig
+
 BENCHMARKS = {
     "memory": ("mirage_ros.bench.memory", "bytes of latent memory vs RGB point-cloud memory on a loop"),
     "latency": ("mirage_ros.bench.latency", "update / read-out ms vs RGB rasterise + re-encode"),
@@ -58,7 +60,11 @@ def add_memory_arguments(parser: argparse.ArgumentParser, frames: int) -> None:
     parser.add_argument("--channels", type=int, help="latent channels (default: the shipped network's; "
                         "another runs a stand-in encoder)")
     parser.add_argument("--capacity", type=int, default=200_000, help="memory capacity in points")
-    parser.add_argument("--voxel-size", type=float, default=0.05, help="fusion voxel, metres")
+    parser.add_argument("--voxel-size", type=float, default=MemoryConfig.voxel_size,
+                        help="finest fusion voxel, metres (MemoryConfig.voxel_size; default %(default)s)")
+    parser.add_argument("--voxel-per-footprint", type=float, default=MemoryConfig.voxel_per_footprint,
+                        help="voxel edge / latent cell footprint at most; 0 = fixed --voxel-size voxels "
+                             "(MemoryConfig.voxel_per_footprint; default %(default)s)")
 
 
 def emit(result: dict, args) -> int:

@@ -208,7 +208,7 @@ def bench(args) -> dict:
     # the baseline gets the same CUDA-graph treatment as the latent memory
     reencoder = bench_encoder(args, cuda_graph=args.cuda_graph)
     cfg = MemoryConfig(channels=args.channels, stride=args.stride, capacity_points=args.capacity,
-                       voxel_size=args.voxel_size)
+                       voxel_size=args.voxel_size, voxel_per_footprint=args.voxel_per_footprint)
     memory = LatentMemory(cfg, args.provider, cuda_graph=args.cuda_graph)
     # the same frames into a memory without free-space carving: the fuse step alone, and what
     # carving (issue 7, on by default) adds per frame

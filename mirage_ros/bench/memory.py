@@ -31,7 +31,7 @@ def bench(args) -> dict:
                               path="loop", actors=True))
     encoder = bench_encoder(args)
     cfg = MemoryConfig(channels=args.channels, stride=args.stride, capacity_points=args.capacity,
-                       voxel_size=args.voxel_size)
+                       voxel_size=args.voxel_size, voxel_per_footprint=args.voxel_per_footprint)
     memory = LatentMemory(cfg, args.provider)
     rgb_memory = RGBPointCloudMemory(args.provider)
     series = []
@@ -47,7 +47,7 @@ def bench(args) -> dict:
     result = {
         "benchmark": "memory", "scene": args.scene, "seed": args.seed, "path": "loop",
         "frames": args.frames, "width": args.width, "height": args.height,
-        "stride": args.stride, "channels": args.channels, "voxel_size": args.voxel_size,
+        "stride": args.stride, "channels": args.channels, "voxel_size": args.voxel_size, "voxel_per_footprint": args.voxel_per_footprint,
         "loop_period_s": round(sim.period, 2), "laps": round(args.frames / (sim.period * sim.config.rate_hz), 2),
         "latent_points": stats["points"], "latent_bytes_per_point": cfg.bytes_per_point,
         "latent_bytes": stats["bytes"], "latent_bytes_allocated": allocated,
