@@ -53,7 +53,7 @@ def test_fill_removes_see_through_from_a_real_memory_read_out():
                               path="loop", actors=False))
     # every point drawn (readout_min_count 1): the most see-through (132 cells with the default 2);
     # fixed 5 cm voxels, where a near surface's fused points lie far apart (voxels that follow the
-    # cell footprint, the default, keep them a cell apart: 29 cells here)
+    # cell footprint, the default, keep them about a cell apart: 116 cells here)
     memory = LatentMemory(MemoryConfig(channels=2, stride=4, readout_min_count=1, voxel_size=0.05,
                                        voxel_per_footprint=0.0), provider="cpu")
     behind = {"raw": 0, "filled": 0}
