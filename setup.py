@@ -52,7 +52,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["weights/*.onnx", "weights/*.json", "memory/graphs/*.onnx"]},
+    package_data={PACKAGE: ["weights/*.onnx", "weights/*.json", "graphs/*.onnx"]},
     data_files=data_files,
     zip_safe=False,
     install_requires=["setuptools"],

@@ -21,6 +21,7 @@ import onnxruntime as ort
 from scipy import ndimage
 
 from mirage_ros import geometry as g
+from mirage_ros import graphs
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import layout as L
 from mirage_ros.memory.config import MemoryConfig, Readout
@@ -102,7 +103,7 @@ class RGBPointCloudMemory:
             raise InvalidInput("keep_frames", f"must be None or >= 1, got {keep_frames}")
         if not fill_px >= 0:
             raise InvalidInput("fill_px", f"must be >= 0 pixels, got {fill_px}")
-        self._raster = BoundSession(L.graph_path("readout"), provider, cuda_graph=cuda_graph)
+        self._raster = BoundSession(graphs.path("readout"), provider, cuda_graph=cuda_graph)
         self.device = self._raster.device
         self.min_depth, self.max_depth, self.near = min_depth, max_depth, near
         self.fill_px = fill_px

@@ -33,6 +33,7 @@ import numpy as np
 import onnxruntime as ort
 
 from mirage_ros import geometry as g
+from mirage_ros import graphs
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import layout as L
 from mirage_ros.memory.config import MemoryConfig, Readout
@@ -76,13 +77,13 @@ class LatentMemory:
         if not isinstance(config, MemoryConfig):
             raise InvalidInput("config", f"must be a MemoryConfig, got {type(config).__name__}")
         self.config = config
-        self._update = BoundSession(L.graph_path(f"update_s{config.stride}"), provider, cuda_graph=cuda_graph)
-        self._readout = BoundSession(L.graph_path("readout"), self._update.device, cuda_graph=cuda_graph)
+        self._update = BoundSession(graphs.path(graphs.update_name(config.stride)), provider, cuda_graph=cuda_graph)
+        self._readout = BoundSession(graphs.path("readout"), self._update.device, cuda_graph=cuda_graph)
         self.device = self._update.device
         self._states = [self._upload_state(self._empty()), self._upload_state(self._empty())]
         self._carve = None
         if config.carve:
-            self._carve = BoundSession(L.graph_path(L.carve_graph_name(config.stride)), self.device,
+            self._carve = BoundSession(graphs.path(graphs.carve_name(config.stride)), self.device,
                                        cuda_graph=cuda_graph)
             empty = self._empty()
             # carve writes here; the update then reads these instead of the current set

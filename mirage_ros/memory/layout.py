@@ -22,20 +22,9 @@ of bucket ``hash(ix, iy, iz) mod (capacity / WAYS)``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-GRAPH_DIR = Path(__file__).with_name("graphs")  # shipped ONNX files, written by memory_maths/build.py
-STRIDES = (2, 4, 8, 16)  # one update graph per stride: update_s{stride}.onnx; plus readout.onnx
-
-
-SUBCELL_GRAPH = "subcell_shift"  # sub-cell placement of rendered views (memory_maths/subcell.py)
-
-
-def graph_path(name: str) -> Path:
-    """Path of the shipped graph ``name`` (``"update_s8"``, ``"readout"``)."""
-    return GRAPH_DIR / f"{name}.onnx"
+from mirage_ros.graphs import STRIDES  # noqa: F401  (the latent strides the memory supports)
 
 STATE_NAMES = ("positions", "latents", "weights", "last_seen", "counts", "keys", "stats")
 STAT_NAMES = (
@@ -150,8 +139,3 @@ def slot_shares(slots: int) -> list[np.ndarray]:
     ``SLICES``): share ``k`` = ``(slots / SLICES,) int64`` slots ``k, k + SLICES, ...``. Frames
     take them in turn; ``trash_id`` is ``[slots]``, the trash row."""
     return [np.arange(k, slots, SLICES, dtype=np.int64) for k in range(SLICES)]
-
-
-def carve_graph_name(stride: int) -> str:
-    """File stem of the carve graph for latent ``stride``."""
-    return f"carve_s{stride}"

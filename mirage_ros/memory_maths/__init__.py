@@ -3,5 +3,5 @@ functions over a small array vocabulary (``ops.py``) that either records the shi
 (``build.py``) or runs eagerly in torch (training, tests).
 
 Build time and training only (``onnx`` or ``torch``); nodes and the runtime load the recorded
-graphs from ``mirage_ros/memory/graphs`` and never import this package.
+graphs from ``mirage_ros/graphs`` and never import this package.
 """

@@ -1,6 +1,6 @@
 """Write the memory's ONNX graphs into the package: ``python -m mirage_ros.memory_maths.build``.
 
-The package ships the files (``memory/graphs/*.onnx``), so ``onnx`` is needed only here (build time
+The package ships the files (``mirage_ros/graphs/*.onnx``), so ``onnx`` is needed only here (build time
 and tests), never at runtime.
 """
 
@@ -9,23 +9,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mirage_ros.memory import layout as L
+from mirage_ros import graphs
 from mirage_ros.memory_maths import carve, readout, subcell, update
 
 
 def build_all() -> dict:
     """Every shipped graph by file stem: ``update_s{stride}``, ``readout``, ``carve_s{stride}`` and
     ``subcell_shift`` (``onnx.ModelProto`` each)."""
-    graphs = {f"update_s{s}": update.graph(s) for s in L.STRIDES}
-    graphs["readout"] = readout.graph()
-    graphs.update({L.carve_graph_name(s): carve.graph(s) for s in L.STRIDES})
-    graphs[L.SUBCELL_GRAPH] = subcell.graph()
-    return graphs
+    built = {graphs.update_name(s): update.graph(s) for s in graphs.STRIDES}
+    built["readout"] = readout.graph()
+    built.update({graphs.carve_name(s): carve.graph(s) for s in graphs.STRIDES})
+    built[graphs.SUBCELL] = subcell.graph()
+    return built
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the memory's ONNX graphs into the package.")
-    parser.add_argument("--out", type=Path, default=L.GRAPH_DIR, help="output folder (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=graphs.GRAPH_DIR, help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, model in build_all().items():

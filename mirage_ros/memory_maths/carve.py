@@ -30,7 +30,7 @@ touched, so the update can read the carve outputs plus the old ``latents``, ``la
 ``counts``. All shapes are static given the inputs (no Shape/Range; the slot shares are constant
 inputs from the host), so every node stays on the CUDA provider.
 
-``python -m mirage_ros.memory_maths.build`` (re)writes ``memory/graphs/carve_s{stride}.onnx`` with
+``python -m mirage_ros.memory_maths.build`` (re)writes ``graphs/carve_s{stride}.onnx`` with
 the other graphs.
 """
 

@@ -21,7 +21,7 @@ Inputs: ``rgb (B, 3, H, W) float32`` (the renderer's output, ``H = s*h``, ``W = 
 ``offset (B, 2, h, w) float32``; output ``rgb_placed (B, 3, H, W)``. No Shape->Range: the pixel and
 cell grids come from CumSum of ones shaped like the inputs, so every node can run on CUDA.
 Training places cells with :func:`place_subcell_torch`, the same function in torch.
-``python -m mirage_ros.memory_maths.build`` (re)writes ``memory/graphs/subcell_shift.onnx``.
+``python -m mirage_ros.memory_maths.build`` (re)writes ``graphs/subcell_shift.onnx``.
 """
 
 from __future__ import annotations

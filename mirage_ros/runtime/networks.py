@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mirage_ros import graphs
 from mirage_ros.errors import InvalidInput, MirageError
-from mirage_ros.memory import layout as L
 from mirage_ros.runtime.session import create_session
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -117,7 +117,7 @@ class Networks:
         net = manifest["network"]
         if subcell_placement is None:
             subcell_placement = bool(net.get("subcell_placement", False))
-        subcell = create_session(L.graph_path(L.SUBCELL_GRAPH), provider, threads=threads) if subcell_placement else None
+        subcell = create_session(graphs.path(graphs.SUBCELL), provider, threads=threads) if subcell_placement else None
         return cls(int(net["stride"]), int(net["channels"]), manifest,
                    encoder.get_providers()[0], encoder, renderer, subcell)
 

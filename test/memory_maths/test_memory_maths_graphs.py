@@ -9,6 +9,7 @@ from helpers.memory_reference import assert_state_matches, reference_update, tor
 from helpers.scene import box_room_depth, look_at
 
 from mirage_ros import geometry as g
+from mirage_ros import graphs
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory import layout as L
 from mirage_ros.memory_maths.ops import TorchOps
@@ -20,7 +21,7 @@ def test_shipped_graphs_are_what_the_builder_makes():
     from mirage_ros.memory_maths import build
 
     for name, model in build.build_all().items():
-        shipped = L.graph_path(name).read_bytes()
+        shipped = graphs.path(name).read_bytes()
         assert model.SerializeToString(deterministic=True) == shipped, (
             f"{name}.onnx is stale: run python -m mirage_ros.memory_maths.build")
         loaded = onnx.load_from_string(shipped)

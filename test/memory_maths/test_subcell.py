@@ -8,10 +8,10 @@ import onnxruntime as ort
 import pytest
 from scipy import ndimage
 
+from mirage_ros import graphs
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.metrics import psnr
 from mirage_ros.geometry import upsample_cells
-from mirage_ros.memory import layout as L
 from mirage_ros.memory.baselines import LastFrameWarp
 from mirage_ros.pipeline import memory_config_for
 from mirage_ros.runtime.networks import Networks
@@ -30,7 +30,7 @@ def placed_reference(rgb: np.ndarray, offset: np.ndarray, stride: int) -> np.nda
 
 @pytest.fixture(scope="module")
 def shift_session():
-    return ort.InferenceSession(str(L.graph_path(L.SUBCELL_GRAPH)), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(graphs.path(graphs.SUBCELL)), providers=["CPUExecutionProvider"])
 
 
 @pytest.mark.parametrize("stride", [4, 8])
