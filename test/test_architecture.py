@@ -1,5 +1,5 @@
 """The package's import graph, read from the source (every import, lazy ones included): no loops,
-nodes never reach build-time code; and no test module imports another (what they share is in
+no import of a higher layer, nodes never reach build-time code; and no test module imports another (what they share is in
 ``test/helpers/``)."""
 
 from __future__ import annotations
@@ -8,6 +8,21 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mirage_ros"
+
+# docs/architecture.md's layers, lowest first: a package imports only its own modules and those of
+# lower layers
+LAYERS = (
+    ("errors", "graphs"),
+    ("geometry",),
+    ("transforms",),
+    ("runtime", "messages", "sim", "dynamics"),
+    ("memory",),
+    ("pipeline",),
+    ("evaluation", "memory_maths"),
+    ("ros", "model"),
+    ("demo",),
+    ("bench", "cli"),
+)
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -93,6 +108,17 @@ def test_the_import_graph_has_no_loops():
     graph = import_graph()
     assert len(graph) > 50 and "mirage_ros.pipeline" in graph["mirage_ros.ros.world_model"]  # lazy imports count
     assert loops(graph) == []
+
+
+def test_no_package_imports_a_higher_layer():
+    level = {name: depth for depth, names in enumerate(LAYERS) for name in names}
+    graph = import_graph()
+    top = {m.split(".")[1] for m in graph if m.count(".") >= 1}
+    assert top <= set(level), f"packages without a layer: {sorted(top - set(level))}"
+    upward = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
+                    if a != "mirage_ros" and b != "mirage_ros" and a.split(".")[1] != b.split(".")[1]
+                    and level[a.split(".")[1]] <= level[b.split(".")[1]])
+    assert upward == []
 
 
 def test_loops_are_found():
