@@ -40,12 +40,12 @@ FUTURE_GOAL_HORIZON_S = 1.0
 PEOPLE_BOUND_SCENE_DB = (26.0, 28.0, 30.0, 33.0)
 
 
-def sim_sequence(scene: str, seed: int, args) -> tuple:
+def sim_sequence(scene: str, seed: int, args, path: str = "loop") -> tuple:
     """``(simulator, frames iterator, stamps (N,), poses (N, 4, 4))`` for one held-out sequence."""
     from mirage_ros.sim import SimConfig, Simulator
 
     sim = Simulator(SimConfig(scene=scene, seed=seed, width=args.width, height=args.height,
-                              rate_hz=args.rate, path="loop", actors=args.actors, noise=args.noise))
+                              rate_hz=args.rate, path=path, actors=args.actors, noise=args.noise))
     duration = args.duration if args.duration else args.laps * sim.period
     n = int(math.floor(duration * args.rate)) + 1
     stamps = np.arange(n) / args.rate
@@ -158,7 +158,7 @@ def people_bound(mse_by_group: dict[str, list[float]]) -> dict[str, dict[str, fl
             for group, values in mse_by_group.items()}
 
 
-def score_one(args, scene: str, seed: int, show_progress: bool) -> tuple[list, list, dict, dict, dict]:
+def score_one(args, scene: str, seed: int, path: str, show_progress: bool) -> tuple[list, list, dict, dict, dict]:
     """Replay one held-out sequence through every method:
     ``(scores, examples, summary, manifest, people_mse)`` (``people_mse`` empty without actors)."""
     from tqdm import tqdm
@@ -168,13 +168,13 @@ def score_one(args, scene: str, seed: int, show_progress: bool) -> tuple[list, l
                             capacity_points=args.capacity_points,
                             subcell_placement=SUBCELL_PLACEMENT[args.subcell_placement])
     names = [m.name for m in methods]
-    sim, frames, stamps, poses = sim_sequence(scene, seed, args)
+    sim, frames, stamps, poses = sim_sequence(scene, seed, args, path)
     truth = (lambda f: f.motion_mask) if args.dynamics == "truth" else None
-    with tqdm(total=len(stamps), desc=f"eval-sim {scene}/{seed}", unit="frame",
+    with tqdm(total=len(stamps), desc=f"eval-sim {scene}/{seed}/{path}", unit="frame",
               disable=not show_progress, file=sys.stderr) as bar:
         result = score_sequence(frames, stamps, poses, methods, config, dynamic_mask=truth,
                                 progress=bar.update)
-    summary = {"scene": scene, "seed": seed, "frames": result.frames, "period_s": sim.period,
+    summary = {"scene": scene, "seed": seed, "path": path, "frames": result.frames, "period_s": sim.period,
                "planned": result.planned, "memory": methods[0].model.stats(),
                "summary": summarise(result.scores, names, config.horizons)}
     people = people_mse(sim, result.scores) if args.actors else {}
@@ -188,13 +188,13 @@ def run_eval_sim(args, command: str) -> dict:
 
     started = time.perf_counter()
     config = score_config(args)
-    jobs = [(scene, seed) for scene in args.scenes for seed in args.seeds]
+    jobs = [(scene, seed, path) for path in args.paths for scene in args.scenes for seed in args.seeds]
     if args.workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(min(args.workers, len(jobs))) as pool:
-            futures = [pool.submit(score_one, args, scene, seed, False) for scene, seed in jobs]
+            futures = [pool.submit(score_one, args, scene, seed, path, False) for scene, seed, path in jobs]
             results = [f.result() for f in futures]
     else:
-        results = [score_one(args, scene, seed, not args.no_progress) for scene, seed in jobs]
+        results = [score_one(args, scene, seed, path, not args.no_progress) for scene, seed, path in jobs]
     scores = [s for r in results for s in r[0]]
     examples = [e for r in results for e in r[1]]
     manifest = results[0][3]
@@ -208,7 +208,7 @@ def run_eval_sim(args, command: str) -> dict:
         "command": command,
         "weights": {k: v["sha256"] for k, v in manifest["files"].items()},
         "network": {"stride": manifest["network"]["stride"], "channels": manifest["network"]["channels"]},
-        "sequences": {"scenes": args.scenes, "seeds": args.seeds, "path": "loop", "laps": args.laps,
+        "sequences": {"scenes": args.scenes, "seeds": args.seeds, "paths": args.paths, "laps": args.laps,
                       "duration_s": args.duration, "rate_hz": args.rate, "size": [args.width, args.height],
                       "actors": args.actors, "noise": args.noise, "dynamics": args.dynamics},
         "score_config": {"horizons": config.horizons, "query_every": config.query_every,
@@ -246,6 +246,10 @@ def add_parser(subparsers) -> None:
                               description=__doc__.splitlines()[0],
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--scenes", nargs="+", default=["corridor", "office", "warehouse"])
+    p.add_argument("--paths", nargs="+", choices=("loop", "pan", "forward"), default=["loop"],
+                   help="camera paths, each a sequence per scene and seed: loop (revisits its start), pan (looks "
+                        "60 deg left and right at each waypoint: out-of-view recall targets), forward (drives "
+                        "to the end and back) (default: loop)")
     p.add_argument("--seeds", nargs="+", type=int, default=[2000],
                    help="held-out seeds (training uses 0-7, validation 1000)")
     p.add_argument("--laps", type=float, default=1.1, help="loop periods to drive (> 1 closes the loop)")
@@ -264,7 +268,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--revisit-min-time", type=float, default=20.0, help="s between visits")
     p.add_argument("--max-revisits", type=int, default=20)
     p.add_argument("--recall-window", type=float, default=3.0,
-                   help="out-of-view recall targets: views the frames of this many s before them saw < 10 %% of")
+                   help="out-of-view recall targets: future views the frames of this many s up to the anchor saw "
+                        "< 10 %% of (default 3)")
     p.add_argument("--warmup", type=float, default=2.0, help="s observed before the first anchor")
     p.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=list(METHOD_NAMES))
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")

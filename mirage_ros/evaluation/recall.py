@@ -1,11 +1,12 @@
 """Out-of-view recall targets: views the recent frames did not see and an older frame did.
 
 A memory earns its place on such views (the camera turned away, went round a corner, came back):
-a warp of the newest frames cannot show them. A frame ``j`` is a recall target when
+a warp of the newest frames cannot show them. A future target ``j`` predicted at anchor time
+``t`` is a recall target when
 
-- the frames of the last ``window`` seconds before it together see less than ``recent_max`` of
-  its view, and
-- some older frame alone saw more than ``old_min`` of it.
+- the frames of the ``window`` seconds up to ``t`` together saw less than ``recent_max`` of its
+  view, and
+- some frame older than that alone saw more than ``old_min`` of it.
 
 "Sees" is decided by depth reprojection on a coarse sample of the target's pixels (one every
 ``SAMPLE_PX`` pixels each way, with depth): the sample point, lifted by the target's depth and pose,
@@ -61,27 +62,30 @@ class ViewCoverage:
         coarse = np.nan_to_num(np.asarray(depth, np.float32)[::DEPTH_SCALE, ::DEPTH_SCALE], nan=0.0)
         self.kept.append(_Kept(float(stamp), np.linalg.inv(T_world_cam), K, coarse))
 
-    def shares(self, stamp: float, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray
+    def shares(self, anchor: float, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray
                ) -> tuple[float, float] | None:
-        """``(recent, best_old)``: the share of the view at ``T_world_cam`` the kept frames of the
-        last ``window`` seconds see together, and the largest share one older frame saw; None when
-        the view has too few sample points with depth."""
+        """``(recent, best_old)``: the share of the view at ``T_world_cam`` (its ``depth``) that the
+        kept frames of the ``window`` seconds up to ``anchor`` saw together, and the largest share
+        one older frame saw (frames after ``anchor`` do not count); None when the view has too few
+        sample points with depth."""
         points = _sample_points(depth, K, T_world_cam)
         if len(points) < MIN_SAMPLES:
             return None
         recent = np.zeros(len(points), bool)
         best_old = 0.0
         for kept in self.kept:
+            if kept.stamp > anchor:
+                break
             seen = _seen_by(points, kept)
-            if stamp - kept.stamp <= self.window:
+            if anchor - kept.stamp <= self.window:
                 recent |= seen
             else:
                 best_old = max(best_old, float(seen.mean()))
         return float(recent.mean()), best_old
 
-    def is_recall(self, stamp: float, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray) -> bool:
-        """Whether the view is a recall target (module doc)."""
-        shares = self.shares(stamp, depth, K, T_world_cam)
+    def is_recall(self, anchor: float, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray) -> bool:
+        """Whether the view, predicted at ``anchor``, is a recall target (module doc)."""
+        shares = self.shares(anchor, depth, K, T_world_cam)
         return shares is not None and shares[0] < self.recent_max and shares[1] > self.old_min
 
 

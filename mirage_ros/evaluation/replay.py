@@ -185,8 +185,8 @@ def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreC
             f"one after >= {config.revisit_min_path} m and >= {config.revisit_min_time} s")})
     if result.planned["recall"] == 0:
         report["skipped"].append({"what": "out-of-view recalls", "reason": (
-            f"no frame that the frames of the {config.recall_window:g} s before it saw less than "
-            f"{config.recall_recent_max:.0%} of, and one older frame more than {config.recall_old_min:.0%}")})
+            f"no future target whose view the frames of the {config.recall_window:g} s up to its anchor saw less "
+            f"than {config.recall_recent_max:.0%} of, and one older frame more than {config.recall_old_min:.0%}")})
     write_report(out, report, result.scores, result.timeline, result.examples, masks.overlays)
     return report
 
@@ -214,8 +214,8 @@ def add_parser(subparsers) -> None:
                    help="time between the two visits (default 5 s)")
     g.add_argument("--max-revisits", type=int, default=50, metavar="N", help="scored revisits at most (default 50)")
     g.add_argument("--recall-window", type=float, default=3.0, metavar="S",
-                   help="out-of-view recall targets: views the frames of this many seconds before them saw < 10 %% "
-                        "of, and an older frame > 50 %% (default 3)")
+                   help="out-of-view recall targets: future views the frames of this many seconds up to the anchor "
+                        "saw < 10 %% of, and an older frame > 50 %% (default 3)")
     g.add_argument("--warmup", type=float, default=0.0, metavar="S", help="observed before the first anchor (default 0)")
     g.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=list(METHOD_NAMES), metavar="METHOD",
                    help=f"world models to compare, from {', '.join(METHOD_NAMES)} (default all; latent_memory "

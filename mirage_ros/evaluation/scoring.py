@@ -65,9 +65,10 @@ class ScoreConfig:
         revisit_distance, revisit_angle_deg: how near (position, view direction) a revisit is.
         revisit_min_path, revisit_min_time: the detour needed between the two visits.
         max_revisits: cap on scored revisits (the earliest are kept).
-        recall_window: recall targets (``evaluation.recall``): frames the frames of this many
-            seconds before them saw less than ``recall_recent_max`` of, while one older frame saw
-            more than ``recall_old_min``; at most one every ``query_every``, ``max_recalls`` in all.
+        recall_window: out-of-view recall targets (``evaluation.recall``): future targets whose
+            view the frames of this many seconds before the anchor saw less than
+            ``recall_recent_max`` of, while one older frame saw more than ``recall_old_min``; at
+            most one per anchor spacing ``query_every``, ``max_recalls`` in all.
         warmup: seconds of frames observed before the first anchor.
         examples: number of observed / predicted / error examples kept for the report: per target
             group (revisit, each horizon), the target in the second half of the run that the first
@@ -272,14 +273,13 @@ def score_sequence(
         if i in revisits:
             predictions = {m.name: _timed_predict(m, poses[i], frame.K) for m in methods}
             _score(result, "revisit", None, stamps[i - 1], frame, predictions, best)
-        if (result.planned["recall"] < config.max_recalls and stamps[i] - last_recall >= config.query_every
-                and coverage.is_recall(stamps[i], frame.depth, frame.K, poses[i])):
-            predictions = {m.name: _timed_predict(m, poses[i], frame.K) for m in methods}
-            _score(result, "recall", None, stamps[i - 1], frame, predictions, best)
-            result.planned["recall"] += 1
-            last_recall = stamps[i]
         for horizon, anchor, predictions in pending.pop(i, []):
             _score(result, "future", horizon, stamps[anchor], frame, predictions, best if i >= halfway else None)
+            if (result.planned["recall"] < config.max_recalls and stamps[anchor] - last_recall >= config.query_every
+                    and coverage.is_recall(stamps[anchor], frame.depth, frame.K, poses[i])):
+                _score(result, "recall", None, stamps[anchor], frame, predictions, best)
+                result.planned["recall"] += 1
+                last_recall = stamps[anchor]
         mask = dynamic_mask(frame) if dynamic_mask is not None else None
         for method in methods:
             start = time.perf_counter()

@@ -1,5 +1,5 @@
-"""Out-of-view recall targets (evaluation/recall.py): a view the last seconds did not see and an
-older frame did; and their own row in the scored results."""
+"""Out-of-view recall targets (evaluation/recall.py): a future view the seconds before its anchor did
+not see and an older frame did; and their own row in the scored results."""
 
 import numpy as np
 from helpers.scene import box_room_depth, look_at
@@ -27,6 +27,7 @@ def test_turning_away_and_back_makes_a_recall_target():
     recent, old = coverage.shares(stamp, box_room_depth(K, back), K, back)
     assert recent < 0.02 and old > 0.9
     assert coverage.is_recall(stamp, box_room_depth(K, back), K, back)
+    assert not coverage.is_recall(stamp - 3.5, box_room_depth(K, back), K, back)  # anchored before the turn
     coverage.add(stamp, box_room_depth(K, back), K, back)  # now it was just seen: no longer a recall
     again = _looking(0.12)
     assert not coverage.is_recall(stamp + 0.1, box_room_depth(K, again), K, again)
@@ -73,6 +74,7 @@ def test_recall_targets_get_their_own_row():
     config = ScoreConfig(horizons=(0.5,), query_every=0.5)
     result = score_sequence(frames, stamps, poses, [_Blank()], config)
     recalls = [s for s in result.scores if s.kind == "recall"]
-    assert result.planned["recall"] == len(recalls) == 1 and recalls[0].target_stamp == stamps[50]
+    assert result.planned["recall"] == len(recalls) == 1
+    assert (recalls[0].anchor_stamp, recalls[0].target_stamp) == (stamps[45], stamps[50])
     row = summarise(result.scores, ["blank"], config.horizons)[0]
     assert row["recall.n"] == 1 and row["recall.psnr"] == recalls[0].psnr
