@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mirage_ros.errors import InvalidInput
-from mirage_ros.evaluation.scoring import Example, Score, target_title
+from mirage_ros.evaluation.scoring import KIND_ORDER, Example, Score, target_title
 
 METRIC_COLUMNS = (("psnr", "PSNR dB", 2), ("ssim", "SSIM", 3), ("psnr_covered", "PSNR cov.", 2),
                   ("ssim_covered", "SSIM cov.", 3), ("coverage", "covered", 2),
@@ -144,7 +144,7 @@ def _figures(report: dict, scores: Sequence[Score], timeline: Sequence[dict], ex
         save(fig, f"example_{index}_{example.kind}.png",
              f"Observed / predicted / error: {what} (the best-covered target of the run's second half)")
 
-    groups = sorted({(s.kind, s.horizon) for s in scores}, key=lambda g: (g[0] != "future", g[0], g[1] or 0))
+    groups = sorted({(s.kind, s.horizon) for s in scores}, key=lambda g: (KIND_ORDER.index(g[0]), g[1] or 0))
     if groups:
         fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.2 * len(groups)), squeeze=False, sharex=True)
         for ax, (kind, horizon) in zip(axes[:, 0], groups):

@@ -294,7 +294,7 @@ def score_sequence(
         result.frames += 1
         if progress is not None:
             progress(1)
-    groups = sorted(best, key=lambda g: (g[0] != "future", g[0], g[1] or 0.0))[: config.examples]
+    groups = sorted(best, key=lambda g: (KIND_ORDER.index(g[0]), g[1] or 0.0))[: config.examples]
     result.examples = [best[g][1] for g in groups]
     return result
 
@@ -331,6 +331,9 @@ def _score(result: SequenceResult, kind: str, horizon, anchor_stamp: float, fram
         example = Example(kind, horizon, float(frame.stamp), frame.rgb,
                           {name: (rgb, valid) for name, (rgb, valid, _) in predictions.items()}, moving)
         best[group] = (coverage, example)
+
+
+KIND_ORDER = ("future", "revisit", "recall")  # target kinds in reports and examples
 
 
 def target_group(kind: str, horizon: float | None) -> str:
