@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mirage_ros.geometry import Intrinsics
+from mirage_ros.geometry import Intrinsics, invert_pose, project, transform_points
 
 SAMPLE_PX = 16  # target sample spacing, pixels
 DEPTH_SCALE = 4  # kept depth maps: one pixel in DEPTH_SCALE x DEPTH_SCALE
@@ -60,7 +60,7 @@ class ViewCoverage:
         if self.kept and stamp - self.kept[-1].stamp < KEEP_EVERY_S - 1e-6:
             return
         coarse = np.nan_to_num(np.asarray(depth, np.float32)[::DEPTH_SCALE, ::DEPTH_SCALE], nan=0.0)
-        self.kept.append(_Kept(float(stamp), np.linalg.inv(T_world_cam), K, coarse))
+        self.kept.append(_Kept(float(stamp), invert_pose(T_world_cam), K, coarse))
 
     def shares(self, anchor: float, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray
                ) -> tuple[float, float] | None:
@@ -71,22 +71,33 @@ class ViewCoverage:
         points = _sample_points(depth, K, T_world_cam)
         if len(points) < MIN_SAMPLES:
             return None
-        recent = np.zeros(len(points), bool)
-        best_old = 0.0
-        for kept in self.kept:
-            if kept.stamp > anchor:
-                break
-            seen = _seen_by(points, kept)
-            if anchor - kept.stamp <= self.window:
-                recent |= seen
-            else:
-                best_old = max(best_old, float(seen.mean()))
-        return float(recent.mean()), best_old
+        recent, old = self._split(anchor)
+        return _union_share(points, recent), max((float(_seen_by(points, k).mean()) for k in old), default=0.0)
 
     def is_recall(self, anchor: float, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray) -> bool:
-        """Whether the view, predicted at ``anchor``, is a recall target (module doc)."""
-        shares = self.shares(anchor, depth, K, T_world_cam)
-        return shares is not None and shares[0] < self.recent_max and shares[1] > self.old_min
+        """Whether the view, predicted at ``anchor``, is a recall target (module doc). Decided as
+        :meth:`shares` would, but the few recent frames first and the older ones only until one
+        saw enough: most targets were just seen, and a long recording keeps thousands of frames."""
+        points = _sample_points(depth, K, T_world_cam)
+        if len(points) < MIN_SAMPLES:
+            return False
+        recent, old = self._split(anchor)
+        return (_union_share(points, recent) < self.recent_max
+                and any(_seen_by(points, k).mean() > self.old_min for k in old))
+
+    def _split(self, anchor: float) -> tuple[list[_Kept], list[_Kept]]:
+        """Kept frames up to ``anchor``: those of the last ``window`` seconds, and the older ones."""
+        upto = [k for k in self.kept if k.stamp <= anchor]
+        recent = [k for k in upto if anchor - k.stamp <= self.window]
+        return recent, upto[: len(upto) - len(recent)]
+
+
+def _union_share(points: np.ndarray, frames: list[_Kept]) -> float:
+    """Share of ``points`` that at least one of ``frames`` saw."""
+    seen = np.zeros(len(points), bool)
+    for kept in frames:
+        seen |= _seen_by(points, kept)
+    return float(seen.mean())
 
 
 def _sample_points(depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray) -> np.ndarray:
@@ -102,14 +113,11 @@ def _sample_points(depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray) ->
 
 def _seen_by(points: np.ndarray, kept: _Kept) -> np.ndarray:
     """``(N,) bool``: which world points ``kept`` saw (in its image, depth agreeing)."""
-    cam = points @ kept.T_cam_world[:3, :3].T + kept.T_cam_world[:3, 3]
-    z = cam[:, 2]
-    front = z > 1e-3
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.floor((kept.K.fx * cam[:, 0] / z + kept.K.cx + 0.5) / DEPTH_SCALE)
-        v = np.floor((kept.K.fy * cam[:, 1] / z + kept.K.cy + 0.5) / DEPTH_SCALE)
+    uv, z = project(transform_points(kept.T_cam_world, points), kept.K)
+    with np.errstate(invalid="ignore"):  # behind the camera: NaN, never inside
+        u, v = np.floor((uv + 0.5) / DEPTH_SCALE).T
     h, w = kept.depth.shape
-    inside = front & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
     d = np.zeros(len(points), np.float32)
     d[inside] = kept.depth[v[inside].astype(int), u[inside].astype(int)]
     return inside & (d > 0) & (np.abs(d - z) <= AGREE_M + AGREE_REL * z)
