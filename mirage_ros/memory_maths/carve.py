@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from mirage_ros.memory import layout as L
-from mirage_ros.memory_maths.ops import OnnxOps
+from mirage_ros.memory_maths.onnx_ops import OnnxOps
 from mirage_ros.memory_maths.readout import projected
 from mirage_ros.memory_maths.update import STATE_SHAPES, state_inputs
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from mirage_ros import geometry as g
 from mirage_ros.memory import layout as L
-from mirage_ros.memory_maths.ops import OnnxOps, TorchOps
+from mirage_ros.memory_maths.onnx_ops import OnnxOps
+from mirage_ros.memory_maths.torch_ops import TorchOps
 
 
 def projected(xp, positions, projection):

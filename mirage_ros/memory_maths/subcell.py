@@ -26,7 +26,8 @@ Training places cells with :func:`place_subcell_torch`, the same function in tor
 
 from __future__ import annotations
 
-from mirage_ros.memory_maths.ops import OnnxOps, TorchOps
+from mirage_ros.memory_maths.onnx_ops import OnnxOps
+from mirage_ros.memory_maths.torch_ops import TorchOps
 
 
 def _counts(xp, plane):

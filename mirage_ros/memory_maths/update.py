@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from mirage_ros.memory import layout as L
-from mirage_ros.memory_maths.ops import OnnxOps
+from mirage_ros.memory_maths.onnx_ops import OnnxOps
 
 BIG = 3.0e30  # score of a matching slot; +-BIG bracket the other scores
 
@@ -81,7 +81,7 @@ def update(xp, depth, dynamic, latent, rays, T_world_cam, params, state: dict, s
     """One memory update.
 
     Args:
-        xp: the backend (:class:`~mirage_ros.memory_maths.ops.TorchOps` or ``OnnxOps``).
+        xp: the backend (:class:`~mirage_ros.memory_maths.torch_ops.TorchOps` or ``onnx_ops.OnnxOps``).
         depth: ``(H, W) float32`` metres (NaN / out of range = no reading), ``H = s * h``.
         dynamic: ``(H, W) bool`` pixels of moving objects (kept out).
         latent: ``(C, h, w) float32`` the frame's latents (a NaN cell is skipped).

@@ -6,7 +6,7 @@ import torch
 
 from mirage_ros.memory.latent_memory import latent_rays
 from mirage_ros.memory_maths.carve import carve
-from mirage_ros.memory_maths.ops import TorchOps
+from mirage_ros.memory_maths.torch_ops import TorchOps
 from mirage_ros.memory_maths.update import update
 
 

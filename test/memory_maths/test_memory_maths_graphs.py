@@ -12,7 +12,7 @@ from mirage_ros import geometry as g
 from mirage_ros import graphs
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory import layout as L
-from mirage_ros.memory_maths.ops import TorchOps
+from mirage_ros.memory_maths.torch_ops import TorchOps
 from mirage_ros.memory_maths.readout import read_out, read_out_torch
 
 
