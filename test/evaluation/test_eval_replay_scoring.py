@@ -68,11 +68,17 @@ def test_future_targets_follow_the_horizons_and_anchors():
 
 
 @pytest.mark.parametrize("kwargs", [{"horizons": ()}, {"horizons": (0.0,)}, {"query_every": 0.0},
-                                    {"revisit_min_time": -1.0}, {"target_tolerance": 0.0}])
+                                    {"revisit_min_time": -1.0}, {"target_tolerance": 0.0}, {"recall_window": -1.0}])
 def test_bad_score_options_name_the_option(kwargs):
     with pytest.raises(InvalidInput) as info:
         ScoreConfig(**kwargs)
     assert info.value.parameter.startswith("--")
+
+
+@pytest.mark.parametrize("recent_max, old_min", [(0.5, 0.5), (-0.1, 0.5), (0.1, 1.5)])
+def test_recall_shares_must_leave_room_between_them(recent_max, old_min):
+    with pytest.raises(InvalidInput, match="recent_max < old_min"):
+        ScoreConfig(recall_recent_max=recent_max, recall_old_min=old_min)
 
 
 @dataclass

@@ -217,7 +217,8 @@ def test_zero_intrinsics_and_bad_read_out_arguments():
 def test_config_validation_and_cap():
     assert MemoryConfig(channels=8, capacity_points=1000).slots <= 1000
     for field, value in (("channels", 0), ("stride", 3), ("voxel_size", 0.0), ("capacity_points", 8),
-                         ("max_depth", float("nan")), ("dynamic_max_fraction", 1.0)):
+                         ("max_depth", float("nan")), ("dynamic_max_fraction", 1.0), ("voxel_per_footprint", -1.0),
+                         ("voxel_per_footprint", float("inf"))):
         with pytest.raises(InvalidInput) as err:
             MemoryConfig(**{"channels": 8, field: value})
         assert err.value.parameter == field
