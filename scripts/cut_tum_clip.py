@@ -5,9 +5,15 @@
 SRC is TUM fr1_rpy (``rgbd_dataset_freiburg1_rpy``; CC BY 4.0, Sturm et al., "A Benchmark for the
 Evaluation of RGB-D SLAM Systems", IROS 2012), e.g. the copy under ``data/`` of the public
 repository jmstark/gpu_odometry. The clip keeps ``--frames`` associated colour / depth pairs,
-``--step`` frames apart from ``--start``: colour as JPEG (quality 85), depth PNGs losslessly re-compressed, the
-lists and the ground-truth rows around them, so it stays a TUM folder (``mirage-ros eval`` reads it)
-of about 1 MB.
+``--step`` frames apart from ``--start``: colour as JPEG (``--quality``, 85 by default), depth PNGs
+losslessly re-compressed, the lists and the ground-truth rows around them, so it stays a TUM folder
+(``mirage-ros eval`` and ``mirage-ros train``'s ``real`` task read it); 8 frames are about 1 MB.
+
+The training data of the shipped weights (``config/train.yaml``) is cut the same way, the first
+half of fr1_rpy to train and the second half held out::
+
+    python scripts/cut_tum_clip.py SRC .data/fr1_rpy_train --start 0 --step 2 --frames 173 --quality 92
+    python scripts/cut_tum_clip.py SRC .data/fr1_rpy_heldout --start 347 --step 3 --frames 115 --quality 92
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from PIL import Image
 LICENCE = """# TUM RGB-D fr1_rpy, a clip
 
 {frames} colour / depth pairs of `rgbd_dataset_freiburg1_rpy` (640x480, Kinect, Freiburg 1
-camera), every {step}th associated pair from pair {start}; colour re-encoded as JPEG (quality 85),
+camera), every {step}th associated pair from pair {start}; colour re-encoded as JPEG (quality {quality}),
 depth (16-bit PNG, re-compressed losslessly) and ground truth unchanged. Cut by `scripts/cut_tum_clip.py`.
 
 Source: TUM RGB-D benchmark, https://cvg.cit.tum.de/data/datasets/rgbd-dataset (copy taken from the
@@ -55,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=int, default=280, help="first associated pair (default %(default)s)")
     parser.add_argument("--step", type=int, default=3, help="pairs between kept ones (default %(default)s)")
     parser.add_argument("--frames", type=int, default=8, help="pairs kept (default %(default)s)")
+    parser.add_argument("--quality", type=int, default=85, help="JPEG quality of the colour images (default %(default)s)")
     args = parser.parse_args(argv)
 
     pairs = associated(args.src)[args.start: args.start + args.step * args.frames: args.step]
@@ -68,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     for rgb_stamp, rgb_file, depth_stamp, depth_file in pairs:
         jpeg = f"rgb/{rgb_stamp}.jpg"
         with Image.open(args.src / rgb_file) as image:
-            image.convert("RGB").save(args.out / jpeg, "JPEG", quality=85)
+            image.convert("RGB").save(args.out / jpeg, "JPEG", quality=args.quality)
         with Image.open(args.src / depth_file) as image:  # lossless, only better compressed
             image.save(args.out / depth_file, "PNG", optimize=True)
         rgb_list.append(f"{rgb_stamp} {jpeg}")
@@ -78,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
              if line.startswith("#") or first <= float(line.split()[0]) <= last]
     for name, lines in (("rgb.txt", rgb_list), ("depth.txt", depth_list), ("groundtruth.txt", truth)):
         (args.out / name).write_text("\n".join(lines) + "\n")
-    (args.out / "README.md").write_text(LICENCE.format(frames=args.frames, step=args.step, start=args.start))
+    (args.out / "README.md").write_text(LICENCE.format(frames=args.frames, step=args.step, start=args.start,
+                                                      quality=args.quality))
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     print(f"wrote {args.out}: {len(pairs)} frames, {size / 1e6:.2f} MB")
     return 0

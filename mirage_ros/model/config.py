@@ -48,20 +48,88 @@ class NaturalConfig:
 
 
 @dataclass
-class SimDataConfig:
-    """Memory-conditioned targets from simulated camera paths (see ``model.sim_data``).
+class AugmentConfig:
+    """Sensor realism for the context frames of memory-conditioned targets (``model.augment``).
 
-    Each seed gives one sequence per scene family; path, actors and sensor noise cycle over the
-    seeds. ``gaps_s``: 0 = revisit (target pose seen before), > 0 = future view that far ahead of
-    the newest frame in memory. ``workers``: rendering processes (0 = one per CPU core).
-    ``voxel_size`` (metres) and ``max_weight``: the memory's fusion of the context frames
-    (``memory.MemoryConfig`` fields of the same names); the export records them in the manifest
-    and ``WorldModel`` runs its memory with them, so the renderer sees at run time the fusion it
-    was trained on.
+    Colour: a per-sample exposure (gain within ``2**+-exposure_stops``), white balance (per-channel
+    gains within ``1 +- white_balance``) and gamma (``1 +- gamma``) shared by context and target
+    (the renderer must draw the colours it is given, not a fixed look); per context frame an
+    exposure flicker (``2**+-flicker_stops``), read + shot noise (sigma up to ``noise``), motion
+    blur (``blur_probability``, up to ``blur_max_px`` long), rolling-shutter shear
+    (``shear_probability``, up to ``shear_max`` pixel per row) and JPEG (``jpeg_probability``,
+    quality in ``jpeg_quality``). Depth of the context cells: the quantisation steps of Kinect and
+    RealSense sensors (``depth_quantisation_probability``), holes (up to ``depth_hole_fraction``
+    of the cells) and flying pixels at depth edges (``flying_pixel_probability``).
     """
 
     enabled: bool = True
+    exposure_stops: float = 0.5
+    white_balance: float = 0.1
+    gamma: float = 0.1
+    flicker_stops: float = 0.1
+    noise: float = 0.03
+    blur_probability: float = 0.3
+    blur_max_px: int = 9
+    shear_probability: float = 0.3
+    shear_max: float = 0.03
+    jpeg_probability: float = 0.5
+    jpeg_quality: list = field(default_factory=lambda: [30, 95])
+    depth_quantisation_probability: float = 0.5
+    depth_hole_fraction: float = 0.15
+    flying_pixel_probability: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("blur_probability", "shear_probability", "jpeg_probability",
+                     "depth_quantisation_probability", "depth_hole_fraction", "flying_pixel_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: must be in [0, 1], got {getattr(self, name)}")
+        low, high = (list(self.jpeg_quality) + [0, 0])[:2]
+        if len(self.jpeg_quality) != 2 or not 1 <= low <= high <= 100:
+            raise ValueError(f"jpeg_quality: must be [low, high] within 1..100, got {self.jpeg_quality}")
+
+
+@dataclass
+class MemoryTaskConfig:
+    """Memory-conditioned targets (``model.memory_data``), whatever the source of the sequences.
+
+    ``batch_size`` targets per step, each predicted from ``context_frames`` frames lifted into a
+    memory; ``gaps_s``: 0 = revisit (target pose seen before), > 0 = future view that far ahead of
+    the newest frame in memory. ``voxel_size`` (finest edge, metres), ``voxel_per_footprint`` and
+    ``max_weight``: the memory's fusion of the context (``memory.MemoryConfig`` fields of the same
+    names; the defaults are the runtime's, so the renderer is trained on the fusion it sees);
+    ``weight``: of this task's loss in the total.
+    """
+
+    enabled: bool = True
+    weight: float = 1.0
     batch_size: int = 8
+    context_frames: int = 8
+    gaps_s: list = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])
+    voxel_size: float = 0.002
+    voxel_per_footprint: float = 1.0
+    max_weight: float = 2.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if not self.voxel_size > 0:
+            raise ValueError(f"voxel_size: must be > 0, got {self.voxel_size}")
+        if not self.voxel_per_footprint >= 0:
+            raise ValueError(f"voxel_per_footprint: must be >= 0, got {self.voxel_per_footprint}")
+        if not self.max_weight >= 1:
+            raise ValueError(f"max_weight: must be >= 1, got {self.max_weight}")
+        if self.context_frames < 1 or not self.gaps_s or min(self.gaps_s) < 0:
+            raise ValueError("context_frames must be >= 1 and gaps_s non-empty, >= 0")
+
+
+@dataclass
+class SimDataConfig(MemoryTaskConfig):
+    """Targets from simulated camera paths (``model.sim_data``).
+
+    Each seed gives one sequence per scene family; path, actors and sensor noise cycle over the
+    seeds. ``workers``: rendering processes (0 = one per CPU core); ``cache_dir``: where rendered
+    sequences are kept between runs ("" = nowhere).
+    """
+
     width: int = 320
     height: int = 240
     rate_hz: float = 4.0
@@ -71,17 +139,33 @@ class SimDataConfig:
     actors: list = field(default_factory=lambda: [False, True])
     train_seeds: list = field(default_factory=lambda: list(range(0, 8)))
     val_seeds: list = field(default_factory=lambda: [1000])
-    context_frames: int = 8
-    gaps_s: list = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])
     workers: int = 0
-    voxel_size: float = 0.05
-    max_weight: float = 20.0
+    cache_dir: str = ""
+
+
+@dataclass
+class RealDataConfig(MemoryTaskConfig):
+    """Targets from recorded RGB-D sequences with ground-truth poses (``model.real_data``).
+
+    ``sequences`` train, ``val_sequences`` are held out for validation (never trained on): TUM
+    RGB-D folders, as ``mirage-ros eval`` reads them (``scripts/cut_tum_clip.py`` cuts parts of a
+    recording into such folders). ``camera``: their intrinsics, an ``evaluation.tum_source.TUM_CAMERAS``
+    name or ``auto`` (from the folder name); ``every``: keep every n-th frame.
+    """
+
+    enabled: bool = False
+    batch_size: int = 4
+    sequences: list = field(default_factory=list)
+    val_sequences: list = field(default_factory=list)
+    camera: str = "auto"
+    every: int = 1
 
     def __post_init__(self) -> None:
-        if not self.voxel_size > 0:
-            raise ValueError(f"voxel_size: must be > 0, got {self.voxel_size}")
-        if not self.max_weight >= 1:
-            raise ValueError(f"max_weight: must be >= 1, got {self.max_weight}")
+        super().__post_init__()
+        if self.every < 1:
+            raise ValueError(f"every: must be >= 1, got {self.every}")
+        if self.enabled and not self.sequences:
+            raise ValueError("sequences: enabled but empty (list TUM RGB-D folders)")
 
 
 @dataclass
@@ -96,7 +180,11 @@ class ScheduleConfig:
 
 @dataclass
 class TrainConfig:
-    """Everything ``mirage-ros train`` needs; ``seed`` fixes data, init and sampling."""
+    """Everything ``mirage-ros train`` needs; ``seed`` fixes data, init and sampling.
+
+    ``data_sources``: where the training data comes from and under which licence (mappings with
+    ``name``, ``source``, ``licence``, ``used_for``); the export copies them into the manifest.
+    """
 
     seed: int = 0
     device: str = "auto"
@@ -107,6 +195,8 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     natural: NaturalConfig = field(default_factory=NaturalConfig)
     sim: SimDataConfig = field(default_factory=SimDataConfig)
+    real: RealDataConfig = field(default_factory=RealDataConfig)
+    data_sources: list = field(default_factory=list)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     def to_dict(self) -> dict:

@@ -139,6 +139,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
     exported = export_networks(encoder, renderer, cfg.network.stride, cfg.network.channels,
                                Path(out_dir))
     validations = [h["val"] for h in state["history"] if "val" in h]
+    fusion = cfg.real if cfg.real.enabled else cfg.sim
     manifest = {
         "format": 1,
         "network": {"stride": cfg.network.stride, "channels": cfg.network.channels,
@@ -150,16 +151,21 @@ def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
                     "renderer_output": "rgb (1, 3, s*h, s*w) float32 in [0, 1]"},
         **exported,
         # the memory fusion the renderer was trained on; WorldModel runs its memory with it
-        "memory": {"voxel_size": cfg.sim.voxel_size, "max_weight": cfg.sim.max_weight},
+        "memory": {"voxel_size": fusion.voxel_size, "voxel_per_footprint": fusion.voxel_per_footprint,
+                   "max_weight": fusion.max_weight},
         "training": {"command": state["command"], "steps": state["step"],
                      "train_seconds": round(state["train_seconds"], 1),
                      "device": state["device"], "world_size": state["world_size"],
                      "gpu_seconds": round(state["train_seconds"] * state["world_size"], 1)
                      if state["device"].startswith("cuda") else 0.0,
-                     "data": {"seed": cfg.seed, "sim_train_seeds": cfg.sim.train_seeds,
-                              "sim_val_seeds": cfg.sim.val_seeds, "sim_scenes": cfg.sim.scenes,
-                              "natural_image_dirs": cfg.natural.image_dirs,
-                              "natural_heldout": cfg.natural.heldout},
+                     "data": {"seed": cfg.seed, "sources": cfg.data_sources,
+                              "sim_train_seeds": cfg.sim.train_seeds if cfg.sim.enabled else [],
+                              "sim_val_seeds": cfg.sim.val_seeds if cfg.sim.enabled else [],
+                              "sim_scenes": cfg.sim.scenes if cfg.sim.enabled else [],
+                              "real_sequences": cfg.real.sequences if cfg.real.enabled else [],
+                              "real_val_sequences": cfg.real.val_sequences if cfg.real.enabled else [],
+                              "natural_image_dirs": cfg.natural.image_dirs if cfg.natural.enabled else [],
+                              "natural_heldout": cfg.natural.heldout if cfg.natural.enabled else []},
                      "config": cfg.to_dict()},
         "metrics": {"validation": validations[-1] if validations else {}},
     }

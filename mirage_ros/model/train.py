@@ -66,10 +66,10 @@ class Trainer:
         else:
             torch.backends.cudnn.benchmark = True
         self.natural_train, self.natural_val = self._load_natural()
-        self.sim = self._load_sim()
+        self.memory_tasks = self._load_memory_tasks()
         loss = ImageLoss(cfg.loss.l1, cfg.loss.ssim, cfg.loss.gradient)
-        readout = self.sim.memory_readout if self.sim is not None else None
-        self.nets = WorldModelNets(cfg.network, loss, readout).to(self.device)
+        readers = {name: task.read_memory for name, task in self.memory_tasks.items()}
+        self.nets = WorldModelNets(cfg.network, loss, readers).to(self.device)
         self.model = self.nets
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -89,13 +89,19 @@ class Trainer:
         train, held = nat.load_natural_images(c.image_dirs, c.heldout, min_size=c.crop)
         return list(train.values()), held
 
-    def _load_sim(self):
-        if not self.cfg.sim.enabled:
-            return None
-        from mirage_ros.model.sim_data import SimSource
+    def _load_memory_tasks(self) -> dict:
+        """``sim`` and ``real`` memory-conditioned targets (``model.memory_data.MemoryTargets``), as enabled."""
+        tasks = {}
+        progress = self.rank == 0
+        if self.cfg.sim.enabled:
+            from mirage_ros.model.sim_data import sim_targets
 
-        return SimSource(self.cfg.sim, self.cfg.network, self.cfg.seed, self.rank, self.world,
-                         self.device, progress=self.rank == 0)
+            tasks["sim"] = sim_targets(self.cfg.sim, self.cfg.network, self.rank, self.world, self.device, progress)
+        if self.cfg.real.enabled:
+            from mirage_ros.model.real_data import real_targets
+
+            tasks["real"] = real_targets(self.cfg.real, self.cfg.network, self.rank, self.world, self.device, progress)
+        return tasks
 
     def _lr_factor(self, step: int) -> float:
         o = self.cfg.optim
@@ -104,10 +110,10 @@ class Trainer:
         t = min(1.0, (step - o.warmup_steps) / max(1, o.max_steps - o.warmup_steps))
         return o.final_lr_fraction + (1 - o.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t))
 
-    def batch(self, step: int) -> tuple[dict | None, dict | None]:
-        """The batches of ``step`` for this rank: a pure function of ``(seed, rank, step)``."""
+    def batch(self, step: int) -> dict[str, dict]:
+        """The batches of ``step`` for this rank, by task: a pure function of ``(seed, rank, step)``."""
         rng = np.random.default_rng([self.cfg.seed, self.rank, step])
-        natural = sim = None
+        batches = {}
         s = self.cfg.network.stride
         if self.natural_train is not None:
             c = self.cfg.natural
@@ -115,14 +121,14 @@ class Trainer:
             h = c.crop // s
             valid = nat.random_holes(c.batch_size, h, h, c.hole_fraction, rng)
             depth = rng.uniform(*NATURAL_DEPTH_RANGE_M, (c.batch_size, 1, 1, 1)).astype(np.float32)
-            natural = {"rgb": torch.from_numpy(rgb).to(self.device),
-                       "valid": torch.from_numpy(valid).to(self.device),
-                       "depth": torch.from_numpy(depth * valid).to(self.device),
-                       "weight": 1.0}
-        if self.sim is not None:
-            sim = self.sim.train_batch(rng)
-            sim["weight"] = 1.0
-        return natural, sim
+            batches["natural"] = {"rgb": torch.from_numpy(rgb).to(self.device),
+                                  "valid": torch.from_numpy(valid).to(self.device),
+                                  "depth": torch.from_numpy(depth * valid).to(self.device),
+                                  "weight": 1.0}
+        for name, task in self.memory_tasks.items():
+            batches[name] = task.train_batch(rng)
+            batches[name]["weight"] = task.cfg.weight
+        return batches
 
     # ------------------------------------------------------------ checkpoints
     def save(self, name: str = "last.pt") -> None:
@@ -154,7 +160,7 @@ class Trainer:
     # ------------------------------------------------------------ validation
     @torch.no_grad()
     def validate(self) -> dict:
-        """Held-out natural reconstruction and held-out sim memory prediction: PSNR / SSIM."""
+        """Held-out natural reconstruction and held-out memory prediction (sim, real): PSNR / SSIM."""
         self.nets.eval()
         out: dict = {}
         if self.natural_val:
@@ -167,8 +173,8 @@ class Trainer:
                 ss.append(metrics.ssim(pred, image))
             out["natural_heldout_psnr"] = float(np.mean(ps))
             out["natural_heldout_ssim"] = float(np.mean(ss))
-        if self.sim is not None:
-            out.update(self.sim.validate(self.nets))
+        for name, task in self.memory_tasks.items():
+            out.update(task.validate(lambda batch, name=name: self.nets.render_memory(batch, name)))
         self.nets.train()
         return out
 
@@ -188,8 +194,7 @@ class Trainer:
         self.nets.train()
         stopped_by_time = False
         while self.step < last:
-            natural, sim = self.batch(self.step)
-            loss, parts = self.model(natural, sim)
+            loss, parts = self.model(self.batch(self.step))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.optim.grad_clip > 0:

@@ -129,10 +129,14 @@ class Networks:
     @property
     def memory_settings(self) -> dict:
         """``MemoryConfig`` fields the networks were trained with and the runtime memory follows
-        (``max_weight``: the renderer learnt latents averaged that way); empty for weights whose
-        manifest predates them (the defaults apply). The manifest's training ``voxel_size`` is
-        not one of them: the runtime's voxels follow the camera (``voxel_per_footprint``)."""
-        return {k: v for k, v in self.manifest.get("memory", {}).items() if k != "voxel_size"}
+        (``max_weight``, the voxel policy: the renderer learnt latents fused that way); empty for
+        weights whose manifest predates them (the defaults apply). Weights trained in fixed voxels
+        (no ``voxel_per_footprint`` recorded) keep the runtime's footprint voxels: those cover the
+        frame, which the fixed training voxels did not."""
+        memory = dict(self.manifest.get("memory", {}))
+        if "voxel_per_footprint" not in memory:
+            memory.pop("voxel_size", None)
+        return memory
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(h, w)`` latent grid of an ``height x width`` image."""

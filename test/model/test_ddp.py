@@ -93,8 +93,8 @@ def test_matches_one_process_with_the_global_batch(ddp, tmp_path, monkeypatch):
     draw_rank0 = single.batch
 
     def global_batch(step):
-        (nat0, _), (nat1, _) = draw_rank0(step), as_rank1.batch(step)
-        return {k: v if k == "weight" else torch.cat([v, nat1[k]]) for k, v in nat0.items()}, None
+        nat0, nat1 = draw_rank0(step)["natural"], as_rank1.batch(step)["natural"]
+        return {"natural": {k: v if k == "weight" else torch.cat([v, nat1[k]]) for k, v in nat0.items()}}
 
     single.batch = global_batch
     single.train()

@@ -57,11 +57,11 @@ def test_tiny_training_lowers_the_loss(tmp_path):
     trainer = tiny_trainer(tmp_path, steps=40, extra=("natural.hole_fraction=0",))
     # One image: 40 steps are enough to fit it, so a working loop must lower the loss a lot.
     trainer.natural_train = trainer.natural_train[:1]
-    natural, _ = trainer.batch(0)
+    natural = trainer.batch(0)["natural"]
 
     def fixed_loss():
         with torch.no_grad():
-            return float(trainer.nets(natural, None)[0])
+            return float(trainer.nets({"natural": natural})[0])
 
     before = fixed_loss()
     trainer.train()
@@ -111,9 +111,9 @@ def test_memory_conditioned_sim_batches_train_the_encoder_through_read_out(tmp_p
            "sim.val_seeds=[1000]", "sim.batch_size=2", "sim.context_frames=3", "sim.workers=1",
            "sim.gaps_s=[0.0, 0.5]"]
     trainer = tiny_trainer(tmp_path, steps=2, extra=tuple(sim))
-    _, batch = trainer.batch(0)
+    batch = trainer.batch(0)["sim"]
     assert batch["context_rgb"].shape == (2, 3, 3, 48, 64)
-    loss, parts = trainer.nets(None, batch)
+    loss, parts = trainer.nets({"sim": batch})
     loss.backward()
     grad = trainer.nets.encoder.body[0].weight.grad
     assert grad is not None and float(grad.abs().sum()) > 0  # gradients flow through the warp
@@ -123,8 +123,8 @@ def test_memory_conditioned_sim_batches_train_the_encoder_through_read_out(tmp_p
 
 
 def test_fewer_sim_sequences_than_ranks_names_the_parameter():
-    from mirage_ros.model.sim_data import SimSource
+    from mirage_ros.model.sim_data import sim_targets
 
     cfg = load_config(REPO / "config/train.yaml", ["sim.scenes=[office]", "sim.train_seeds=[0]"])
     with pytest.raises(InvalidInput, match="sim.train_seeds"):
-        SimSource(cfg.sim, cfg.network, seed=0, rank=1, world=2, device=torch.device("cpu"))
+        sim_targets(cfg.sim, cfg.network, rank=1, world=2, device=torch.device("cpu"))
