@@ -76,6 +76,7 @@ class Trainer:
             self.model = torch.nn.parallel.DistributedDataParallel(self.nets, device_ids=ids)
         self.opt = torch.optim.AdamW(self.nets.parameters(), lr=cfg.optim.lr,
                                      weight_decay=cfg.optim.weight_decay)
+        self._budget_used = 0.0  # fraction of this invocation's time budget spent (all ranks agree)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
         self.step = 0
         self.train_seconds = 0.0  # accumulated over resumes; GPU seconds when on CUDA
@@ -104,10 +105,14 @@ class Trainer:
         return tasks
 
     def _lr_factor(self, step: int) -> float:
+        """Warm-up over ``warmup_steps``, then cosine decay to the end of the run: ``max_steps`` or,
+        when it comes first, the end of this invocation's ``time_budget_s`` (a budgeted run ends on
+        a low learning rate wherever its step count lands; a resumed one decays again over its
+        own budget)."""
         o = self.cfg.optim
         if step < o.warmup_steps:
             return (step + 1) / o.warmup_steps
-        t = min(1.0, (step - o.warmup_steps) / max(1, o.max_steps - o.warmup_steps))
+        t = min(1.0, max((step - o.warmup_steps) / max(1, o.max_steps - o.warmup_steps), self._budget_used))
         return o.final_lr_fraction + (1 - o.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t))
 
     def batch(self, step: int) -> dict[str, dict]:
@@ -200,6 +205,8 @@ class Trainer:
             if cfg.optim.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.nets.parameters(), cfg.optim.grad_clip)
             self.opt.step()
+            elapsed = self._elapsed_all_ranks(start) if budget > 0 else 0.0
+            self._budget_used = elapsed / budget if budget > 0 else 0.0
             self.sched.step()
             self.step += 1
             self.train_seconds = seconds_at_start + time.monotonic() - start
@@ -217,7 +224,7 @@ class Trainer:
             if self.step % cfg.schedule.checkpoint_every == 0:
                 self.save()
             bar.update(1)
-            if budget > 0 and self._elapsed_all_ranks(start) > budget:
+            if budget > 0 and elapsed > budget:
                 stopped_by_time = True
                 break
         bar.close()

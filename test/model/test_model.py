@@ -128,3 +128,11 @@ def test_fewer_sim_sequences_than_ranks_names_the_parameter():
     cfg = load_config(REPO / "config/train.yaml", ["sim.scenes=[office]", "sim.train_seeds=[0]"])
     with pytest.raises(InvalidInput, match="sim.train_seeds"):
         sim_targets(cfg.sim, cfg.network, rank=1, world=2, device=torch.device("cpu"))
+
+
+def test_a_time_budget_decays_the_learning_rate_to_its_end(tmp_path):
+    trainer = tiny_trainer(tmp_path, steps=100000, extra=("schedule.time_budget_s=2",))
+    trainer.train()
+    lrs = [h["lr"] for h in trainer.history if "lr" in h]
+    # far from max_steps, yet the cosine reached its floor when the budget ran out
+    assert lrs[-1] < 0.1 * max(lrs) and trainer.step < 100000
