@@ -37,6 +37,27 @@ from mirage_ros.runtime.networks import SUBCELL_PLACEMENT, Networks
 NEWEST_DEPTH_TOLERANCE = 0.05
 #: Slots of the newest-frame memory per latent cell: its 8-way hash table drops few cells at 4.
 NEWEST_SLOTS_PER_CELL = 4
+#: Percentile of a frame's depth readings at which its pixels without a reading are placed in the
+#: newest-frame memory (``fill_depth_holes``).
+HOLE_DEPTH_PERCENTILE = 95.0
+
+
+def fill_depth_holes(depth: np.ndarray, config: MemoryConfig) -> np.ndarray:
+    """``(H, W)`` depth whose pixels without a reading in ``(min_depth, max_depth)`` take the frame's
+    far depth (the ``HOLE_DEPTH_PERCENTILE`` of its readings); unchanged when it has none.
+
+    RGB-D sensors return nothing beyond their range, on dark, shiny or sunlit surfaces and in
+    shadows: a fifth of a Kinect frame indoors. Those pixels still have colour and latents. Put
+    far away, they warp exactly under rotation and nearly so under small translations, and only
+    where nothing nearer is known (the overlay lets the fused memory's nearer surfaces win), so
+    the newest frame fills views that would otherwise be the renderer's guess.
+    """
+    with np.errstate(invalid="ignore"):
+        reading = g.valid_depth(depth) & (depth > config.min_depth) & (depth < config.max_depth)
+    if not reading.any():
+        return depth
+    far = np.float32(np.percentile(depth[reading], HOLE_DEPTH_PERCENTILE))
+    return np.where(reading, depth, far).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -106,13 +127,16 @@ class WorldModel:
         see_through_fill: give cells seen through a gap in a nearer surface that surface's point
             (``memory.see_through``, which says when it helps); off by default: it also spreads
             the points of people the moving-object detector let into memory.
+        fill_holes: the newest frame's pixels without a depth reading enter the newest-frame
+            overlay at the frame's far depth (:func:`fill_depth_holes`); never the fused memory.
 
     Raises:
         InvalidInput: ``memory_config`` disagrees with the networks.
     """
 
     def __init__(self, networks: Networks | None = None, memory_config: MemoryConfig | None = None,
-                 provider: str = "auto", newest_overlay: bool = True, see_through_fill: bool = False):
+                 provider: str = "auto", newest_overlay: bool = True, see_through_fill: bool = False,
+                 fill_holes: bool = True):
         self.networks = networks or Networks.load(provider=provider)
         n = self.networks
         self.memory_config = memory_config or memory_config_for(n)
@@ -123,6 +147,7 @@ class WorldModel:
         self.memory = LatentMemory(self.memory_config, provider=provider)
         self.newest_overlay = newest_overlay
         self.see_through_fill = see_through_fill
+        self.fill_holes = fill_holes
         self._provider = provider
         self._newest: LastFrameWarp | None = None  # sized to the frame on the first observe
         self._timer = _Timer()
@@ -158,8 +183,9 @@ class WorldModel:
         t1 = time.perf_counter()
         self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask)
         if self.newest_overlay:
+            newest_depth = fill_depth_holes(depth, self.memory_config) if self.fill_holes else depth
             self._newest_memory(latent.shape[1] * latent.shape[2]).insert(
-                latent, depth, K, T_world_cam, stamp, dynamic_mask)
+                latent, newest_depth, K, T_world_cam, stamp, dynamic_mask)
         t2 = time.perf_counter()
         self._timer.add("encode", t1 - t0)
         self._timer.add("insert", t2 - t1)
@@ -225,11 +251,12 @@ class WorldModel:
 
 
 def build_world_model(provider: str, weights_dir: str = "", newest_overlay: bool = True,
-                      see_through_fill: bool = False, subcell_placement: str = "auto", **memory) -> WorldModel:
+                      see_through_fill: bool = False, subcell_placement: str = "auto", fill_holes: bool = True,
+                      **memory) -> WorldModel:
     """The engine behind the ``world_model`` node, from its parameters: :class:`WorldModel` on
     ``provider`` with the shipped networks or those in ``weights_dir`` (``subcell_placement``: a
     key of ``SUBCELL_PLACEMENT``); ``memory``: ``MemoryConfig`` overrides."""
     networks = Networks.load(weights_dir or None, provider=provider,
                              subcell_placement=SUBCELL_PLACEMENT[subcell_placement])
     return WorldModel(networks, memory_config_for(networks, **memory), provider=provider,
-                      newest_overlay=newest_overlay, see_through_fill=see_through_fill)
+                      newest_overlay=newest_overlay, see_through_fill=see_through_fill, fill_holes=fill_holes)

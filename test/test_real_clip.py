@@ -15,6 +15,8 @@ from mirage_ros.evaluation.recordings import open_recording
 from mirage_ros.memory import LatentMemory, MemoryConfig
 
 CLIP = Path(__file__).parent / "data" / "rgbd_dataset_freiburg1_rpy_clip"
+#: Regression floor of the shipped networks' same-pose PSNR on covered cells of the clip
+SAME_POSE_PSNR_COVERED_MIN = 32.0
 
 
 def test_each_real_frame_read_out_at_its_pose_covers_its_cells():
@@ -39,7 +41,8 @@ def test_eval_of_the_real_clip(tmp_path):
     free warp of the newest frame; every number finite, our memory covering the views."""
     out = tmp_path / "report"
     assert cli_main(["eval", str(CLIP), "--out", str(out), "--methods", "latent_memory", "rgb_frame_warp_direct",
-                     "--horizons", "0.3", "--query-every", "0.2", "--provider", "cpu", "--no-progress"]) == 0
+                     "--horizons", "0.3", "--query-every", "0.2", "--provider", "cpu", "--no-progress",
+                     "--same-pose-every", "4"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["recording"]["details"]["intrinsics"] == "TUM preset fr1"
     assert report["planned"]["future"] == 2 and report["frames_replayed"] == 8
@@ -48,3 +51,13 @@ def test_eval_of_the_real_clip(tmp_path):
     assert np.isfinite([ours["future@0.3s.psnr"], free["future@0.3s.psnr"], ours["future@0.3s.ssim"]]).all()
     assert ours["future@0.3s.coverage"] > 0.25  # 0.30 when written (fixed 5 cm voxels: 0.02)
     assert (out / "report.html").is_file() and any((out / "figures").glob("example_*.png"))
+    # the shipped networks on one real frame at its own pose (frames 0 and 4)
+    same = report["same_pose"]
+    assert same["n"] == 2 and same["coverage"] > 0.95
+    assert same["psnr_covered"] > SAME_POSE_PSNR_COVERED_MIN and np.isfinite(same["psnr"])
+
+
+def test_same_pose_every_must_not_be_negative(tmp_path, capsys):
+    assert cli_main(["eval", str(CLIP), "--out", str(tmp_path / "r"), "--same-pose-every", "-1",
+                     "--methods", "latent_memory", "--no-progress"]) == 2
+    assert "--same-pose-every" in capsys.readouterr().err

@@ -51,7 +51,8 @@ class LatentMemoryMethod:
         config = world_model.memory_config
         self.description = ("WorldModel: encoder latents lifted by depth into the voxel-fused latent memory, "
                             "read out (newest frame overlaid: "
-                            f"{'on' if world_model.newest_overlay else 'off'}, see-through fill: "
+                            f"{'on' if world_model.newest_overlay else 'off'}, its depth holes filled: "
+                            f"{'on' if world_model.fill_holes else 'off'}, see-through fill: "
                             f"{'on' if world_model.see_through_fill else 'off'}) and rendered "
                             f"(stride {world_model.stride}, capacity {config.capacity_points} points, "
                             f"voxel {config.voxel_size} m, max weight {config.max_weight:g}, "

@@ -22,6 +22,7 @@ import numpy as np
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.methods import METHOD_NAMES, build_methods
 from mirage_ros.evaluation.recordings import open_recording
+from mirage_ros.evaluation.same_pose import score_same_pose
 from mirage_ros.evaluation.report import check_destination, command_line, cost_rows, write_report
 from mirage_ros.evaluation.scoring import ScoreConfig, score_sequence, summarise
 from mirage_ros.evaluation.sources import DEPTH_REGISTRATION, Recording, SourceOptions
@@ -146,7 +147,8 @@ def check_cloud_fits(frames: int, pixels: int, available: int | None) -> None:
 
 def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreConfig,
              methods: tuple[str, ...], provider: str, dynamics: str, command: str, arguments: dict,
-             show_progress: bool = True, weights: Path | None = None, capacity_points: int | None = None) -> dict:
+             show_progress: bool = True, weights: Path | None = None, capacity_points: int | None = None,
+             same_pose_every: int = 0) -> dict:
     """Index, replay, score and report; returns the report document (also in ``out/report.json``).
 
     Raises:
@@ -155,6 +157,8 @@ def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreC
     from tqdm import tqdm
 
     started = time.perf_counter()
+    if same_pose_every < 0:
+        raise InvalidInput("--same-pose-every", f"must be >= 0 (0 = off), got {same_pose_every}")
     out = Path(out)
     check_destination(out)
     recording = open_recording(input_path, options, progress=show_progress)
@@ -169,6 +173,11 @@ def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreC
         result = score_sequence(recording.frames(), recording.stamps, recording.poses, built, config,
                                 dynamic_mask=masks, progress=bar.update)
     names = [m.name for m in built]
+    same_pose = {"n": 0}
+    if same_pose_every > 0:
+        with tqdm(total=len(recording.stamps), desc="same pose", unit="frame", disable=not show_progress,
+                  file=sys.stderr) as bar:
+            same_pose = score_same_pose(recording.frames(), built[0].model, same_pose_every, bar.update)
     report = {
         "command": command, "arguments": arguments, "versions": _versions(built[0].provider, built[0].model.networks.manifest),
         "recording": _recording_summary(recording), "config": asdict(config), "methods": names,
@@ -176,7 +185,7 @@ def run_eval(input_path: Path, out: Path, options: SourceOptions, config: ScoreC
         "planned": result.planned, "summary": summarise(result.scores, names, config.horizons),
         "cost": cost_rows(result.timeline, result.scores, names), "dynamics": masks.summary(),
         "skipped": [asdict(s) for s in recording.skipped], "scores": result.scores_as_dicts(),
-        "timeline": result.timeline, "frames_replayed": result.frames,
+        "timeline": result.timeline, "frames_replayed": result.frames, "same_pose": same_pose,
         "elapsed_s": time.perf_counter() - started,
     }
     if result.planned["revisit"] == 0:
@@ -228,6 +237,9 @@ def add_parser(subparsers) -> None:
     g.add_argument("--dynamics", choices=DYNAMICS_CHOICES, default="detector",
                    help="pixels kept out of every memory: the moving-object detector (default), the input's "
                         "ground-truth motion mask, or none")
+    g.add_argument("--same-pose-every", type=int, default=10, metavar="N",
+                   help="also score the same pose after one frame on every N-th frame: an empty memory observes "
+                        "the frame alone and renders it at its own pose (default 10; 0 = off)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     s = p.add_argument_group("input (auto-detected unless given)")
     for name in ("color-topic", "depth-topic", "info-topic", "depth-info-topic", "mask-topic", "odom-topic",
@@ -280,11 +292,16 @@ def main(args: argparse.Namespace) -> int:
     try:
         report = run_eval(args.input, args.out, options, config, tuple(dict.fromkeys(args.methods)), args.provider,
                           args.dynamics, _command(args), arguments, show_progress=not args.no_progress,
-                          weights=args.weights, capacity_points=args.capacity_points)
+                          weights=args.weights, capacity_points=args.capacity_points,
+                          same_pose_every=args.same_pose_every)
     except KeyboardInterrupt:
         print(f"mirage-ros eval: interrupted; no report written to {args.out}", file=sys.stderr)
         return 130
     print(f"report: {Path(args.out) / 'report.html'} ({report['frames_replayed']} frames, "
           f"{report['planned']['future']} future views, {report['planned']['revisit']} revisits, "
           f"{report['planned']['recall']} out-of-view recalls)")
+    same = report["same_pose"]
+    if same["n"]:
+        print(f"same pose after one frame ({same['n']} frames): PSNR {same['psnr']:.2f} dB, on covered cells "
+              f"{same['psnr_covered']:.2f} dB, SSIM {same['ssim']:.3f}, coverage of cells with depth {same['coverage']:.3f}")
     return 0

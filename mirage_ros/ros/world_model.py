@@ -63,7 +63,8 @@ class WorldModelNode(ContainedNode):
                                  voxel_size=p.voxel_size, voxel_per_footprint=p.voxel_per_footprint,
                                  min_depth=p.depth_range[0], max_depth=p.depth_range[1],
                                  readout_min_count=p.readout_min_count, newest_overlay=p.newest_overlay,
-                                 see_through_fill=p.see_through_fill, subcell_placement=p.subcell_placement)
+                                 see_through_fill=p.see_through_fill, subcell_placement=p.subcell_placement,
+                                 fill_holes=p.fill_depth_holes)
         self.colour = LinearColourProbe(self.model.networks.channels)
         self.get_logger().info(f"world model ready: provider {self.model.networks.provider}, "
                                f"stride {self.model.stride}, horizons {p.horizons}, sub-cell placement "

@@ -75,6 +75,9 @@ PARAMS = [
     Param("carve", MemoryConfig.carve, "free-space carving: remove stored points the live depth sees through "
           "(about 1 ms per frame on an H100, 5 ms of CPU at 320x240)"),
     Param("newest_overlay", True, "prefer the newest frame's own latents where it sees the target surface"),
+    Param("fill_depth_holes", True, "the newest frame's pixels without a depth reading join its overlay at the "
+          "frame's far depth (exact under rotation; never stored in the memory), so views are drawn from them "
+          "instead of guessed"),
     Param("see_through_fill", False, "cells that show a stored point through a gap in a nearer surface take "
           "that surface's point (for static scenes: it also spreads people the detector missed)"),
     Param("subcell_placement", "auto", "draw each rendered cell where its memory point projects: auto = as "
