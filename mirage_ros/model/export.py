@@ -29,6 +29,7 @@ from mirage_ros.runtime.networks import MANIFEST_NAME, sha256_file
 OPSET = 18
 MAX_IR_VERSION = 13
 PARITY_SIZES = ((240, 320), (480, 640))  # (H, W) checked after export
+PARITY_BATCHES = (2, 1)  # images per call at those sizes: the batch dimension is dynamic
 PARITY_TOLERANCE = 1e-4
 
 
@@ -85,10 +86,11 @@ def export_networks(encoder: Encoder, renderer: Renderer, stride: int, channels:
     render_args = (torch.randn(1, channels, *grid[2:]), torch.ones(grid), torch.full(grid, 2.0))
     files = {
         "encoder": _to_onnx(encoder, (rgb,), ["rgb"], ["latent"],
-                            {"rgb": {2: "H", 3: "W"}, "latent": {2: "h", 3: "w"}}),
+                            {"rgb": {0: "N", 2: "H", 3: "W"}, "latent": {0: "N", 2: "h", 3: "w"}}),
+        # a batch of N views renders in one call (predicted views along a path)
         "renderer": _to_onnx(renderer, render_args, ["latent", "valid", "depth"], ["rgb"],
-                             {"latent": {2: "h", 3: "w"}, "valid": {2: "h", 3: "w"},
-                              "depth": {2: "h", 3: "w"}, "rgb": {2: "H", 3: "W"}}),
+                             {"latent": {0: "N", 2: "h", 3: "w"}, "valid": {0: "N", 2: "h", 3: "w"},
+                              "depth": {0: "N", 2: "h", 3: "w"}, "rgb": {0: "N", 2: "H", 3: "W"}}),
     }
     entries, parity = {}, {}
     gen = torch.Generator().manual_seed(0)
@@ -97,16 +99,16 @@ def export_networks(encoder: Encoder, renderer: Renderer, stride: int, channels:
         path.write_bytes(blob)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         worst = 0.0
-        for h, w in PARITY_SIZES:
+        for (h, w), n in zip(PARITY_SIZES, PARITY_BATCHES):
             hl, wl = h // stride, w // stride
             if name == "encoder":
-                feeds = {"rgb": torch.rand(1, 3, h, w, generator=gen)}
+                feeds = {"rgb": torch.rand(n, 3, h, w, generator=gen)}
                 ref = encoder(feeds["rgb"])
             else:
-                valid = (torch.rand(1, 1, hl, wl, generator=gen) > 0.3).float()
-                feeds = {"latent": torch.randn(1, channels, hl, wl, generator=gen),
+                valid = (torch.rand(n, 1, hl, wl, generator=gen) > 0.3).float()
+                feeds = {"latent": torch.randn(n, channels, hl, wl, generator=gen),
                          "valid": valid,
-                         "depth": valid * (0.3 + 8 * torch.rand(1, 1, hl, wl, generator=gen))}
+                         "depth": valid * (0.3 + 8 * torch.rand(n, 1, hl, wl, generator=gen))}
                 ref = renderer(*feeds.values())
             got = session.run(None, {k: v.numpy() for k, v in feeds.items()})[0]
             worst = max(worst, float(np.abs(got - ref.detach().numpy()).max()))
