@@ -10,6 +10,8 @@ from pathlib import Path
 GRAPH_DIR = Path(__file__).parent
 STRIDES = (2, 4, 8, 16)  # one update and one carve graph per latent stride
 SUBCELL = "subcell_shift"  # sub-cell placement of rendered views (memory_maths/subcell.py)
+READOUT = "readout"  # one view (memory_maths/readout.py)
+READOUT_VIEWS = "readout_views"  # V views of one grid size in one call
 
 
 def update_name(stride: int) -> str:

@@ -78,7 +78,8 @@ class LatentMemory:
             raise InvalidInput("config", f"must be a MemoryConfig, got {type(config).__name__}")
         self.config = config
         self._update = BoundSession(graphs.path(graphs.update_name(config.stride)), provider, cuda_graph=cuda_graph)
-        self._readout = BoundSession(graphs.path("readout"), self._update.device, cuda_graph=cuda_graph)
+        self._readout = BoundSession(graphs.path(graphs.READOUT), self._update.device, cuda_graph=cuda_graph)
+        self._readout_views: BoundSession | None = None  # made by the first read_out_views
         self.device = self._update.device
         self._states = [self._upload_state(self._empty()), self._upload_state(self._empty())]
         self._carve = None
@@ -280,6 +281,38 @@ class LatentMemory:
         """
         out = self.read_out_device(T_world_cam, K, far)
         return Readout(*(BoundSession.to_host(out[n]) for n in Readout.FIELDS))
+
+    @_locked
+    def read_out_views(self, poses, K: g.Intrinsics) -> list[Readout]:
+        """:meth:`read_out` at ``V`` camera poses ``T_world_cam (4, 4)`` sharing ``K``, in one call of
+        the views graph (``graphs.READOUT_VIEWS``): the same read-outs as ``V`` single calls.
+
+        Raises:
+            InvalidInput: ``poses`` empty or a bad pose, bad ``K``.
+        """
+        if not isinstance(K, g.Intrinsics):
+            raise InvalidInput("K", f"must be a geometry.Intrinsics, got {type(K).__name__}")
+        poses = list(poses)
+        if not poses:
+            raise InvalidInput("poses", "need at least one camera pose")
+        K_latent = K.scaled(self.config.stride)
+        h, w = K_latent.height, K_latent.width
+        if self._readout_views is None:
+            self._readout_views = BoundSession(graphs.path(graphs.READOUT_VIEWS), self.device)
+        session = self._readout_views
+        projection = np.stack([L.projection_matrix(K_latent, g.invert_pose(g.check_pose(T, f"poses[{i}]")))
+                               for i, T in enumerate(poses)]).astype(np.float32)
+        v = len(poses)
+        inputs = {"positions": self.state["positions"], "latents": self.state["latents"], "counts": self.state["counts"],
+                  **self._ids, "projection": session.upload(projection),
+                  "grid": session.upload(L.readout_grid(w, h, self.config.near, self.config.readout_min_count)),
+                  "far": session.upload(np.full((v, h, w), np.inf, np.float32))}
+        outputs = {"latent": session.alloc((v, self.config.channels, h, w), np.float32),
+                   "valid": session.alloc((v, h, w), np.bool_), "depth": session.alloc((v, h, w), np.float32),
+                   "offset": session.alloc((v, 2, h, w), np.float32)}
+        session.run(inputs, outputs)
+        host = [BoundSession.to_host(outputs[n]) for n in Readout.FIELDS]
+        return [Readout(*(field[i] for field in host)) for i in range(v)]
 
     def _view_buffers(self, h: int, w: int) -> dict[str, ort.OrtValue]:
         key = (h, w)

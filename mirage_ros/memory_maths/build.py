@@ -14,10 +14,11 @@ from mirage_ros.memory_maths import carve, readout, subcell, update
 
 
 def build_all() -> dict:
-    """Every shipped graph by file stem: ``update_s{stride}``, ``readout``, ``carve_s{stride}`` and
-    ``subcell_shift`` (``onnx.ModelProto`` each)."""
+    """Every shipped graph by file stem: ``update_s{stride}``, ``readout``, ``readout_views``,
+    ``carve_s{stride}`` and ``subcell_shift`` (``onnx.ModelProto`` each)."""
     built = {graphs.update_name(s): update.graph(s) for s in graphs.STRIDES}
-    built["readout"] = readout.graph()
+    built[graphs.READOUT] = readout.graph()
+    built[graphs.READOUT_VIEWS] = readout.graph(views=True)
     built.update({graphs.carve_name(s): carve.graph(s) for s in graphs.STRIDES})
     built[graphs.SUBCELL] = subcell.graph()
     return built

@@ -15,61 +15,69 @@ from mirage_ros.memory_maths.onnx_ops import OnnxOps
 from mirage_ros.memory_maths.torch_ops import TorchOps
 
 
-def projected(xp, positions, projection):
-    """``positions (N, 3)`` world points through ``projection (3, 4)`` (``layout.projection_matrix``)
-    -> ``(N, 3)`` ``(u' z, v' z, z)``."""
-    matrix = xp.transpose(xp.slice(projection, 0, 3, 1), [1, 0])
-    offset = xp.reshape(xp.slice(projection, 3, 4, 1), [1, 3])
-    return xp.matmul(positions, matrix) + offset
+def projected(xp, points, projection, batch_axes: int = 0):
+    """``points (..., N, 3)`` world points through ``projection (B..., 3, 4)``
+    (``layout.projection_matrix``, ``batch_axes`` leading axes, broadcast against the points')
+    -> ``(..., N, 3)`` ``(u' z, v' z, z)``."""
+    axes = list(range(batch_axes))
+    matrix = xp.transpose(xp.slice(projection, 0, 3, batch_axes + 1), axes + [batch_axes + 1, batch_axes])
+    shift = xp.transpose(xp.slice(projection, 3, 4, batch_axes + 1), axes + [batch_axes + 1, batch_axes])
+    return xp.matmul(points, matrix) + shift
 
 
 def read_out(xp, positions, latents, counts, slot_ids, spill_ids, projection, grid, far):
-    """Nearest stored point per latent cell.
+    """Nearest stored point per latent cell, for ``V`` views of one grid size at once.
 
     Args:
         positions: ``(S, 3) float32`` world frame (NaN = empty slot: fails every test).
         latents: ``(S, C)`` any float type.
         counts: ``(S,) int32`` fused observations; a point needs ``grid``'s ``min_count``.
         slot_ids, spill_ids: ``(S,) int64`` ``layout.readout_ids``.
-        projection: ``(3, 4) float32`` ``layout.projection_matrix`` of the target latent grid.
+        projection: ``(V, 3, 4) float32`` ``layout.projection_matrix`` of each view's latent grid.
         grid: ``(4,) float32`` ``layout.readout_grid``.
-        far: ``(h, w) float32`` far plane per cell (inf: none); sets the grid's shape.
+        far: ``(V, h, w) float32`` far plane per cell (inf: none); sets the grids' shape.
 
     Returns:
-        ``latent (C, h, w) float32`` (0 where no point), ``valid (h, w) bool``, ``depth (h, w)``
-        (z of the winner in the target camera, 0 where none) and ``offset (2, h, w)``: where in
+        ``latent (V, C, h, w) float32`` (0 where no point), ``valid (V, h, w) bool``, ``depth (V, h, w)``
+        (z of the winner in the view's camera, 0 where none) and ``offset (V, 2, h, w)``: where in
         its cell the winner lands, in cells from the cell centre.
     """
     width, height, near, min_count = xp.split(grid, len(L.READOUT_GRID), 0)
-    uz, vz, z = (xp.flat(c) for c in xp.split(xp.transpose(projected(xp, positions, projection), [1, 0]), 3, 0))
-    u_exact, v_exact = uz / z, vz / z
-    u, v = xp.floor(u_exact), xp.floor(v_exact)
+    uz, vz, z = (xp.squeeze(c, [2]) for c in xp.split(projected(xp, positions, projection, 1), 3, 2))  # (V, S)
+    u, v = xp.floor(uz / z), xp.floor(vz / z)
     inside = xp.all_of(z > near, u >= 0.0, u < width, v >= 0.0, v < height,
                        xp.cast(counts, xp.float32) >= min_count)
-    # points that miss the grid go to one of TRASH_CELLS spare cells: one shared cell would make
+    # each view owns h * w cells and TRASH_CELLS spare ones of one flat buffer; the views are
+    # numbered from far's shape on the device (no Shape op, so no CPU node)
+    per_view = xp.cast(width * height, xp.int64) + L.TRASH_CELLS
+    views = xp.cast(xp.reduce("min", far, [1, 2], keepdims=False) < -1.0, xp.int64) + 1  # ones (V,)
+    base = xp.col(xp.cumsum(views, 0, exclusive=True) * per_view)  # (V, 1) first cell of each view
+    # points that miss the grid go to one of the view's spare cells: one shared cell would make
     # every scatter below pile its atomics onto a single address on the GPU
-    trash = xp.cast(width * height, xp.int64) + spill_ids
-    cell = xp.where(inside, xp.cast(v * width + u, xp.int64), trash)
-    z_key = xp.where(inside, z, np.inf)
+    trash = base + xp.cast(width * height, xp.int64) + spill_ids
+    cell = xp.flat(xp.where(inside, base + xp.cast(v * width + u, xp.int64), trash))  # (V * S,)
+    z_key = xp.flat(xp.where(inside, z, np.inf))
     # the z-buffer starts at the far plane, so points beyond it can never win (no extra test)
-    far_cells = xp.concat([xp.reshape(far, [-1]), xp.const(np.full(L.TRASH_CELLS, np.inf), xp.float32)], 0)
+    spare = xp.cast(base, xp.float32) * 0.0 + xp.const(np.full((1, L.TRASH_CELLS), np.inf), xp.float32)
+    far_cells = xp.flat(xp.concat([xp.reshape(far, [0, -1]), spare], 1))  # (V * (h * w + TRASH_CELLS),)
     zbuffer = xp.scatter(far_cells, cell, z_key, reduction="min")
     wins = z_key == xp.gather(zbuffer, cell)
-    no_hit = xp.cast(far_cells < -1.0, xp.int64)  # zeros (h * w + TRASH_CELLS,)
-    winner = xp.scatter(no_hit, cell, xp.where(wins, slot_ids + 1, 0), reduction="max")
-    # (h, w) cell ids built from far's shape on the device: no Shape op, so no CPU node
-    ones = xp.cast(far < -1.0, xp.int64) + 1
-    cell_grid = (xp.cumsum(ones, 0) - 1) * xp.cast(width, xp.int64) + (xp.cumsum(ones, 1) - 1)
-    winner = xp.gather(winner, cell_grid) - 1  # (h, w)
+    no_hit = xp.cast(far_cells < -1.0, xp.int64)  # zeros
+    winner = xp.scatter(no_hit, cell, xp.where(wins, xp.flat(base * 0 + slot_ids) + 1, 0), reduction="max")
+    ones = xp.cast(far < -1.0, xp.int64) + 1  # (V, h, w)
+    cell_grid = (xp.unsqueeze(base, [2]) + (xp.cumsum(ones, 1) - 1) * xp.cast(width, xp.int64)
+                 + (xp.cumsum(ones, 2) - 1))
+    winner = xp.gather(winner, cell_grid) - 1  # (V, h, w)
     hit = winner >= 0
     winner_slot = xp.maximum(winner, 0)
-    gathered = xp.where(xp.unsqueeze(hit, [2]), xp.cast(xp.gather(latents, winner_slot), xp.float32), 0.0)
+    gathered = xp.where(xp.unsqueeze(hit, [3]), xp.cast(xp.gather(latents, winner_slot), xp.float32), 0.0)
     depth = xp.where(hit, xp.gather(zbuffer, cell_grid), 0.0)
     # the renderer draws a cell's content at the centre, so a view between cells is off by up to
-    # half a cell (on the winners only: h * w cells, not every stored point)
-    winners_exact = [xp.gather(e, winner_slot) for e in (u_exact, v_exact)]
-    offset = xp.concat([xp.unsqueeze(xp.where(hit, (e - xp.floor(e)) - 0.5, 0.0), [0]) for e in winners_exact], 0)
-    return xp.transpose(gathered, [2, 0, 1]), hit, depth, offset
+    # half a cell (the winners projected again: h * w points per view, not every stored point)
+    winners = projected(xp, xp.gather(positions, winner_slot), xp.unsqueeze(projection, [1]), 2)  # (V, h, w, 3)
+    wu, wv, wz = (xp.squeeze(c, [3]) for c in xp.split(winners, 3, 3))
+    offset = xp.concat([xp.unsqueeze(xp.where(hit, (e - xp.floor(e)) - 0.5, 0.0), [1]) for e in (wu / wz, wv / wz)], 1)
+    return xp.transpose(gathered, [0, 3, 1, 2]), hit, depth, offset
 
 
 def read_out_torch(points_world, latents, T_world_cam, K_latent: g.Intrinsics, h: int, w: int,
@@ -97,20 +105,26 @@ def read_out_torch(points_world, latents, T_world_cam, K_latent: g.Intrinsics, h
     ids = {k: torch.from_numpy(v).to(device) for k, v in L.readout_ids(points.shape[0]).items()}
     far = (torch.full((h, w), float("inf"), device=device) if far is None
            else torch.as_tensor(far, dtype=torch.float32, device=device))
-    return read_out(xp, points, latents, torch.zeros(points.shape[0], dtype=torch.int32, device=device),
-                    ids["slot_ids"], ids["spill_ids"], xp.const(L.projection_matrix(K_latent, T_cam_world), xp.float32),
-                    xp.const(L.readout_grid(w, h, near), xp.float32), far)
+    out = read_out(xp, points, latents, torch.zeros(points.shape[0], dtype=torch.int32, device=device),
+                   ids["slot_ids"], ids["spill_ids"], xp.const(L.projection_matrix(K_latent, T_cam_world)[None], xp.float32),
+                   xp.const(L.readout_grid(w, h, near), xp.float32), far[None])
+    return tuple(x[0] for x in out)
 
 
-def graph():
-    """The read-out graph (:func:`read_out`), named inputs and outputs as its arguments."""
+def graph(views: bool = False):
+    """The read-out graph (:func:`read_out`), named inputs and outputs as its arguments: of one
+    view (``projection (3, 4)``, ``far (h, w)``, outputs without the view axis) or, with
+    ``views``, of ``V`` views at once (the arguments' shapes)."""
     xp = OnnxOps()
+    view = ["V"] if views else []
     args = [xp.input("positions", "float32", ["S", 3]), xp.input("latents", "float16", ["S", "C"]),
             xp.input("counts", "int32", ["S"]), xp.input("slot_ids", "int64", ["S"]),
-            xp.input("spill_ids", "int64", ["S"]), xp.input("projection", "float32", [3, 4]),
-            xp.input("grid", "float32", [len(L.READOUT_GRID)]), xp.input("far", "float32", ["h", "w"])]
+            xp.input("spill_ids", "int64", ["S"]), xp.input("projection", "float32", view + [3, 4]),
+            xp.input("grid", "float32", [len(L.READOUT_GRID)]), xp.input("far", "float32", view + ["h", "w"])]
+    if not views:
+        args[5], args[7] = xp.unsqueeze(args[5], [0]), xp.unsqueeze(args[7], [0])
     for value, name, shape in zip(read_out(xp, *args), ("latent", "valid", "depth", "offset"),
                                   (["C", "h", "w"], ["h", "w"], ["h", "w"], [2, "h", "w"])):
-        xp.output(value, name, shape)
+        xp.output(value if views else xp.squeeze(value, [0]), name, view + shape)
     return xp.model("mirage_memory_readout", "Read-out graph: project stored points fused at least min_count "
                     "times to the latent grid, z-buffer (min), gather winners (mirage_ros.memory_maths.readout).")

@@ -61,9 +61,10 @@ def test_ort_cpu_matches_torch_over_a_stream(stride):
     slots = state["keys"].shape[0]
     ids = {k: torch.from_numpy(v) for k, v in L.readout_ids(slots).items()}
     ref = read_out(TorchOps(), state["positions"], state["latents"], state["counts"], ids["slot_ids"],
-                   ids["spill_ids"], torch.from_numpy(L.projection_matrix(K_latent, g.invert_pose(T_view))),
+                   ids["spill_ids"], torch.from_numpy(L.projection_matrix(K_latent, g.invert_pose(T_view)))[None],
                    torch.from_numpy(L.readout_grid(w, h, cfg.near, cfg.readout_min_count)),
-                   torch.full((h, w), float("inf")))
+                   torch.full((1, h, w), float("inf")))
+    ref = [x[0] for x in ref]
     assert out.valid.any()
     np.testing.assert_array_equal(out.valid, ref[1].numpy())
     np.testing.assert_allclose(out.latent, ref[0].numpy(), atol=1e-4)
@@ -108,3 +109,25 @@ def test_cuda_matches_cpu(cuda_graph):
     assert agree / total > 0.97
     keys_gpu, keys_cpu = gpu.host_state()["keys"], cpu.host_state()["keys"]
     assert (keys_gpu != keys_cpu).mean() < 0.02
+
+
+def test_views_graph_reads_out_like_single_calls():
+    """``read_out_views`` (one call of the views graph) gives each pose's single read-out exactly."""
+    from mirage_ros.memory import LatentMemory, MemoryConfig
+    from mirage_ros.sim import SimConfig, Simulator
+
+    sim = Simulator(SimConfig(scene="office", seed=2001, width=96, height=72, rate_hz=4.0, path="loop"))
+    frames = list(sim.frames(5))
+    memory = LatentMemory(MemoryConfig(channels=3, stride=4, capacity_points=20_000, readout_min_count=1),
+                          provider="cpu")
+    rng = np.random.default_rng(0)
+    for f in frames:
+        memory.insert(rng.normal(size=(3, 18, 24)).astype(np.float32), f.depth, f.K, f.T_world_cam, f.stamp)
+    poses = [f.T_world_cam for f in frames[::2]] + [frames[-1].T_world_cam @ g.pose_from_tq([0.2, 0, 0.3], [1, 0, 0, 0])]
+    views = memory.read_out_views(poses, frames[0].K)
+    assert len(views) == len(poses)
+    for pose, view in zip(poses, views):
+        single = memory.read_out(pose, frames[0].K)
+        assert single.valid.any()
+        for field in ("latent", "valid", "depth", "offset"):
+            np.testing.assert_array_equal(getattr(view, field), getattr(single, field), err_msg=field)
