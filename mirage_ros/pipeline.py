@@ -208,13 +208,32 @@ class WorldModel:
             readout = fill_see_through(readout)
         t1 = time.perf_counter()
         rgb = self.networks.render(readout, K.shape)
-        t2 = time.perf_counter()
         self._timer.add("read_out", t1 - t0)
-        self._timer.add("render", t2 - t1)
+        self._timer.add("render", time.perf_counter() - t1)
+        return self._prediction(rgb, readout, K)
+
+    def predict_views(self, poses, K: g.Intrinsics) -> list[Prediction]:
+        """:meth:`predict` at each of ``poses`` (``T_world_cam (4, 4)`` each, sharing ``K``: the
+        views along a path, or at several horizons) with one read-out call per memory and one
+        renderer call for all: the same predictions as single calls, for less than their cost."""
+        t0 = time.perf_counter()
+        poses = list(poses)
+        readouts = self.memory.read_out_views(poses, K)
+        if self._newest is not None:
+            newest = self._newest.memory.read_out_views(poses, K)
+            readouts = [overlay_newest(r, n) for r, n in zip(readouts, newest)]
+        if self.see_through_fill:
+            readouts = [fill_see_through(r) for r in readouts]
+        t1 = time.perf_counter()
+        images = self.networks.render_views(readouts, K.shape)
+        self._timer.add("read_out_views", t1 - t0)
+        self._timer.add("render_views", time.perf_counter() - t1)
+        return [self._prediction(rgb, r, K) for rgb, r in zip(images, readouts)]
+
+    def _prediction(self, rgb: np.ndarray, readout: Readout, K: g.Intrinsics) -> Prediction:
         s = self.stride
         valid = g.upsample_cells(readout.valid, s, K.shape)
-        depth = g.upsample_cells(np.where(readout.valid, readout.depth, 0.0).astype(np.float32), s,
-                                 K.shape)
+        depth = g.upsample_cells(np.where(readout.valid, readout.depth, 0.0).astype(np.float32), s, K.shape)
         return Prediction(rgb, depth, valid, valid.astype(np.float32), readout)
 
     def _newest_memory(self, cells: int) -> LastFrameWarp:

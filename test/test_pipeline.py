@@ -11,6 +11,7 @@ import pytest
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation import metrics
+from mirage_ros import geometry as g
 from mirage_ros.geometry import Intrinsics
 from mirage_ros.memory import MemoryConfig
 from mirage_ros.pipeline import WorldModel, memory_config_for
@@ -173,3 +174,20 @@ def test_depth_holes_fill_the_newest_overlay_only(networks):
         psnr[fill], points[fill] = metrics.psnr(pred.rgb, frame.rgb), wm.stats()["points"]
     assert psnr[True] > psnr[False] + 5.0, psnr
     assert points[True] == points[False]
+
+
+def test_views_along_a_path_render_like_single_predictions(networks, frames):
+    """``predict_views``: one read-out per memory and one renderer call for K poses; the same images."""
+    wm = observed_model(networks, frames)
+    K = frames[0].K
+    poses = [f.T_world_cam for f in frames] + [frames[-1].T_world_cam @ g.pose_from_tq([0.1, 0.0, 0.4], [1, 0, 0, 0])]
+    views = wm.predict_views(poses, K)
+    assert len(views) == len(poses)
+    for pose, view in zip(poses, views):
+        single = wm.predict(pose, K)
+        np.testing.assert_array_equal(view.valid, single.valid)
+        np.testing.assert_array_equal(view.depth, single.depth)
+        # one renderer call over a batch vs one per view: the same maths, float rounding apart
+        assert np.abs(view.rgb.astype(int) - single.rgb.astype(int)).max() <= 1
+    with pytest.raises(InvalidInput, match="poses"):
+        wm.predict_views([], K)

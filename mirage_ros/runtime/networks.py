@@ -165,11 +165,43 @@ class Networks:
         With ``shape (H, W)``, the ragged edge past whole latent cells (``H % stride`` rows,
         ``W % stride`` columns) repeats the last rendered row / column, giving ``(H, W, 3)``.
         """
-        small = self.render_arrays(readout.latent, readout.valid, readout.depth, readout.offset)
+        return self.render_views([readout], shape)[0]
+
+    def render_views(self, readouts, shape: tuple[int, int] | None = None) -> list[np.ndarray]:
+        """Render read-outs of one grid size in one renderer call (views along a path): the same
+        images as :meth:`render` of each (``shape`` as there). Renderers exported with a fixed
+        batch of 1 (older weights) render them one after the other."""
+        readouts = list(readouts)
+        if not readouts:
+            raise InvalidInput("readouts", "need at least one read-out")
+        images = self._render([self._checked(r.latent, r.valid, r.depth, r.offset) for r in readouts])
         if shape is None:
-            return small
-        pad = ((0, shape[0] - small.shape[0]), (0, shape[1] - small.shape[1]), (0, 0))
-        return np.pad(small, pad, mode="edge")
+            return images
+        return [np.pad(small, ((0, shape[0] - small.shape[0]), (0, shape[1] - small.shape[1]), (0, 0)), mode="edge")
+                for small in images]
+
+    @property
+    def renders_batches(self) -> bool:
+        """Whether the renderer takes several views per call (exported with a dynamic batch)."""
+        return not isinstance(self._renderer.get_inputs()[0].shape[0], int)
+
+    def _render(self, arrays: list[tuple]) -> list[np.ndarray]:
+        """``(s*h, s*w, 3) uint8`` images of checked ``(latent, valid, depth, offset)`` tuples."""
+        if len({a[0].shape for a in arrays}) > 1:
+            raise InvalidInput("readouts", f"must share one grid size, got {sorted({a[0].shape for a in arrays})}")
+        place = all(a[3] is not None for a in arrays) and self.subcell_placement
+        images = []
+        step = len(arrays) if self.renders_batches else 1
+        for start in range(0, len(arrays), step):
+            chunk = arrays[start: start + step]
+            latent, valid, depth = (np.stack([a[k] for a in chunk]) for k in range(3))
+            valid = valid * (depth > 0)
+            out = self._renderer.run(None, {"latent": latent, "valid": valid[:, None],
+                                            "depth": (depth * valid)[:, None]})[0]
+            if place:
+                out = self._subcell.run(None, {"rgb": out, "offset": np.stack([a[3] for a in chunk])})[0]
+            images.extend((np.clip(out, 0.0, 1.0).transpose(0, 2, 3, 1) * 255.0 + 0.5).astype(np.uint8))
+        return images
 
     def render_arrays(self, latent: np.ndarray, valid: np.ndarray, depth: np.ndarray,
                       offset: np.ndarray | None = None) -> np.ndarray:
@@ -189,6 +221,11 @@ class Networks:
         Raises:
             InvalidInput: naming the argument whose shape does not fit.
         """
+        return self._render([self._checked(latent, valid, depth, offset)])[0]
+
+    def _checked(self, latent, valid, depth, offset):
+        """``(latent (C, h, w), valid (h, w), depth (h, w), offset (2, h, w) or None)`` as float32,
+        NaN depths / offsets zeroed; raises ``InvalidInput`` naming a misshapen argument."""
         latent = np.asarray(latent, dtype=np.float32)
         if latent.ndim != 3 or latent.shape[0] != self.channels:
             raise InvalidInput("latent", f"must be ({self.channels}, h, w), got {latent.shape}")
@@ -198,15 +235,10 @@ class Networks:
         for name, arr in (("valid", valid), ("depth", depth)):
             if arr.shape != grid:
                 raise InvalidInput(name, f"must be {grid} like the latent grid, got {arr.shape}")
-        place = offset is not None and self.subcell_placement
-        if place:
+        if offset is not None and self.subcell_placement:
             offset = np.nan_to_num(np.asarray(offset, dtype=np.float32))
             if offset.shape != (2, *grid):
                 raise InvalidInput("offset", f"must be {(2, *grid)} like the latent grid, got {offset.shape}")
-        valid = valid * (depth > 0)
-        out = self._renderer.run(None, {"latent": latent[None], "valid": valid[None, None],
-                                        "depth": (depth * valid)[None, None]})[0]
-        if place:
-            out = self._subcell.run(None, {"rgb": out, "offset": offset[None]})[0]
-        out = out[0]
-        return (np.clip(out, 0.0, 1.0).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
+        else:
+            offset = None
+        return latent, valid, depth, offset

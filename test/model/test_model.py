@@ -103,6 +103,18 @@ def test_export_parity_and_manifest(tmp_path):
         assert manifest["parity_max_abs_diff"][name] < 1e-4
     assert manifest["training"]["steps"] == 2
     assert manifest["training"]["command"] == "test"
+    # the batch is dynamic: views along a path render in one call, as they do one by one
+    from mirage_ros.memory import Readout
+    from mirage_ros.runtime.networks import Networks
+
+    nets = Networks.load(tmp_path / "export", provider="cpu")
+    assert nets.renders_batches
+    rng = np.random.default_rng(0)
+    readouts = [Readout(rng.normal(size=(nets.channels, 6, 8)).astype(np.float32), rng.random((6, 8)) > 0.3,
+                        rng.uniform(0.5, 4, (6, 8)).astype(np.float32)) for _ in range(3)]
+    batch = nets.render_views(readouts)
+    for readout, image in zip(readouts, batch):
+        assert np.abs(image.astype(int) - nets.render(readout).astype(int)).max() <= 1
 
 
 def test_memory_conditioned_sim_batches_train_the_encoder_through_read_out(tmp_path):
