@@ -7,6 +7,11 @@
 ahead on the true path (read-out, overlay, render), with the newest-frame overlay on (the default)
 and off, on the same frames. The ratio is observe + predict with the overlay over without it: what
 the overlay costs. The first ``--warmup`` frames are not timed (session start-up, CUDA set-up).
+
+Then the views along a path: the memory of the overlay-on run renders the ``--views`` K poses that
+follow each of the last frames, once as K single predictions and once as one ``predict_views``
+call (one read-out call per memory, one renderer call), alternating; reported per view, with the
+ratio of the batch to the single calls.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from mirage_ros.bench.latency import gpu_name, summary
 from mirage_ros.errors import InvalidInput
 
 AHEAD_FRAMES = 5  # predicted target: the true pose this many frames later (0.5 s at 10 Hz)
+VIEW_REPEATS = 10  # paths timed for the views figures
 
 
-def time_model(frames, provider: str, newest_overlay: bool, warmup: int) -> dict:
-    """Median observe / predict ms of a fresh ``WorldModel`` over ``frames``."""
+def time_model(frames, provider: str, newest_overlay: bool, warmup: int) -> tuple[dict, object]:
+    """Median observe / predict ms of a fresh ``WorldModel`` over ``frames``, and the model."""
     from mirage_ros.pipeline import WorldModel
 
     model = WorldModel(provider=provider, newest_overlay=newest_overlay)
@@ -42,7 +48,26 @@ def time_model(frames, provider: str, newest_overlay: bool, warmup: int) -> dict
         if i >= warmup:
             observe.append((t1 - t0) * 1e3), predict.append((t2 - t1) * 1e3)
     return {"observe_ms": summary(observe), "predict_ms": summary(predict),
-            "provider": model.networks.provider, "memory_points": model.memory.stats()["points"]}
+            "provider": model.networks.provider, "memory_points": model.memory.stats()["points"]}, model
+
+
+def time_views(model, frames, k: int, repeats: int) -> dict:
+    """Per-view ms of the ``k`` poses after each of ``repeats`` frames: single calls vs one batch."""
+    single, batch = [], []
+    K = frames[0].K
+    for start in range(len(frames) - k - repeats, len(frames) - k):
+        poses = [f.T_world_cam for f in frames[start + 1: start + 1 + k]]
+        t0 = time.perf_counter()
+        for pose in poses:
+            model.predict(pose, K)
+        t1 = time.perf_counter()
+        model.predict_views(poses, K)
+        t2 = time.perf_counter()
+        single.append((t1 - t0) * 1e3 / k), batch.append((t2 - t1) * 1e3 / k)
+    single_ms, batch_ms = summary(single), summary(batch)
+    return {"k": k, "single_ms_per_view": single_ms, "batch_ms_per_view": batch_ms,
+            "renderer_batches": model.networks.renders_batches,
+            "ratio_batch_vs_single": round(batch_ms["median"] / single_ms["median"], 3)}
 
 
 def run(args) -> int:
@@ -54,8 +79,11 @@ def run(args) -> int:
                               rate_hz=10.0, path="loop", actors=True))
     frames = list(tqdm(sim.frames(args.frames), total=args.frames, desc="simulate", file=sys.stderr,
                        disable=None))
-    on = time_model(frames, args.provider, True, args.warmup)
-    off = time_model(frames, args.provider, False, args.warmup)
+    if args.frames < args.views + VIEW_REPEATS + 1:
+        raise InvalidInput("--frames", f"must be at least --views + {VIEW_REPEATS + 1} ({args.views + VIEW_REPEATS + 1})")
+    on, model = time_model(frames, args.provider, True, args.warmup)
+    views = time_views(model, frames, args.views, VIEW_REPEATS)
+    off, _ = time_model(frames, args.provider, False, args.warmup)
     per_frame = {name: r["observe_ms"]["median"] + r["predict_ms"]["median"] for name, r in
                  (("on", on), ("off", off))}
     result = {
@@ -65,6 +93,7 @@ def run(args) -> int:
         "frames": args.frames, "warmup": args.warmup,
         "overlay_on": on, "overlay_off": off,
         "ratio_overlay_on_vs_off": round(per_frame["on"] / per_frame["off"], 3),
+        "views": views,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     return emit(result, args)
@@ -73,6 +102,7 @@ def run(args) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sim_run_arguments(parser, frames=80, scene="office", seed=2000)
     parser.add_argument("--warmup", type=int, default=10, help="first frames not timed (default %(default)s)")
+    parser.add_argument("--views", type=int, default=8, help="poses of a path rendered in one call (default %(default)s)")
 
 
 def main(argv: list[str] | None = None) -> int:

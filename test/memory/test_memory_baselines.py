@@ -144,15 +144,17 @@ def test_bench_reencode_is_the_shipped_encoder():
     np.testing.assert_allclose(encoder(rgb), expected, atol=1e-5)
 
 
-def test_bench_pipeline_times_both_overlay_settings(capsys):
-    argv = ["bench", "pipeline", "--provider", "cpu", "--width", "64", "--height", "48", "--frames", "5",
-            "--warmup", "2", "--json"]
+def test_bench_pipeline_times_both_overlay_settings_and_path_views(capsys):
+    argv = ["bench", "pipeline", "--provider", "cpu", "--width", "64", "--height", "48", "--frames", "14",
+            "--views", "3", "--warmup", "2", "--json"]
     assert cli_main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     for setting in ("overlay_on", "overlay_off"):
-        assert result[setting]["observe_ms"]["n"] == 3 and result[setting]["predict_ms"]["median"] > 0
+        assert result[setting]["observe_ms"]["n"] == 12 and result[setting]["predict_ms"]["median"] > 0
     assert result["ratio_overlay_on_vs_off"] > 0
-    assert cli_main(argv[:-3] + ["--warmup", "5", "--json"]) == 2
+    views = result["views"]
+    assert views["k"] == 3 and views["batch_ms_per_view"]["n"] == 10 and views["ratio_batch_vs_single"] > 0
+    assert cli_main(argv[:-3] + ["--warmup", "14", "--json"]) == 2
     assert "--frames" in capsys.readouterr().err
 
 
