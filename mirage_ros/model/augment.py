@@ -7,8 +7,9 @@ shot noise, motion blur, rolling-shutter shear, JPEG, 8-bit quantisation. The co
 gets the quantisation of Kinect-class and RealSense sensors, holes and flying pixels at depth edges;
 their world points move along their rays with it.
 
-All draws come from the numpy ``rng`` of the step, so a batch stays a pure function of
-``(seed, rank, step)``; the work runs on the batch's device.
+All draws come from the numpy ``rng`` of the step (the pixel noise from a device generator seeded
+by it), so a batch stays a pure function of ``(seed, rank, step)`` on a given device type; the work
+runs on the batch's device.
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ def sensor_batch(batch: dict, cfg: AugmentConfig, h: int, w: int, rng: np.random
     frames = rolling_shear(frames, rng.random(n) < cfg.shear_probability, cfg.shear_max, rng)
     read = _uniform(rng, 0.0, cfg.noise, (n, 1, 1, 1), dev)
     shot = _uniform(rng, 0.0, cfg.noise, (n, 1, 1, 1), dev)
-    noise = torch.from_numpy(rng.standard_normal(frames.shape, dtype=np.float32)).to(dev)
+    # tens of millions of normals per step: drawn on the device (from the step's generator) since
+    # drawing them with numpy on the host took most of a training step on a GPU
+    generator = torch.Generator(device=dev).manual_seed(int(rng.integers(1 << 62)))
+    noise = torch.randn(frames.shape, generator=generator, device=dev)
     frames = (frames + noise * (read + shot * frames.clamp(0, 1).sqrt())).clamp(0, 1)
     chosen = rng.random(n) < cfg.jpeg_probability
     if chosen.any():

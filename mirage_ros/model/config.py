@@ -184,6 +184,8 @@ class TrainConfig:
 
     ``data_sources``: where the training data comes from and under which licence (mappings with
     ``name``, ``source``, ``licence``, ``used_for``); the export copies them into the manifest.
+    ``init_weights``: a weights folder (``manifest.json`` + ONNX, e.g. ``mirage_ros/weights``) the
+    networks start from instead of a random initialisation ("" = random); ``--resume`` ignores it.
     """
 
     seed: int = 0
@@ -197,6 +199,7 @@ class TrainConfig:
     sim: SimDataConfig = field(default_factory=SimDataConfig)
     real: RealDataConfig = field(default_factory=RealDataConfig)
     data_sources: list = field(default_factory=list)
+    init_weights: str = ""
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     def to_dict(self) -> dict:

@@ -126,6 +126,33 @@ def export_networks(encoder: Encoder, renderer: Renderer, stride: int, channels:
 
 
 @torch.no_grad()
+def load_onnx_weights(encoder: Encoder, renderer: Renderer, weights_dir: Path) -> dict:
+    """Load exported ONNX weights (a folder with ``manifest.json``, as written by the export) into
+    ``encoder`` and ``renderer``: the inverse of the export (initializers keep the modules'
+    parameter names). Returns the manifest.
+
+    Raises:
+        InvalidInput: ``init_weights`` for a missing folder or a network config that differs.
+    """
+    from mirage_ros.runtime.networks import verified_manifest
+
+    weights_dir = Path(weights_dir)
+    if not (weights_dir / MANIFEST_NAME).is_file():
+        raise InvalidInput("init_weights", f"no {MANIFEST_NAME} in {weights_dir}")
+    manifest = verified_manifest(weights_dir)
+    for name, module in (("encoder", encoder), ("renderer", renderer)):
+        model = onnx.load(str(weights_dir / manifest["files"][name]["file"]))
+        arrays = {i.name.removesuffix("_fp16"): numpy_helper.to_array(i).astype(np.float32)
+                  for i in model.graph.initializer}
+        state = module.state_dict()
+        if set(state) - set(arrays) or any(tuple(state[k].shape) != arrays[k].shape for k in state):
+            raise InvalidInput("init_weights", f"{weights_dir}: {name} does not fit the config's network "
+                                               f"(weights: {manifest['network']})")
+        module.load_state_dict({k: torch.from_numpy(arrays[k]) for k in state})
+    return manifest
+
+
+@torch.no_grad()
 def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
     """Export ``checkpoint`` (a ``train`` ``last.pt``) to ``out_dir``; returns the manifest path."""
     checkpoint = Path(checkpoint)

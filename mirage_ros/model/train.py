@@ -69,7 +69,12 @@ class Trainer:
         self.memory_tasks = self._load_memory_tasks()
         loss = ImageLoss(cfg.loss.l1, cfg.loss.ssim, cfg.loss.gradient)
         readers = {name: task.read_memory for name, task in self.memory_tasks.items()}
-        self.nets = WorldModelNets(cfg.network, loss, readers).to(self.device)
+        self.nets = WorldModelNets(cfg.network, loss, readers)
+        if cfg.init_weights:
+            from mirage_ros.model.export import load_onnx_weights
+
+            load_onnx_weights(self.nets.encoder, self.nets.renderer, Path(cfg.init_weights))
+        self.nets.to(self.device)
         self.model = self.nets
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None

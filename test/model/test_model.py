@@ -148,3 +148,15 @@ def test_a_time_budget_decays_the_learning_rate_to_its_end(tmp_path):
     lrs = [h["lr"] for h in trainer.history if "lr" in h]
     # far from max_steps, yet the cosine reached its floor when the budget ran out
     assert lrs[-1] < 0.1 * max(lrs) and trainer.step < 100000
+
+
+def test_training_can_start_from_exported_weights(tmp_path):
+    first = tiny_trainer(tmp_path / "a", steps=2)
+    first.train()
+    export_checkpoint(tmp_path / "a" / "last.pt", tmp_path / "a" / "export")
+    second = tiny_trainer(tmp_path / "b", steps=2, extra=(f"init_weights={tmp_path / 'a' / 'export'}",))
+    for key, value in second.nets.encoder.state_dict().items():
+        # the export stores float16: the start is the trained weights, rounded
+        assert torch.allclose(value, first.nets.encoder.state_dict()[key].half().float()), key
+    with pytest.raises(InvalidInput, match="init_weights"):
+        tiny_trainer(tmp_path / "c", steps=2, extra=(f"init_weights={REPO / 'mirage_ros/weights'}",))
