@@ -170,12 +170,18 @@ class RealDataConfig(MemoryTaskConfig):
 
 @dataclass
 class ScheduleConfig:
-    """When to log, validate, checkpoint and stop (whichever of steps / time comes first)."""
+    """When to log, validate, checkpoint and stop (whichever of steps / time comes first).
+
+    ``lr_follows_budget``: the learning rate's cosine ends when the time budget does, if that comes
+    before ``optim.max_steps`` (a budgeted run ends on a low rate). The schedule then depends on
+    wall time, so ``--resume`` continues the run but not bit for bit.
+    """
 
     log_every: int = 50
     val_every: int = 500
     checkpoint_every: int = 500
     time_budget_s: float = 0.0  # 0 = no time limit
+    lr_follows_budget: bool = False
 
 
 @dataclass

@@ -110,10 +110,10 @@ class Trainer:
         return tasks
 
     def _lr_factor(self, step: int) -> float:
-        """Warm-up over ``warmup_steps``, then cosine decay to the end of the run: ``max_steps`` or,
-        when it comes first, the end of this invocation's ``time_budget_s`` (a budgeted run ends on
-        a low learning rate wherever its step count lands; a resumed one decays again over its
-        own budget)."""
+        """Warm-up over ``warmup_steps``, then cosine decay to ``max_steps`` or, with
+        ``schedule.lr_follows_budget``, to the end of this invocation's ``time_budget_s`` when that
+        comes first (a budgeted run ends on a low learning rate wherever its step count lands; a
+        resumed one decays again over its own budget)."""
         o = self.cfg.optim
         if step < o.warmup_steps:
             return (step + 1) / o.warmup_steps
@@ -211,7 +211,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.nets.parameters(), cfg.optim.grad_clip)
             self.opt.step()
             elapsed = self._elapsed_all_ranks(start) if budget > 0 else 0.0
-            self._budget_used = elapsed / budget if budget > 0 else 0.0
+            self._budget_used = elapsed / budget if budget > 0 and cfg.schedule.lr_follows_budget else 0.0
             self.sched.step()
             self.step += 1
             self.train_seconds = seconds_at_start + time.monotonic() - start

@@ -143,7 +143,7 @@ def test_fewer_sim_sequences_than_ranks_names_the_parameter():
 
 
 def test_a_time_budget_decays_the_learning_rate_to_its_end(tmp_path):
-    trainer = tiny_trainer(tmp_path, steps=100000, extra=("schedule.time_budget_s=2",))
+    trainer = tiny_trainer(tmp_path, steps=100000, extra=("schedule.time_budget_s=2", "schedule.lr_follows_budget=true"))
     trainer.train()
     lrs = [h["lr"] for h in trainer.history if "lr" in h]
     # far from max_steps, yet the cosine reached its floor when the budget ran out
