@@ -216,8 +216,10 @@ class WorldModel:
         """:meth:`predict` at each of ``poses`` (``T_world_cam (4, 4)`` each, sharing ``K``: the
         views along a path, or at several horizons) with one read-out call per memory and one
         renderer call for all: the same predictions as single calls, for less than their cost."""
-        t0 = time.perf_counter()
         poses = list(poses)
+        if len(poses) == 1:  # the single-view graphs (captured as CUDA graphs where enabled)
+            return [self.predict(poses[0], K)]
+        t0 = time.perf_counter()
         readouts = self.memory.read_out_views(poses, K)
         if self._newest is not None:
             newest = self._newest.memory.read_out_views(poses, K)

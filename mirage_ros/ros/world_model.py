@@ -193,9 +193,9 @@ class WorldModelNode(ContainedNode):
             return
         poses = PoseArray()
         poses.header.stamp, poses.header.frame_id = msg.header.stamp, self.p.world_frame
-        for request in requests:
+        for request, view in zip(requests, self._views(requests, frame)):
             poses.poses.append(convert.matrix_to_pose(request.T_world_cam))
-            self.pub_path_views.publish(self._view(request, frame))
+            self.pub_path_views.publish(view)
         self.pub_path_poses.publish(poses)
 
     def _world_T_path(self, header, frame: PendingFrame) -> np.ndarray:
@@ -261,7 +261,7 @@ class WorldModelNode(ContainedNode):
 
     def _publish_live(self, frame: PendingFrame) -> None:
         request = outputs.ViewRequest(frame.T_world_cam, convert.ns_to_time(frame.stamp_ns), 0.0, LIVE)
-        view = self._view(request, frame)
+        view = self._views([request], frame)[0]
         self.pub_live.publish(view)
         _publish_parts(self.pub_rendered, view)
 
@@ -288,22 +288,28 @@ class WorldModelNode(ContainedNode):
         self.last_prediction = frame.stamp
         stamps = np.array([s for s, _ in self.history])
         poses = np.stack([T for _, T in self.history])
-        for h in self.p.horizons:
-            T = extrapolate(stamps, poses, h, self.p.motion_window)
-            request = outputs.ViewRequest(T, convert.ns_to_time(frame.stamp_ns + round(h * 1e9)), h, HORIZON)
-            view = self._view(request, frame)
+        requests = [outputs.ViewRequest(extrapolate(stamps, poses, h, self.p.motion_window),
+                                        convert.ns_to_time(frame.stamp_ns + round(h * 1e9)), h, HORIZON)
+                    for h in self.p.horizons]
+        for h, view in zip(self.p.horizons, self._views(requests, frame)):
             self.pub_views.publish(view)
             _publish_parts(self.pub_horizon[h], view)
         self.latency.append(time.monotonic() - frame.arrived)
 
-    def _view(self, request: outputs.ViewRequest, frame: PendingFrame):
+    def _views(self, requests: list[outputs.ViewRequest], frame: PendingFrame) -> list:
+        """PredictedView messages of ``requests``, rendered in one batch (``WorldModel.predict_views``)."""
+        if not requests:
+            return []
         t0 = time.perf_counter()
-        prediction = self.model.predict(request.T_world_cam, frame.K)
-        self.timing["predict"].append(time.perf_counter() - t0)
-        h, w = prediction.depth.shape
-        K = frame.K if (h, w) == frame.K.shape else replace(frame.K, width=w, height=h)
-        return outputs.predicted_view(request, prediction.rgb, prediction.depth, prediction.confidence, K,
-                                      self._optical_frame(frame.frame_id), self.p.world_frame)
+        predictions = self.model.predict_views([r.T_world_cam for r in requests], frame.K)
+        self.timing["predict"].append((time.perf_counter() - t0) / len(requests))
+        views = []
+        for request, prediction in zip(requests, predictions):
+            h, w = prediction.depth.shape
+            K = frame.K if (h, w) == frame.K.shape else replace(frame.K, width=w, height=h)
+            views.append(outputs.predicted_view(request, prediction.rgb, prediction.depth, prediction.confidence, K,
+                                                self._optical_frame(frame.frame_id), self.p.world_frame))
+        return views
 
     def _optical_frame(self, frame_id: str) -> str:
         return frame_id if self._convention(frame_id) == "optical" else f"{frame_id}_optical"

@@ -188,7 +188,9 @@ def test_path_gives_one_view_per_sampled_pose(run):
         path.poses.append(pose)
     views, poses = len(run.path_views), len(run.path_poses)
     run.path.publish(path)
-    assert run.rec.spin_until(lambda: len(run.path_poses) > poses, timeout=10), run.node.output()
+    # two topics: no order between them (the views are rendered in one batch, then sent together)
+    assert run.rec.spin_until(lambda: len(run.path_poses) > poses and len(run.path_views) >= views + 5,
+                              timeout=10), run.node.output()
     got = [v.msg for v in run.path_views[views:]]
     assert [v.path_index for v in got] == [0, 10, 20, 30, 40]
     assert all(v.source == PredictedView.SOURCE_PATH and _stamp(v) == _stamp(path) for v in got)
@@ -339,7 +341,9 @@ def test_a_path_in_the_base_frame_goes_through_tf(run):
     run.feed.publish_pose(T_map_base, t)
     run.rec.spin_for(0.3)
     run.path.publish(_path_msg(steps, identity, "base_link", t))
-    assert run.rec.spin_until(lambda: len(run.path_poses) > poses, timeout=10), run.node.output()
+    # two topics: no order between them (the views are rendered in one batch, then sent together)
+    assert run.rec.spin_until(lambda: len(run.path_poses) > poses and len(run.path_views) >= views + 5,
+                              timeout=10), run.node.output()
     got = [v.msg for v in run.path_views[views:]]
     assert [v.path_index for v in got] == [0, 10, 20, 30, 40]
     for view in got:  # camera pose = T_map_base(t) @ path pose in base_link @ T_base_cam
