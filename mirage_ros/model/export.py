@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mirage_ros.errors import InvalidInput
 from mirage_ros.model.config import config_from_dict
-from mirage_ros.model.networks import Encoder, Renderer, count_parameters
+from mirage_ros.model.networks import Encoder, NetworkConfig, Renderer, count_parameters
 from mirage_ros.runtime.networks import MANIFEST_NAME, sha256_file
 
 OPSET = 18
@@ -203,8 +203,39 @@ def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
     return path
 
 
+@torch.no_grad()
+def reexport_weights(weights_dir: Path, out_dir: Path) -> Path:
+    """Export already exported weights again with this exporter (e.g. a dynamic batch for older
+    files): the same float16 weights, new ONNX files and their manifest entries and parity; the
+    rest of the manifest (training, data, metrics) is kept. Returns the manifest path."""
+    from mirage_ros.runtime.networks import verified_manifest
+
+    manifest = verified_manifest(Path(weights_dir))
+    net = manifest["network"]
+    cfg = NetworkConfig(stride=int(net["stride"]), channels=int(net["channels"]), width=int(net["width"]),
+                        renderer_levels=int(net["renderer_levels"]),
+                        subcell_placement=bool(net.get("subcell_placement", False)))
+    encoder, renderer = Encoder(cfg), Renderer(cfg)
+    load_onnx_weights(encoder, renderer, Path(weights_dir))
+    manifest.update(export_networks(encoder, renderer, cfg.stride, cfg.channels, Path(out_dir)))
+    path = Path(out_dir) / MANIFEST_NAME
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("export", help="export a training checkpoint to ONNX + manifest")
-    p.add_argument("--checkpoint", required=True, help="train checkpoint (OUT/last.pt)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="train checkpoint (OUT/last.pt)")
+    source.add_argument("--weights", help="exported weights to export again with this exporter (a folder "
+                                          "with manifest.json; training record and metrics kept)")
     p.add_argument("--out", default="mirage_ros/weights", help="output folder (default: %(default)s)")
-    p.set_defaults(func=lambda a: print(export_checkpoint(Path(a.checkpoint), Path(a.out))) or 0)
+    p.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    if args.checkpoint:
+        print(export_checkpoint(Path(args.checkpoint), Path(args.out)))
+    else:
+        print(reexport_weights(Path(args.weights), Path(args.out)))
+    return 0

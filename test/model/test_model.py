@@ -115,6 +115,13 @@ def test_export_parity_and_manifest(tmp_path):
     batch = nets.render_views(readouts)
     for readout, image in zip(readouts, batch):
         assert np.abs(image.astype(int) - nets.render(readout).astype(int)).max() <= 1
+    # exported again from the ONNX files alone: the same networks, the training record kept
+    from mirage_ros.model.export import reexport_weights
+
+    again = json.loads(reexport_weights(tmp_path / "export", tmp_path / "again").read_text())
+    assert again["training"] == manifest["training"] and again["metrics"] == manifest["metrics"]
+    copy = Networks.load(tmp_path / "again", provider="cpu")
+    np.testing.assert_array_equal(copy.render_views(readouts), nets.render_views(readouts))
 
 
 def test_memory_conditioned_sim_batches_train_the_encoder_through_read_out(tmp_path):
