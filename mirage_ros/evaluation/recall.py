@@ -85,6 +85,15 @@ class ViewCoverage:
         return (_union_share(points, recent) < self.recent_max
                 and any(_seen_by(points, k).mean() > self.old_min for k in old))
 
+    def seen_share(self, anchor: float, depth: np.ndarray, K: Intrinsics, T_world_cam: np.ndarray) -> float | None:
+        """The share of the view's sample points with depth that any kept frame up to ``anchor``
+        saw: what a memory of everything seen could at most cover there (None: too few points)."""
+        points = _sample_points(depth, K, T_world_cam)
+        if len(points) < MIN_SAMPLES:
+            return None
+        recent, old = self._split(anchor)
+        return _union_share(points, old + recent)
+
     def _split(self, anchor: float) -> tuple[list[_Kept], list[_Kept]]:
         """Kept frames up to ``anchor``: those of the last ``window`` seconds, and the older ones."""
         upto = [k for k in self.kept if k.stamp <= anchor]

@@ -33,6 +33,10 @@ def test_turning_away_and_back_makes_a_recall_target():
     assert not coverage.is_recall(stamp + 0.1, box_room_depth(K, again), K, again)
     never = _looking(np.pi / 2)  # a view no frame saw
     assert not coverage.is_recall(stamp + 0.1, box_room_depth(K, never), K, never)
+    # what any frame up to the anchor saw: the upper bound of a memory's coverage there
+    assert coverage.seen_share(stamp, box_room_depth(K, back), K, back) > 0.9
+    assert coverage.seen_share(stamp, box_room_depth(K, never), K, never) < 0.05
+    assert coverage.seen_share(0.5, box_room_depth(K, never), K, never) < 0.05
 
 
 def test_occluded_or_absent_surfaces_are_not_seen():
