@@ -62,23 +62,27 @@ def sensor_batch(batch: dict, cfg: AugmentConfig, h: int, w: int, rng: np.random
     batch["target_rgb"] = look(target, gain, gamma)
     frames = look(ctx, gain[:, None], gamma[:, None]).flatten(0, 1)  # (B*K, 3, H, W)
     n = frames.shape[0]
-    frames = frames * 2.0 ** _uniform(rng, -cfg.flicker_stops, cfg.flicker_stops, (n, 1, 1, 1), dev)
-    frames = motion_blur(frames, rng.random(n) < cfg.blur_probability, cfg.blur_max_px, rng)
-    frames = rolling_shear(frames, rng.random(n) < cfg.shear_probability, cfg.shear_max, rng)
-    read = _uniform(rng, 0.0, cfg.noise, (n, 1, 1, 1), dev)
-    shot = _uniform(rng, 0.0, cfg.noise, (n, 1, 1, 1), dev)
+    # the sensor's effects reach the context of a share of the samples only: the others keep
+    # clean frames, so the networks still learn to reproduce what they are given exactly
+    sensed = np.repeat(rng.random(b) < cfg.probability, k)  # (B*K,)
+    on = torch.from_numpy(sensed.astype(np.float32)).to(dev).view(n, 1, 1, 1)
+    frames = frames * 2.0 ** (on * _uniform(rng, -cfg.flicker_stops, cfg.flicker_stops, (n, 1, 1, 1), dev))
+    frames = motion_blur(frames, sensed & (rng.random(n) < cfg.blur_probability), cfg.blur_max_px, rng)
+    frames = rolling_shear(frames, sensed & (rng.random(n) < cfg.shear_probability), cfg.shear_max, rng)
+    read = on * _uniform(rng, 0.0, cfg.noise, (n, 1, 1, 1), dev)
+    shot = on * _uniform(rng, 0.0, cfg.noise, (n, 1, 1, 1), dev)
     # tens of millions of normals per step: drawn on the device (from the step's generator) since
     # drawing them with numpy on the host took most of a training step on a GPU
     generator = torch.Generator(device=dev).manual_seed(int(rng.integers(1 << 62)))
     noise = torch.randn(frames.shape, generator=generator, device=dev)
     frames = (frames + noise * (read + shot * frames.clamp(0, 1).sqrt())).clamp(0, 1)
-    chosen = rng.random(n) < cfg.jpeg_probability
-    if chosen.any():
+    chosen = sensed & (rng.random(n) < cfg.jpeg_probability)
+    if chosen.any() and frames.shape[-1] % 16 == 0 and frames.shape[-2] % 16 == 0:  # JPEG's 16x16 macroblocks
         quality = rng.uniform(*cfg.jpeg_quality, int(chosen.sum()))
         index = torch.from_numpy(np.flatnonzero(chosen)).to(dev)
         frames[index] = jpeg(frames[index], quality)
     batch["context_rgb"] = (torch.round(frames.clamp(0, 1) * 255.0) / 255.0).view_as(ctx)
-    _sensor_depth(batch, cfg, h, w, rng)
+    _sensor_depth(batch, cfg, h, w, sensed, rng)
 
 
 def motion_blur(frames: torch.Tensor, chosen: np.ndarray, max_px: int, rng: np.random.Generator) -> torch.Tensor:
@@ -157,7 +161,9 @@ def jpeg(frames: torch.Tensor, quality: np.ndarray) -> torch.Tensor:
     return (rgb / 255.0).clamp(0, 1)
 
 
-def _sensor_depth(batch: dict, cfg: AugmentConfig, h: int, w: int, rng: np.random.Generator) -> None:
+def _sensor_depth(batch: dict, cfg: AugmentConfig, h: int, w: int, sensed: np.ndarray,
+                  rng: np.random.Generator) -> None:
+    """The depth effects on the context cells of the ``sensed (B*K,)`` frames."""
     depth, ok = batch["context_depth"], batch["context_ok"]
     b, k, m = depth.shape
     dev = depth.device
@@ -170,18 +176,19 @@ def _sensor_depth(batch: dict, cfg: AugmentConfig, h: int, w: int, rng: np.rando
     low = -F.max_pool2d(-near[:, None], 3, 1, 1)[:, 0]
     high = F.max_pool2d(far[:, None], 3, 1, 1)[:, 0]
     edge = valid & torch.isfinite(low) & (high > EDGE_RATIO * low)
-    fly = (edge & torch.from_numpy(rng.random((b * k, 1, 1)) < cfg.flying_pixel_probability).to(dev)
+    per_frame = torch.from_numpy(sensed).to(dev).view(b * k, 1, 1)
+    fly = (edge & per_frame & torch.from_numpy(rng.random((b * k, 1, 1)) < cfg.flying_pixel_probability).to(dev)
            & torch.from_numpy(rng.random((b * k, h, w)) < 0.5).to(dev))
     mix = _uniform(rng, 0.0, 1.0, (b * k, h, w), dev)
     new = torch.where(fly, low + mix * (high - low), new)
     # quantisation of structured-light / stereo depth: the depth step grows with z**2
     step = torch.from_numpy(rng.choice(DEPTH_STEP_PER_M2, (b * k, 1, 1)).astype(np.float32)).to(dev)
-    quantise = torch.from_numpy(rng.random((b * k, 1, 1)) < cfg.depth_quantisation_probability).to(dev)
+    quantise = per_frame & torch.from_numpy(rng.random((b * k, 1, 1)) < cfg.depth_quantisation_probability).to(dev)
     disparity = torch.round(1.0 / (step * new.clamp(min=1e-3)))
     new = torch.where(quantise & valid, 1.0 / (step * disparity.clamp(min=1.0)), new)
     # holes: rectangles of cells without a reading (absorbing or shiny surfaces, shadows)
     holes = np.zeros((b * k, h, w), bool)
-    for j in range(b * k):
+    for j in np.flatnonzero(sensed):
         budget = rng.uniform(0.0, cfg.depth_hole_fraction) * h * w
         for _ in range(rng.integers(1, 4)):
             rh = int(np.clip(np.sqrt(budget / 3 * rng.uniform(0.3, 3.0)), 1, h))

@@ -53,7 +53,8 @@ class AugmentConfig:
 
     Colour: a per-sample exposure (gain within ``2**+-exposure_stops``), white balance (per-channel
     gains within ``1 +- white_balance``) and gamma (``1 +- gamma``) shared by context and target
-    (the renderer must draw the colours it is given, not a fixed look); per context frame an
+    (the renderer must draw the colours it is given, not a fixed look); then, for a
+    ``probability`` share of the samples (the others keep clean context frames), per context frame an
     exposure flicker (``2**+-flicker_stops``), read + shot noise (sigma up to ``noise``), motion
     blur (``blur_probability``, up to ``blur_max_px`` long), rolling-shutter shear
     (``shear_probability``, up to ``shear_max`` pixel per row) and JPEG (``jpeg_probability``,
@@ -63,6 +64,7 @@ class AugmentConfig:
     """
 
     enabled: bool = True
+    probability: float = 0.5
     exposure_stops: float = 0.5
     white_balance: float = 0.1
     gamma: float = 0.1
@@ -79,7 +81,7 @@ class AugmentConfig:
     flying_pixel_probability: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("blur_probability", "shear_probability", "jpeg_probability",
+        for name in ("probability", "blur_probability", "shear_probability", "jpeg_probability",
                      "depth_quantisation_probability", "depth_hole_fraction", "flying_pixel_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must be in [0, 1], got {getattr(self, name)}")

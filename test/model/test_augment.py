@@ -81,7 +81,8 @@ def test_sensor_batch_is_a_pure_function_of_the_rng():
 def test_sensor_depth_moves_points_along_their_rays_and_cuts_holes():
     batch = clip_batch()
     points, origin = batch["context_points"].clone(), batch["context_origin"][:, :, None]
-    cfg = AugmentConfig(depth_quantisation_probability=1.0, depth_hole_fraction=0.3, flying_pixel_probability=0.0)
+    cfg = AugmentConfig(probability=1.0, depth_quantisation_probability=1.0, depth_hole_fraction=0.3,
+                        flying_pixel_probability=0.0)
     augment.sensor_batch(batch, cfg, 60, 80, np.random.default_rng(3))
     ok = batch["context_ok"]
     assert 0.5 < float(ok.float().mean()) < 1.0  # holes, not everything
@@ -95,12 +96,12 @@ def test_sensor_depth_moves_points_along_their_rays_and_cuts_holes():
     assert float(change[depth > 4.0].max()) < 0.5 * 4.35e-3 * 5.0 ** 2 + 1e-3
 
 
-def test_colour_look_is_shared_by_context_and_target():
-    batch = clip_batch()
-    cfg = AugmentConfig(flicker_stops=0.0, noise=0.0, blur_probability=0.0, shear_probability=0.0,
-                        jpeg_probability=0.0)
-    augment.sensor_batch(batch, cfg, 60, 80, np.random.default_rng(1))
-    # with no per-frame effects left, every context frame of a sample is its target (8-bit rounding)
+def test_colour_look_is_shared_and_unsensed_samples_stay_clean():
+    batch, clean = clip_batch(), clip_batch()
+    augment.sensor_batch(batch, AugmentConfig(probability=0.0), 60, 80, np.random.default_rng(1))
+    # no sample sensed: every context frame of a sample is its target (8-bit rounding), depth as read
+    for key in ("context_points", "context_ok", "context_depth"):
+        assert torch.equal(batch[key], clean[key]), key
     for j in range(2):
         assert float((batch["context_rgb"][j] - batch["target_rgb"][j][None]).abs().max()) <= 1 / 255 + 1e-6
     assert not torch.allclose(batch["target_rgb"][0], batch["target_rgb"][1])
