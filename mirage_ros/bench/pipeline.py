@@ -79,6 +79,8 @@ def run(args) -> int:
                               rate_hz=10.0, path="loop", actors=True))
     frames = list(tqdm(sim.frames(args.frames), total=args.frames, desc="simulate", file=sys.stderr,
                        disable=None))
+    if args.views < 1:
+        raise InvalidInput("--views", f"must be >= 1, got {args.views}")
     if args.frames < args.views + VIEW_REPEATS + 1:
         raise InvalidInput("--frames", f"must be at least --views + {VIEW_REPEATS + 1} ({args.views + VIEW_REPEATS + 1})")
     on, model = time_model(frames, args.provider, True, args.warmup)

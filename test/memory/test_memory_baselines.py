@@ -156,6 +156,8 @@ def test_bench_pipeline_times_both_overlay_settings_and_path_views(capsys):
     assert views["k"] == 3 and views["batch_ms_per_view"]["n"] == 10 and views["ratio_batch_vs_single"] > 0
     assert cli_main(argv[:-3] + ["--warmup", "14", "--json"]) == 2
     assert "--frames" in capsys.readouterr().err
+    assert cli_main(argv[:-1] + ["--views", "0", "--json"]) == 2
+    assert "--views" in capsys.readouterr().err
 
 
 def test_rgb_cloud_fills_splat_gaps_up_to_fill_px_before_re_encoding():
