@@ -111,7 +111,7 @@ class Score:
     """One prediction scored against the real frame.
 
     Attributes:
-        kind: ``"future"`` or ``"revisit"``.
+        kind: ``"future"``, ``"revisit"`` or ``"recall"``.
         method: method name.
         horizon: seconds ahead (future) or None (revisit).
         anchor_stamp: stamp of the last frame in memory when the prediction was made.
@@ -123,6 +123,9 @@ class Score:
             without one). No world model predicts where people walk next, so this separates the
             scene's fidelity from the people: one walking close by fills a fifth of the view.
         predict_ms: time of the prediction.
+        seen: for recall targets, the share of the view's points with depth that any frame up to
+            the anchor saw (``ViewCoverage.seen_share``): what a memory of everything seen could
+            cover at most; NaN for other targets.
     """
 
     kind: str
@@ -137,6 +140,7 @@ class Score:
     coverage: float
     psnr_static: float
     predict_ms: float
+    seen: float = float("nan")
 
 
 @dataclass
@@ -277,7 +281,8 @@ def score_sequence(
             _score(result, "future", horizon, stamps[anchor], frame, predictions, best if i >= halfway else None)
             if (result.planned["recall"] < config.max_recalls and stamps[anchor] - last_recall >= config.query_every
                     and coverage.is_recall(stamps[anchor], frame.depth, frame.K, poses[i])):
-                _score(result, "recall", None, stamps[anchor], frame, predictions, best)
+                seen = coverage.seen_share(stamps[anchor], frame.depth, frame.K, poses[i])
+                _score(result, "recall", None, stamps[anchor], frame, predictions, best, seen)
                 result.planned["recall"] += 1
                 last_recall = stamps[anchor]
         mask = dynamic_mask(frame) if dynamic_mask is not None else None
@@ -306,7 +311,7 @@ def _timed_predict(method: Method, T_world_cam: np.ndarray, K: Intrinsics):
 
 
 def _score(result: SequenceResult, kind: str, horizon, anchor_stamp: float, frame, predictions,
-           best: dict | None) -> None:
+           best: dict | None, seen: float | None = None) -> None:
     """Score every method's prediction of ``frame``.
 
     ``best`` (target group -> (coverage, Example)) keeps, per group, the target the first method's
@@ -322,7 +327,8 @@ def _score(result: SequenceResult, kind: str, horizon, anchor_stamp: float, fram
             kind=kind, method=name, horizon=horizon, anchor_stamp=float(anchor_stamp),
             target_stamp=float(frame.stamp), psnr=psnr(rgb, observed), ssim=whole_ssim,
             psnr_covered=psnr(rgb, observed, valid), ssim_covered=covered_ssim,
-            coverage=float(valid.mean()), psnr_static=static, predict_ms=predict_ms))
+            coverage=float(valid.mean()), psnr_static=static, predict_ms=predict_ms,
+            seen=float("nan") if seen is None else seen))
     if best is None:
         return
     coverage = float(next(iter(predictions.values()))[1].mean())
@@ -351,7 +357,8 @@ def summarise(scores: Sequence[Score], methods: Sequence[str], horizons: Sequenc
 
     Keys: ``method``, then for each target group ``g`` in ``future@<h>s`` and ``revisit``:
     ``<g>.psnr``, ``<g>.ssim``, ``<g>.psnr_covered``, ``<g>.ssim_covered``, ``<g>.coverage``,
-    ``<g>.psnr_static``, ``<g>.n``; and ``predict_ms`` (median). Means skip NaN (no covered pixel).
+    ``<g>.psnr_static``, ``<g>.n`` (and ``recall.seen``: the share any earlier frame saw); and
+    ``predict_ms`` (median). Means skip NaN (no covered pixel).
     """
     rows = []
     for name in methods:
@@ -363,7 +370,8 @@ def summarise(scores: Sequence[Score], methods: Sequence[str], horizons: Sequenc
             groups.append((target_group(kind, None), [s for s in mine if s.kind == kind]))
         for group, items in groups:
             row[f"{group}.n"] = len(items)
-            for key in ("psnr", "ssim", "psnr_covered", "ssim_covered", "coverage", "psnr_static"):
+            keys = ("psnr", "ssim", "psnr_covered", "ssim_covered", "coverage", "psnr_static")
+            for key in keys + (("seen",) if group == "recall" else ()):
                 values = np.array([getattr(s, key) for s in items], dtype=np.float64)
                 finite = values[np.isfinite(values)]
                 row[f"{group}.{key}"] = float(finite.mean()) if finite.size else float("nan")

@@ -82,3 +82,6 @@ def test_recall_targets_get_their_own_row():
     assert (recalls[0].anchor_stamp, recalls[0].target_stamp) == (stamps[45], stamps[50])
     row = summarise(result.scores, ["blank"], config.horizons)[0]
     assert row["recall.n"] == 1 and row["recall.psnr"] == recalls[0].psnr
+    # the first frames saw that view: a memory of everything seen could cover nearly all of it
+    assert row["recall.seen"] == recalls[0].seen > 0.9
+    assert all(np.isnan(s.seen) for s in result.scores if s.kind != "recall")
