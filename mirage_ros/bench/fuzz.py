@@ -144,8 +144,10 @@ class Campaign:
         return 0
 
     def run_class(self, name: str, count: int, kinds: list[str] | None = None, good_every: int = 4,
-                  pace: float = 0.02) -> ClassResult:
-        """``count`` cases of class ``name`` (or of random ``kinds`` for the mixed run)."""
+                  pace: float = 0.02, settle: float = 1.0) -> ClassResult:
+        """``count`` cases of class ``name`` (or of random ``kinds`` for the mixed run), then
+        ``settle`` seconds for the nodes to answer before their warnings are counted (beyond the
+        nodes' 2 s per-cause throttle, no warning of this class is held back by the last one's)."""
         from mirage_ros.bench.soak import rss_mb
 
         result = ClassResult(name)
@@ -162,7 +164,7 @@ class Campaign:
             peak = max(peak, rss_mb(self.nodes["world_model"].popen.pid) or 0.0)
             if i % 10 == 9:
                 self._restart_dead(result)
-        self.rec.spin_for(1.0)
+        self.rec.spin_for(settle)
         self._restart_dead(result)
         result.still_publishing = self.publishing()
         self._restart_dead(result)
