@@ -134,11 +134,12 @@ def _check_stride(stride: int, K: Intrinsics) -> int:
     return int(stride)
 
 
-def valid_depth(depth: np.ndarray) -> np.ndarray:
-    """``(H, W) bool``: True where ``depth`` is a reading (finite and > 0)."""
+def valid_depth(depth: np.ndarray, near: float = 0.0, far: float = np.inf) -> np.ndarray:
+    """``(H, W) bool``: True where ``depth`` is a reading (finite and > 0), within ``(near, far)``
+    metres (a memory's depth range) when given."""
     depth = np.asarray(depth)
     with np.errstate(invalid="ignore"):
-        return np.isfinite(depth) & (depth > 0)
+        return np.isfinite(depth) & (depth > near) & (depth < far)
 
 
 def pixel_grid(K: Intrinsics) -> tuple[np.ndarray, np.ndarray]:

@@ -52,8 +52,7 @@ def fill_depth_holes(depth: np.ndarray, config: MemoryConfig) -> np.ndarray:
     where nothing nearer is known (the overlay lets the fused memory's nearer surfaces win), so
     the newest frame fills views that would otherwise be the renderer's guess.
     """
-    with np.errstate(invalid="ignore"):
-        reading = g.valid_depth(depth) & (depth > config.min_depth) & (depth < config.max_depth)
+    reading = g.valid_depth(depth, config.min_depth, config.max_depth)
     if not reading.any():
         return depth
     # the percentile of every 4th row and column: the same far depth for a sixteenth of the cost
@@ -204,11 +203,8 @@ class WorldModel:
             the image is the renderer's guess from nothing and ``valid`` is all False.
         """
         t0 = time.perf_counter()
-        readout = self.memory.read_out(T_world_cam, K)
-        if self._newest is not None:
-            readout = overlay_newest(readout, self._newest.read_out(T_world_cam, K))
-        if self.see_through_fill:
-            readout = fill_see_through(readout)
+        newest = self._newest.read_out(T_world_cam, K) if self._newest is not None else None
+        readout = self._composed(self.memory.read_out(T_world_cam, K), newest)
         t1 = time.perf_counter()
         rgb = self.networks.render(readout, K.shape)
         self._timer.add("read_out", t1 - t0)
@@ -223,17 +219,20 @@ class WorldModel:
         if len(poses) == 1:  # the single-view graphs (captured as CUDA graphs where enabled)
             return [self.predict(poses[0], K)]
         t0 = time.perf_counter()
-        readouts = self.memory.read_out_views(poses, K)
-        if self._newest is not None:
-            newest = self._newest.memory.read_out_views(poses, K)
-            readouts = [overlay_newest(r, n) for r, n in zip(readouts, newest)]
-        if self.see_through_fill:
-            readouts = [fill_see_through(r) for r in readouts]
+        newest = self._newest.read_out_views(poses, K) if self._newest is not None else [None] * len(poses)
+        readouts = [self._composed(r, n) for r, n in zip(self.memory.read_out_views(poses, K), newest)]
         t1 = time.perf_counter()
         images = self.networks.render_views(readouts, K.shape)
         self._timer.add("read_out_views", t1 - t0)
         self._timer.add("render_views", time.perf_counter() - t1)
         return [self._prediction(rgb, r, K) for rgb, r in zip(images, readouts)]
+
+    def _composed(self, readout: Readout, newest: Readout | None) -> Readout:
+        """The memory's read-out with the newest frame's overlaid (when it has one) and, with
+        ``see_through_fill``, cells seen through a gap given the nearer surface's point."""
+        if newest is not None:
+            readout = overlay_newest(readout, newest)
+        return fill_see_through(readout) if self.see_through_fill else readout
 
     def _prediction(self, rgb: np.ndarray, readout: Readout, K: g.Intrinsics) -> Prediction:
         s = self.stride

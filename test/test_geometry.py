@@ -259,3 +259,9 @@ def test_register_depth_hides_what_a_nearer_surface_covers_and_leaves_the_unseen
     np.testing.assert_array_equal(registered[:, 1:20], 4.0)
     with pytest.raises(InvalidInput, match="max_footprint"):
         g.register_depth(depth, K, T_target_depth, K, max_footprint=0)
+
+
+def test_valid_depth_within_a_range():
+    depth = np.array([[np.nan, 0.0, 0.3, 1.0], [5.9, 6.0, np.inf, -1.0]], np.float32)
+    np.testing.assert_array_equal(g.valid_depth(depth), [[False, False, True, True], [True, True, False, False]])
+    np.testing.assert_array_equal(g.valid_depth(depth, 0.4, 6.0), [[False, False, False, True], [True, False, False, False]])

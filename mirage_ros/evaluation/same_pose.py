@@ -31,9 +31,7 @@ def score_same_pose(frames: Iterable[Observation], model, every: int,
         model.reset()
         model.observe(frame.rgb, frame.depth, frame.K, frame.T_world_cam, frame.stamp, frame.motion_mask)
         pred = model.predict(frame.T_world_cam, frame.K)
-        with np.errstate(invalid="ignore"):
-            reading = g.valid_depth(frame.depth) & (frame.depth > model.memory_config.min_depth) & (
-                frame.depth < model.memory_config.max_depth)
+        reading = g.valid_depth(frame.depth, model.memory_config.min_depth, model.memory_config.max_depth)
         s = model.stride
         cells = g.pool_mask(reading, s) > 0  # a cell with at least one reading
         drawn = pred.readout.valid

@@ -132,7 +132,7 @@ class RGBPointCloudMemory:
         if rgb.shape != (*K.shape, 3) or rgb.dtype != np.uint8:
             raise InvalidInput("rgb", f"must be {(*K.shape, 3)} uint8, got {rgb.dtype}{rgb.shape}")
         T_world_cam = g.check_pose(T_world_cam, "T_world_cam")
-        keep = g.valid_depth(depth) & (depth > self.min_depth) & (depth < self.max_depth)
+        keep = g.valid_depth(depth, self.min_depth, self.max_depth)
         if dynamic_mask is not None:
             keep &= ~np.asarray(dynamic_mask, bool)
         host = self._host
@@ -263,3 +263,6 @@ class LastFrameWarp:
 
     def read_out(self, T_world_cam, K) -> Readout:
         return self.memory.read_out(T_world_cam, K)
+
+    def read_out_views(self, poses, K) -> list[Readout]:
+        return self.memory.read_out_views(poses, K)

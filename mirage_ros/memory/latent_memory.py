@@ -240,9 +240,7 @@ class LatentMemory:
     def read_out_device(self, T_world_cam, K: g.Intrinsics, far=None) -> dict[str, ort.OrtValue]:
         """Like :meth:`read_out` but returns the device buffers ``latent``, ``valid``, ``depth``
         (reused by the next read-out of the same grid size: consume or copy them first)."""
-        if not isinstance(K, g.Intrinsics):
-            raise InvalidInput("K", f"must be a geometry.Intrinsics, got {type(K).__name__}")
-        K_latent = K.scaled(self.config.stride)
+        K_latent = self._latent_grid(K)
         h, w = K_latent.height, K_latent.width
         T_cam_world = g.invert_pose(g.check_pose(T_world_cam, "T_world_cam"))
         view = self._view_buffers(h, w)
@@ -290,12 +288,10 @@ class LatentMemory:
         Raises:
             InvalidInput: ``poses`` empty or a bad pose, bad ``K``.
         """
-        if not isinstance(K, g.Intrinsics):
-            raise InvalidInput("K", f"must be a geometry.Intrinsics, got {type(K).__name__}")
+        K_latent = self._latent_grid(K)
         poses = list(poses)
         if not poses:
             raise InvalidInput("poses", "need at least one camera pose")
-        K_latent = K.scaled(self.config.stride)
         h, w = K_latent.height, K_latent.width
         if self._readout_views is None:
             self._readout_views = BoundSession(graphs.path(graphs.READOUT_VIEWS), self.device)
@@ -303,9 +299,9 @@ class LatentMemory:
         projection = np.stack([L.projection_matrix(K_latent, g.invert_pose(g.check_pose(T, f"poses[{i}]")))
                                for i, T in enumerate(poses)]).astype(np.float32)
         v = len(poses)
-        inputs = {"positions": self.state["positions"], "latents": self.state["latents"], "counts": self.state["counts"],
-                  **self._ids, "projection": session.upload(projection),
-                  "grid": session.upload(L.readout_grid(w, h, self.config.near, self.config.readout_min_count)),
+        state = self.state
+        inputs = {"positions": state["positions"], "latents": state["latents"], "counts": state["counts"],
+                  **self._ids, "projection": session.upload(projection), "grid": self._view_buffers(h, w)["grid"],
                   "far": session.upload(np.full((v, h, w), np.inf, np.float32))}
         outputs = {"latent": session.alloc((v, self.config.channels, h, w), np.float32),
                    "valid": session.alloc((v, h, w), np.bool_), "depth": session.alloc((v, h, w), np.float32),
@@ -313,6 +309,12 @@ class LatentMemory:
         session.run(inputs, outputs)
         host = [BoundSession.to_host(outputs[n]) for n in Readout.FIELDS]
         return [Readout(*(field[i] for field in host)) for i in range(v)]
+
+    def _latent_grid(self, K: g.Intrinsics) -> g.Intrinsics:
+        """The latent grid of a target camera ``K``; raises ``InvalidInput`` for anything else."""
+        if not isinstance(K, g.Intrinsics):
+            raise InvalidInput("K", f"must be a geometry.Intrinsics, got {type(K).__name__}")
+        return K.scaled(self.config.stride)
 
     def _view_buffers(self, h: int, w: int) -> dict[str, ort.OrtValue]:
         key = (h, w)

@@ -51,8 +51,7 @@ def lift_cells(depth: np.ndarray, K: g.Intrinsics, T_world_cam: np.ndarray, stri
     """
     # readings outside the memory's range are dropped before pooling, as the update graph does:
     # a far wall must not win a cell's pooled depth and then get the whole cell discarded
-    with np.errstate(invalid="ignore"):
-        reading = g.valid_depth(depth) & (depth > memory.min_depth) & (depth < memory.max_depth)
+    reading = g.valid_depth(depth, memory.min_depth, memory.max_depth)
     depth = np.where(reading, depth, 0.0).astype(np.float32)
     if dynamic is not None:
         depth = np.where(dynamic, 0.0, depth)
@@ -210,9 +209,10 @@ class MemoryTargets:
     def _batch(self, seqs: list[Sequence], picks: list[tuple[int, int, int, np.ndarray]],
                rng: np.random.Generator | None) -> dict:
         """The batch of ``picks``; sensor augmentation drawn from ``rng`` (None: clean frames)."""
+        frames = [(seqs[i], torch.from_numpy(ctx).to(self.device)) for i, _, _, ctx in picks]  # one copy each
+
         def gather(field, fn=lambda x: x):
-            return torch.stack([fn(getattr(seqs[i], field)[torch.from_numpy(ctx).to(self.device)])
-                                for i, _, _, ctx in picks])
+            return torch.stack([fn(getattr(seq, field)[index]) for seq, index in frames])
 
         batch = {
             "context_rgb": gather("rgb", _to_unit_chw),  # (B, K, 3, H, W)
