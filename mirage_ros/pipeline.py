@@ -1,15 +1,22 @@
 """``WorldModel``: encoder + latent memory + renderer, no ROS and no torch.
 
     wm = WorldModel()                                   # shipped networks, memory sized to them
-    latent = wm.observe(rgb, depth, K, T_world_cam, stamp, dynamic_mask=None)
+    wm.observe(rgb, depth, K, T_world_cam, stamp, dynamic_mask=None)
     pred = wm.predict(T_world_cam, K)                   # Prediction(rgb, depth, valid, confidence)
+    views = wm.predict_views(poses, K)                  # several poses in one call
 
 The read-out the renderer gets is the fused memory's, overlaid with the newest frame's own latents
-where that frame sees the target cell's surface (``newest_overlay``): stored latents are averages
-over views (view-dependent) and a cell's winning point may come from any earlier view, while the
-newest frame's latents are consistent with each other (measured on validation seed 1000: +0.2 to
-+0.35 dB PSNR on future views and revisits). Optionally (``see_through_fill``), cells that show a
-point through a gap in a nearer surface then take that surface's point (``memory.see_through``).
+where that frame sees the target cell's surface (``newest_overlay``, ``memory_maths.views.overlay``):
+stored latents are averages over views (view-dependent) and a cell's winning point may come from
+any earlier view, while the newest frame's latents are consistent with each other (measured on
+validation seed 1000: +0.2 to +0.35 dB PSNR on future views and revisits). Optionally
+(``see_through_fill``), cells that show a point through a gap in a nearer surface then take that
+surface's point (``memory.see_through``).
+
+Data stays on the networks' device from the camera image to the rendered ``uint8`` view: the
+encoder's latent goes into both memories as a device buffer, read-outs, overlay, renderer and
+8-bit conversion run on device buffers, and a view comes down as its image plus its latent-grid
+validity and depth (full-size depth and validity are built on the host when first asked for).
 
 Frames: ``T_world_cam (4, 4)`` maps the camera **optical** frame to the world frame. Images
 ``(H, W, 3) uint8``, depth ``(H, W) float32`` metres (0/NaN = no reading). The latent grid is
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +38,9 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import LatentMemory, MemoryConfig, Readout
 from mirage_ros.memory.baselines import LastFrameWarp
 from mirage_ros.memory.see_through import fill_see_through
-from mirage_ros.runtime.networks import SUBCELL_PLACEMENT, Networks
+from mirage_ros.runtime.networks import SUBCELL_PLACEMENT, Networks, pad_to
+from mirage_ros.runtime.session import BoundSession
 
-#: The newest frame's cell wins over the memory's where it is no farther than this share of the
-#: memory's depth (both z-buffers hold the nearest surface; the margin absorbs voxel rounding).
-NEWEST_DEPTH_TOLERANCE = 0.05
 #: Slots of the newest-frame memory per latent cell: its 8-way hash table drops few cells at 4.
 NEWEST_SLOTS_PER_CELL = 4
 #: Percentile of a frame's depth readings at which its pixels without a reading are placed in the
@@ -68,17 +74,36 @@ class Prediction:
 
     Attributes:
         rgb: ``(H, W, 3) uint8`` rendered image (holes filled by the renderer).
-        depth: ``(H, W) float32`` metres from the memory (0 where it has nothing).
-        valid: ``(H, W) bool`` pixels whose latent cell the memory covered.
-        confidence: ``(H, W) float32`` in ``[0, 1]``: 1 where covered, 0 in filled holes.
-        readout: the latent-resolution read-out the image was rendered from.
+        cell_valid: ``(h, w) bool`` latent cells the memory (or the newest frame) covered.
+        cell_depth: ``(h, w) float32`` metres of those cells' points (0 where not covered).
+        stride: latent stride ``s`` (``h = H // s``).
+        readout: the latent-resolution read-out the image was rendered from, when asked for
+            (``predict(..., with_readout=True)``), else None.
+
+    ``depth``, ``valid`` and ``confidence`` are the cells at image size, made on first access.
     """
 
     rgb: np.ndarray
-    depth: np.ndarray
-    valid: np.ndarray
-    confidence: np.ndarray
-    readout: Readout
+    cell_valid: np.ndarray
+    cell_depth: np.ndarray
+    stride: int
+    readout: Readout | None = None
+
+    @cached_property
+    def valid(self) -> np.ndarray:
+        """``(H, W) bool`` pixels whose latent cell was covered (False on the ragged edge)."""
+        return g.upsample_cells(self.cell_valid, self.stride, self.rgb.shape[:2])
+
+    @cached_property
+    def depth(self) -> np.ndarray:
+        """``(H, W) float32`` metres from the memory (0 where it has nothing)."""
+        cells = np.where(self.cell_valid, self.cell_depth, 0.0).astype(np.float32)
+        return g.upsample_cells(cells, self.stride, self.rgb.shape[:2])
+
+    @cached_property
+    def confidence(self) -> np.ndarray:
+        """``(H, W) float32`` in ``[0, 1]``: 1 where covered, 0 in filled holes."""
+        return self.valid.astype(np.float32)
 
 
 @dataclass
@@ -96,17 +121,12 @@ class _Timer:
         return {f"{k}_ms": self.totals[k] / self.counts[k] for k in self.totals}
 
 
-def overlay_newest(memory: Readout, newest: Readout) -> Readout:
-    """``memory``'s read-out with the newest frame's cells where that frame sees the surface:
-    where ``newest.valid`` and the memory has nothing or a point no nearer than
-    ``newest.depth / (1 + NEWEST_DEPTH_TOLERANCE)``. Both ``(C, h, w)`` / ``(h, w)`` grids; the
-    offsets follow the cells' points (None unless both read-outs have them)."""
-    use = newest.valid & (~memory.valid | (newest.depth <= memory.depth * (1 + NEWEST_DEPTH_TOLERANCE)))
-    offset = None
-    if memory.offset is not None and newest.offset is not None:
-        offset = np.where(use[None], newest.offset, memory.offset)
-    return Readout(np.where(use[None], newest.latent, memory.latent), memory.valid | newest.valid,
-                   np.where(use, newest.depth, memory.depth).astype(np.float32), offset)
+def _host_readouts(composed: dict) -> list[Readout]:
+    """Host copies of the read-outs a view shows (``Networks.compose_device``'s ``cell_*`` and
+    latent), one per view."""
+    latent, valid, depth, offset = (BoundSession.to_host(composed[n]) for n in
+                                    ("render_latent", "cell_valid", "cell_depth", "cell_offset"))
+    return [Readout(*fields) for fields in zip(latent, valid, depth, offset)]
 
 
 def memory_config_for(networks: Networks, **overrides) -> MemoryConfig:
@@ -152,6 +172,8 @@ class WorldModel:
         self.fill_holes = fill_holes
         self._provider = provider
         self._newest: LastFrameWarp | None = None  # sized to the frame on the first observe
+        self._latent = None  # the last observed frame's latent (device buffer view)
+        self._lock = self.networks.lock  # observe and predict share the networks' device buffers
         self._timer = _Timer()
         self.frames_observed = 0
         self.last_stamp: float | None = None
@@ -161,16 +183,13 @@ class WorldModel:
         return self.networks.stride
 
     def observe(self, rgb: np.ndarray, depth: np.ndarray, K: g.Intrinsics, T_world_cam: np.ndarray,
-                stamp: float, dynamic_mask: np.ndarray | None = None) -> np.ndarray:
+                stamp: float, dynamic_mask: np.ndarray | None = None) -> None:
         """Encode a frame and fuse it into the memory.
 
         Args:
             rgb: ``(H, W, 3) uint8``; depth: ``(H, W)`` metres, registered to ``rgb``;
             K: intrinsics of both (``K.shape == (H, W)``); T_world_cam: ``(4, 4)`` optical frame
             pose; stamp: seconds; dynamic_mask: ``(H, W) bool`` moving pixels kept out of memory.
-
-        Returns:
-            The frame's latent ``(C, H // s, W // s) float32`` (for consistency checks).
 
         Raises:
             InvalidInput: naming the parameter (``rgb`` size differs from ``K``, bad pose, ...).
@@ -180,65 +199,70 @@ class WorldModel:
         rgb = np.asarray(rgb)
         if rgb.shape[:2] != K.shape:
             raise InvalidInput("rgb", f"size {rgb.shape[:2]} differs from K (H, W) = {K.shape}")
-        t0 = time.perf_counter()
-        latent = self.networks.encode(rgb)
-        t1 = time.perf_counter()
-        self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask)
-        if self.newest_overlay:
-            newest_depth = fill_depth_holes(depth, self.memory_config) if self.fill_holes else depth
-            self._newest_memory(latent.shape[1] * latent.shape[2]).insert(
-                latent, newest_depth, K, T_world_cam, stamp, dynamic_mask)
-        t2 = time.perf_counter()
-        self._timer.add("encode", t1 - t0)
-        self._timer.add("insert", t2 - t1)
-        self.frames_observed += 1
-        self.last_stamp = float(stamp)
-        return latent
+        with self._lock:
+            t0 = time.perf_counter()
+            latent = self.networks.encode_device(rgb)
+            t1 = time.perf_counter()
+            self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask)
+            if self.newest_overlay:
+                newest_depth = fill_depth_holes(depth, self.memory_config) if self.fill_holes else depth
+                _, h, w = latent.shape
+                self._newest_memory(h * w).insert(latent, newest_depth, K, T_world_cam, stamp, dynamic_mask)
+            t2 = time.perf_counter()
+            self._latent = latent
+            self._timer.add("encode", t1 - t0)
+            self._timer.add("insert", t2 - t1)
+            self.frames_observed += 1
+            self.last_stamp = float(stamp)
 
-    def predict(self, T_world_cam: np.ndarray, K: g.Intrinsics) -> Prediction:
+    def newest_latent(self) -> np.ndarray | None:
+        """The last observed frame's latent ``(C, H // s, W // s) float32`` (a host copy; None
+        before any ``observe``). Taken from the encoder's buffer: ask before the networks encode
+        another image of that size."""
+        with self._lock:
+            return None if self._latent is None else self._latent.to_host()
+
+    def predict(self, T_world_cam: np.ndarray, K: g.Intrinsics, with_readout: bool = False) -> Prediction:
         """Render the memory at a camera pose ``T_world_cam (4, 4)`` with intrinsics ``K``.
+
+        Args:
+            with_readout: also download the read-out rendered (``Prediction.readout``; its latent
+                is ``C`` floats per cell, more than the image).
 
         Returns:
             :class:`Prediction` of size ``K.shape``. Before any ``observe`` the memory is empty:
             the image is the renderer's guess from nothing and ``valid`` is all False.
         """
-        t0 = time.perf_counter()
-        newest = self._newest.read_out(T_world_cam, K) if self._newest is not None else None
-        readout = self._composed(self.memory.read_out(T_world_cam, K), newest)
-        t1 = time.perf_counter()
-        rgb = self.networks.render(readout, K.shape)
-        self._timer.add("read_out", t1 - t0)
-        self._timer.add("render", time.perf_counter() - t1)
-        return self._prediction(rgb, readout, K)
+        return self.predict_views([T_world_cam], K, with_readout)[0]
 
-    def predict_views(self, poses, K: g.Intrinsics) -> list[Prediction]:
+    def predict_views(self, poses, K: g.Intrinsics, with_readout: bool = False) -> list[Prediction]:
         """:meth:`predict` at each of ``poses`` (``T_world_cam (4, 4)`` each, sharing ``K``: the
         views along a path, or at several horizons) with one read-out call per memory and one
-        renderer call for all: the same predictions as single calls, for less than their cost."""
+        renderer call for all: the same predictions as single calls, for less than their cost.
+
+        Raises:
+            InvalidInput: no pose, a bad pose or ``K``.
+        """
         poses = list(poses)
-        if len(poses) == 1:  # the single-view graphs (captured as CUDA graphs where enabled)
-            return [self.predict(poses[0], K)]
-        t0 = time.perf_counter()
-        newest = self._newest.read_out_views(poses, K) if self._newest is not None else [None] * len(poses)
-        readouts = [self._composed(r, n) for r, n in zip(self.memory.read_out_views(poses, K), newest)]
-        t1 = time.perf_counter()
-        images = self.networks.render_views(readouts, K.shape)
-        self._timer.add("read_out_views", t1 - t0)
-        self._timer.add("render_views", time.perf_counter() - t1)
-        return [self._prediction(rgb, r, K) for rgb, r in zip(images, readouts)]
-
-    def _composed(self, readout: Readout, newest: Readout | None) -> Readout:
-        """The memory's read-out with the newest frame's overlaid (when it has one) and, with
-        ``see_through_fill``, cells seen through a gap given the nearer surface's point."""
-        if newest is not None:
-            readout = overlay_newest(readout, newest)
-        return fill_see_through(readout) if self.see_through_fill else readout
-
-    def _prediction(self, rgb: np.ndarray, readout: Readout, K: g.Intrinsics) -> Prediction:
-        s = self.stride
-        valid = g.upsample_cells(readout.valid, s, K.shape)
-        depth = g.upsample_cells(np.where(readout.valid, readout.depth, 0.0).astype(np.float32), s, K.shape)
-        return Prediction(rgb, depth, valid, valid.astype(np.float32), readout)
+        if not poses:
+            raise InvalidInput("poses", "need at least one camera pose")
+        stage = "" if len(poses) == 1 else "_views"
+        with self._lock:
+            t0 = time.perf_counter()
+            readout = self.memory.read_out_views_device(poses, K)
+            newest = self._newest.memory.read_out_views_device(poses, K) if self._newest is not None else None
+            composed = self.networks.compose_device(readout, newest)
+            if self.see_through_fill:
+                filled = [fill_see_through(r) for r in _host_readouts(composed)]
+                composed = self.networks.compose_device(self.networks.upload_readouts(filled))
+            t1 = time.perf_counter()
+            images = BoundSession.to_host(self.networks.render_device(composed))
+            cell_valid, cell_depth = (BoundSession.to_host(composed[n]) for n in ("cell_valid", "cell_depth"))
+            readouts = _host_readouts(composed) if with_readout else [None] * len(poses)
+            self._timer.add(f"read_out{stage}", t1 - t0)
+            self._timer.add(f"render{stage}", time.perf_counter() - t1)
+        return [Prediction(pad_to(image, K.shape), valid, depth, self.stride, r)
+                for image, valid, depth, r in zip(images, cell_valid, cell_depth, readouts)]
 
     def _newest_memory(self, cells: int) -> LastFrameWarp:
         """The newest-frame memory, (re)made when the frame's ``cells`` outgrow it; no carving
@@ -253,6 +277,7 @@ class WorldModel:
         """Forget the memory and the newest frame (networks stay loaded)."""
         self.memory.reset()
         self._newest = None
+        self._latent = None
         self.frames_observed = 0
         self.last_stamp = None
 

@@ -13,7 +13,7 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation import metrics
 from mirage_ros import geometry as g
 from mirage_ros.geometry import Intrinsics
-from mirage_ros.memory import MemoryConfig
+from mirage_ros.memory import MemoryConfig, Readout
 from mirage_ros.pipeline import WorldModel, memory_config_for
 from mirage_ros.runtime.networks import WEIGHTS_DIR, Networks
 from mirage_ros.sim import SimConfig, Simulator
@@ -122,20 +122,26 @@ def test_memory_runs_with_the_fusion_the_networks_were_trained_on(tmp_path):
     assert untold.max_weight == MemoryConfig(channels=1).max_weight  # older manifests: defaults
 
 
-def test_newest_frame_overlays_the_memory_where_it_sees_the_surface():
-    from mirage_ros.memory import Readout
-    from mirage_ros.pipeline import overlay_newest
-
-    memory = Readout(np.zeros((1, 1, 4), np.float32), np.array([[True, True, True, False]]),
-                     np.array([[2.0, 2.0, 1.0, 0.0]], np.float32))
-    newest = Readout(np.ones((1, 1, 4), np.float32), np.array([[True, False, True, True]]),
-                     np.array([[2.05, 0.0, 2.0, 3.0]], np.float32))
-    out = overlay_newest(memory, newest)
-    # within tolerance: newest; newest has nothing: memory; memory point nearer: memory (it
-    # occludes); memory has nothing: newest
-    np.testing.assert_array_equal(out.latent[0, 0], [1.0, 0.0, 0.0, 1.0])
-    np.testing.assert_allclose(out.depth[0], [2.05, 2.0, 1.0, 3.0])
-    assert out.valid.all()
+def test_device_path_draws_what_the_host_path_draws(networks, frames):
+    """``predict`` keeps data on the networks' device from read-out to 8-bit image; the host path
+    (host read-outs, the overlay rule written out in numpy here, ``Networks.render``) gives the
+    same images, validity and depth, bit for bit on the CPU provider."""
+    wm = observed_model(networks, frames)
+    K = frames[0].K
+    poses = [frames[-1].T_world_cam, frames[2].T_world_cam,
+             frames[-1].T_world_cam @ g.pose_from_tq([0.2, 0.0, 0.3], [1, 0, 0, 0])]
+    for pose, pred in zip(poses, wm.predict_views(poses, K, with_readout=True)):
+        memory, newest = wm.memory.read_out(pose, K), wm._newest.read_out(pose, K)
+        use = newest.valid & (~memory.valid | (newest.depth <= memory.depth * np.float32(1.05)))
+        latent = np.where(use[None], newest.latent, memory.latent)
+        valid, depth = memory.valid | newest.valid, np.where(use, newest.depth, memory.depth)
+        np.testing.assert_array_equal(pred.rgb, networks.render(Readout(latent, valid, depth), K.shape))
+        np.testing.assert_array_equal(pred.cell_valid, valid)
+        np.testing.assert_array_equal(pred.readout.latent, latent)
+        np.testing.assert_array_equal(pred.depth, g.upsample_cells(depth, wm.stride, K.shape))
+        assert use.any() and (~use & memory.valid).any()  # both sources drawn
+    assert wm.predict(poses[0], K).readout is None  # downloaded only when asked for
+    np.testing.assert_array_equal(wm.newest_latent(), networks.encode(frames[-1].rgb))
 
 
 def test_overlay_follows_the_newest_frame_and_resets(networks, frames):

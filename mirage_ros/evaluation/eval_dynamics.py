@@ -208,7 +208,7 @@ def evaluate_sequence(seed: int, args: argparse.Namespace, make_world_model) -> 
         people_xy = live.walkers.state(t)[0]
         collision = bool(np.min(np.linalg.norm(people_xy - T[:2, 3], axis=1)) < args.collision_m)
         collision_frames += collision
-        rendered = models["ours"].predict(T, K)
+        rendered = models["ours"].predict(T, K, with_readout=not args.no_latent)
         if i in revisits:
             predictions = {name: rendered if name == "ours" else m.predict(T, K) for name, m in models.items()}
             reference = predictions["static"].valid

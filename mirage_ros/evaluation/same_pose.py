@@ -34,7 +34,7 @@ def score_same_pose(frames: Iterable[Observation], model, every: int,
         reading = g.valid_depth(frame.depth, model.memory_config.min_depth, model.memory_config.max_depth)
         s = model.stride
         cells = g.pool_mask(reading, s) > 0  # a cell with at least one reading
-        drawn = pred.readout.valid
+        drawn = pred.cell_valid
         rows.append({"psnr": metrics.psnr(pred.rgb, frame.rgb),
                      "psnr_covered": metrics.psnr(pred.rgb, frame.rgb, pred.valid),
                      "ssim": metrics.ssim(pred.rgb, frame.rgb),

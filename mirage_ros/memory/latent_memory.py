@@ -38,7 +38,7 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import layout as L
 from mirage_ros.memory.config import MemoryConfig, Readout
 from mirage_ros.memory.storage import load_state, save_state
-from mirage_ros.runtime.session import BoundSession
+from mirage_ros.runtime.session import BoundSession, BufferSets, BufferView
 
 _FRAME_DTYPES = {"depth": np.float32, "dynamic": np.bool_, "latent": np.float32, "rays": np.float32,
                  "T_world_cam": np.float32, "params": np.float32}
@@ -79,7 +79,8 @@ class LatentMemory:
         self.config = config
         self._update = BoundSession(graphs.path(graphs.update_name(config.stride)), provider, cuda_graph=cuda_graph)
         self._readout = BoundSession(graphs.path(graphs.READOUT), self._update.device, cuda_graph=cuda_graph)
-        self._readout_views: BoundSession | None = None  # made by the first read_out_views
+        self._readout_views: BoundSession | None = None  # made by the first read-out of several views
+        self._batches = BufferSets(self._batch_buffers)
         self.device = self._update.device
         self._states = [self._upload_state(self._empty()), self._upload_state(self._empty())]
         self._carve = None
@@ -135,9 +136,10 @@ class LatentMemory:
 
         Args:
             latent: ``(C, h, w) float32`` encoder output for this frame, ``(h, w) =
-                (K.height // s, K.width // s)``; a numpy array or an OrtValue on this memory's
-                device (e.g. an encoder output kept on the GPU; with ``cuda_graph`` pass the same
-                buffer every frame, each new buffer is a new graph). Non-finite cells are skipped.
+                (K.height // s, K.width // s)``; a numpy array, or an OrtValue or ``BufferView``
+                on this memory's device (``Networks.encode_device``: the encoder's output stays on
+                the GPU; with ``cuda_graph`` pass the same buffer every frame, each new buffer is a
+                new graph). Non-finite cells are skipped.
             depth: ``(H, W)`` z-depth in metres, ``(H, W) = (K.height, K.width)``; 0, NaN, inf,
                 negative or outside ``(min_depth, max_depth)`` = no reading.
             K: full-resolution intrinsics of ``depth`` (the latent grid is ``K.scaled(s)``).
@@ -160,10 +162,13 @@ class LatentMemory:
         if depth.shape != K.shape or not np.issubdtype(depth.dtype, np.number):
             raise InvalidInput("depth", f"must be a numeric {K.shape} array like K, got {depth.dtype}{depth.shape}")
         latent_shape = (cfg.channels, h, w)
-        if isinstance(latent, ort.OrtValue):
-            if tuple(latent.shape()) != latent_shape or latent.device_name().lower() != self.device:
-                raise InvalidInput("latent", f"OrtValue must be {latent_shape} on {self.device}, got "
-                                             f"{latent.shape()} on {latent.device_name()}")
+        on_device = isinstance(latent, (ort.OrtValue, BufferView))
+        if on_device:
+            shape, buffer = ((latent.shape, latent.buffer) if isinstance(latent, BufferView)
+                             else (tuple(latent.shape()), latent))
+            if tuple(shape) != latent_shape or buffer.device_name().lower() != self.device:
+                raise InvalidInput("latent", f"device buffer must be {latent_shape} on {self.device}, got "
+                                             f"{tuple(shape)} on {buffer.device_name()}")
         else:
             latent = np.asarray(latent)
             if latent.shape != latent_shape or not np.issubdtype(latent.dtype, np.number):
@@ -194,7 +199,7 @@ class LatentMemory:
         BoundSession.write(frame["T_world_cam"], T_world_cam.astype(np.float32))
         BoundSession.write(frame["params"], params)
         inputs = dict(frame)
-        if isinstance(latent, ort.OrtValue):
+        if on_device:
             inputs["latent"] = latent
         else:
             BoundSession.write(frame["latent"], latent.astype(np.float32, copy=False))
@@ -288,27 +293,50 @@ class LatentMemory:
         Raises:
             InvalidInput: ``poses`` empty or a bad pose, bad ``K``.
         """
+        out = self.read_out_views_device(poses, K)
+        host = [BoundSession.to_host(out[n]) if isinstance(out[n], ort.OrtValue) else out[n].to_host()
+                for n in Readout.FIELDS]
+        return [Readout(*(field[i] for field in host)) for i in range(host[1].shape[0])]
+
+    @_locked
+    def read_out_views_device(self, poses, K: g.Intrinsics) -> dict:
+        """:meth:`read_out_views` without the download: ``latent (V, C, h, w)``, ``valid (V, h, w)``,
+        ``depth (V, h, w)``, ``offset (V, 2, h, w)`` device buffers (or views of them), reused by
+        the next read-out of as many views of this grid size. One view runs the single-view graph
+        (:meth:`read_out_device`, captured as a CUDA graph where enabled).
+
+        Raises:
+            InvalidInput: ``poses`` empty or a bad pose, bad ``K``.
+        """
         K_latent = self._latent_grid(K)
         poses = list(poses)
         if not poses:
             raise InvalidInput("poses", "need at least one camera pose")
         h, w = K_latent.height, K_latent.width
-        if self._readout_views is None:
-            self._readout_views = BoundSession(graphs.path(graphs.READOUT_VIEWS), self.device)
-        session = self._readout_views
+        if len(poses) == 1:
+            self.read_out_device(poses[0], K)
+            return self._view_buffers(h, w)["as_views"]
         projection = np.stack([L.projection_matrix(K_latent, g.invert_pose(g.check_pose(T, f"poses[{i}]")))
                                for i, T in enumerate(poses)]).astype(np.float32)
-        v = len(poses)
+        buffers = self._batches(len(poses), h, w)
+        BoundSession.write(buffers["projection"], projection)
         state = self.state
         inputs = {"positions": state["positions"], "latents": state["latents"], "counts": state["counts"],
-                  **self._ids, "projection": session.upload(projection), "grid": self._view_buffers(h, w)["grid"],
-                  "far": session.upload(np.full((v, h, w), np.inf, np.float32))}
-        outputs = {"latent": session.alloc((v, self.config.channels, h, w), np.float32),
-                   "valid": session.alloc((v, h, w), np.bool_), "depth": session.alloc((v, h, w), np.float32),
-                   "offset": session.alloc((v, 2, h, w), np.float32)}
-        session.run(inputs, outputs)
-        host = [BoundSession.to_host(outputs[n]) for n in Readout.FIELDS]
-        return [Readout(*(field[i] for field in host)) for i in range(v)]
+                  **self._ids, "projection": buffers["projection"], "grid": self._view_buffers(h, w)["grid"],
+                  "far": buffers["far"]}
+        outputs = {n: buffers[n] for n in Readout.FIELDS}
+        self._readout_views.run(inputs, outputs)
+        return outputs
+
+    def _batch_buffers(self, v: int, h: int, w: int) -> dict[str, ort.OrtValue]:
+        """Inputs and outputs of the views graph for ``v`` views of an ``h x w`` grid."""
+        if self._readout_views is None:
+            self._readout_views = BoundSession(graphs.path(graphs.READOUT_VIEWS), self.device)
+        alloc = self._readout_views.alloc
+        return {"projection": alloc((v, 3, 4), np.float32),
+                "far": self._readout_views.upload(np.full((v, h, w), np.inf, np.float32)),
+                "latent": alloc((v, self.config.channels, h, w), np.float32), "valid": alloc((v, h, w), np.bool_),
+                "depth": alloc((v, h, w), np.float32), "offset": alloc((v, 2, h, w), np.float32)}
 
     def _latent_grid(self, K: g.Intrinsics) -> g.Intrinsics:
         """The latent grid of a target camera ``K``; raises ``InvalidInput`` for anything else."""
@@ -320,7 +348,7 @@ class LatentMemory:
         key = (h, w)
         if key not in self._views:
             alloc, upload = self._readout.alloc, self._readout.upload
-            self._views[key] = {
+            view = {
                 "projection": alloc((3, 4), np.float32),
                 "grid": upload(L.readout_grid(w, h, self.config.near, self.config.readout_min_count)),
                 "far": upload(np.full((h, w), np.inf, np.float32)), "far_is_open": True,
@@ -328,6 +356,9 @@ class LatentMemory:
                 "valid": alloc((h, w), np.bool_), "depth": alloc((h, w), np.float32),
                 "offset": alloc((2, h, w), np.float32),
             }
+            # the single view's outputs as a batch of one (read_out_views_device)
+            view["as_views"] = {n: BufferView(view[n], (1, *view[n].shape())) for n in Readout.FIELDS}
+            self._views[key] = view
         return self._views[key]
 
     # ------------------------------------------------------------------ housekeeping

@@ -48,8 +48,8 @@ class OnnxOps(Shorthands):
     """Records the maths as an ONNX graph: each method adds the node it names, constants are
     deduplicated initializers, :meth:`model` wraps the recorded graph."""
 
-    float32, float16, int64, int32, bool = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int64),
-                                            np.dtype(np.int32), np.dtype(bool))
+    float32, float16, int64, int32, bool, uint8 = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int64),
+                                                   np.dtype(np.int32), np.dtype(bool), np.dtype(np.uint8))
 
     def __init__(self) -> None:
         import onnx

@@ -17,8 +17,8 @@ class TorchOps(Shorthands):
 
         self.torch = torch
         self.device = device
-        self.float32, self.float16, self.int64, self.int32, self.bool = (
-            torch.float32, torch.float16, torch.int64, torch.int32, torch.bool)
+        self.float32, self.float16, self.int64, self.int32, self.bool, self.uint8 = (
+            torch.float32, torch.float16, torch.int64, torch.int32, torch.bool, torch.uint8)
 
     def const(self, value, dtype):
         """A constant tensor (an initializer in ONNX)."""

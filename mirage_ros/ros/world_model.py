@@ -271,14 +271,13 @@ class WorldModelNode(ContainedNode):
             mask = None
         t0 = time.perf_counter()
         try:
-            latent = self.model.observe(frame.rgb, frame.depth, frame.K, frame.T_world_cam, frame.stamp,
-                                        dynamic_mask=mask)
+            self.model.observe(frame.rgb, frame.depth, frame.K, frame.T_world_cam, frame.stamp, dynamic_mask=mask)
         except InvalidInput as exc:
             self._skip("observe", f"frame {frame.stamp:.3f} not integrated: {exc}")
             return
         self.timing["observe"].append(time.perf_counter() - t0)
         if self.p.pointcloud_period > 0:
-            self.colour.update(latent, frame.rgb, self.model.stride)
+            self.colour.update(self.model.newest_latent(), frame.rgb, self.model.stride)
         self.counts["integrated"] += 1
         self.counts["integrated_with_mask"] += mask is not None
         self.last_frame = frame

@@ -2,10 +2,16 @@
 
 ``Networks.load()`` reads ``mirage_ros/weights/manifest.json``, checks every ONNX file's sha256
 against it (a mismatch or a missing file raises :class:`WeightsError` naming the file) and opens
-one session per network on the chosen provider (``mirage_ros.runtime.session``), plus the
-geometric sub-cell placement graph (``memory_maths.subcell``) that moves rendered cells to where their
-memory points project, used when the manifest says the renderer was trained with it
-(``network.subcell_placement``).
+one session per network on the chosen provider (``mirage_ros.runtime.session``), plus the graphs
+around them (``memory_maths.views``: camera image in, read-outs to renderer inputs with the newest
+frame overlaid, 8-bit image out) and the geometric sub-cell placement graph
+(``memory_maths.subcell``) that moves rendered cells to where their memory points project, used
+when the manifest says the renderer was trained with it (``network.subcell_placement``).
+
+Every stage runs through IOBinding on device buffers (``BoundSession``): on CUDA an image goes up
+once and a view comes down once as ``uint8`` (:meth:`Networks.encode_device`,
+:meth:`Networks.compose_device`, :meth:`Networks.render_device`); the host methods
+(:meth:`Networks.encode`, :meth:`Networks.render_views`) are those with an upload and a download.
 
 Shapes: images ``(H, W, 3) uint8``; latents ``(C, h, w) float32`` with ``h = H // s``,
 ``w = W // s`` (``s`` = the manifest's stride; pixels past the last whole block are cropped, as in
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +30,11 @@ import numpy as np
 
 from mirage_ros import graphs
 from mirage_ros.errors import InvalidInput, MirageError
-from mirage_ros.runtime.session import create_session
+from mirage_ros.runtime.session import BoundSession, BufferSets, BufferView
+
+#: outputs of the view-inputs graph (``memory_maths.views``): the renderer's inputs and the read-out
+#: the view shows (newest frame overlaid)
+COMPOSED = ("render_latent", "render_valid", "render_depth", "cell_valid", "cell_depth", "cell_offset")
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST_NAME = "manifest.json"
@@ -75,7 +86,7 @@ def verified_manifest(weights_dir: Path) -> dict:
 
 @dataclass
 class Networks:
-    """Encoder + renderer ONNX sessions.
+    """Encoder + renderer ONNX sessions and the graphs around them (module docstring).
 
     Attributes:
         stride: latent stride ``s``.
@@ -88,9 +99,16 @@ class Networks:
     channels: int
     manifest: dict
     provider: str
-    _encoder: object
-    _renderer: object
-    _subcell: object | None  # the placement graph's session, only for networks trained with it
+    _encoder: BoundSession
+    _renderer: BoundSession
+    _subcell: BoundSession | None  # the placement graph, only for networks trained with it
+    _glue: dict  # graphs.IMAGE_IN / VIEW_INPUTS / IMAGE_OUT -> BoundSession
+
+    def __post_init__(self) -> None:
+        self._frames = BufferSets(self._frame_buffers, keep=2)
+        self._views = BufferSets(self._view_buffers)
+        #: held by whoever runs a chain of device steps on these buffers (``WorldModel``)
+        self.lock = threading.RLock()
 
     @classmethod
     def load(cls, weights_dir: str | Path | None = None, provider: str = "auto",
@@ -112,14 +130,22 @@ class Networks:
         weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
         manifest = verified_manifest(weights_dir)
         files = manifest["files"]
-        encoder = create_session(weights_dir / files["encoder"]["file"], provider, threads=threads)
-        renderer = create_session(weights_dir / files["renderer"]["file"], provider, threads=threads)
+        encoder = BoundSession(weights_dir / files["encoder"]["file"], provider, threads=threads)
+        device = encoder.device
+        renderer = BoundSession(weights_dir / files["renderer"]["file"], device, threads=threads)
         net = manifest["network"]
         if subcell_placement is None:
             subcell_placement = bool(net.get("subcell_placement", False))
-        subcell = create_session(graphs.path(graphs.SUBCELL), provider, threads=threads) if subcell_placement else None
+        subcell = BoundSession(graphs.path(graphs.SUBCELL), device, threads=threads) if subcell_placement else None
+        glue = {name: BoundSession(graphs.path(name), device, threads=threads)
+                for name in (graphs.IMAGE_IN, graphs.VIEW_INPUTS, graphs.IMAGE_OUT)}
         return cls(int(net["stride"]), int(net["channels"]), manifest,
-                   encoder.get_providers()[0], encoder, renderer, subcell)
+                   encoder.session.get_providers()[0], encoder, renderer, subcell, glue)
+
+    @property
+    def device(self) -> str:
+        """``"cuda"`` or ``"cpu"``: where the device buffers live."""
+        return self._encoder.device
 
     @property
     def subcell_placement(self) -> bool:
@@ -138,16 +164,28 @@ class Networks:
             memory.pop("voxel_size", None)
         return memory
 
+    @property
+    def renders_batches(self) -> bool:
+        """Whether the renderer takes several views per call (exported with a dynamic batch)."""
+        return not isinstance(self._renderer.session.get_inputs()[0].shape[0], int)
+
     def latent_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(h, w)`` latent grid of an ``height x width`` image."""
         return height // self.stride, width // self.stride
 
+    # ------------------------------------------------------------------ encoder
     def encode(self, rgb: np.ndarray) -> np.ndarray:
         """``(H, W, 3) uint8`` image -> ``(C, H // s, W // s) float32`` latent.
 
         Raises:
             InvalidInput: ``rgb`` not ``(H, W, 3) uint8`` or smaller than one latent cell.
         """
+        with self.lock:
+            return self.encode_device(rgb).to_host()
+
+    def encode_device(self, rgb: np.ndarray) -> BufferView:
+        """:meth:`encode` without the download: the latent ``(C, h, w)`` as a device buffer
+        (``LatentMemory.insert`` takes it), valid until the next image of this size is encoded."""
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise InvalidInput("rgb", f"must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
@@ -155,8 +193,82 @@ class Networks:
         if h == 0 or w == 0:
             raise InvalidInput("rgb", f"image {rgb.shape[:2]} smaller than stride {self.stride}")
         s = self.stride
-        x = rgb[: h * s, : w * s].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-        return self._encoder.run(None, {"rgb": x})[0][0]
+        frame = self._frames(h, w)
+        BoundSession.write(frame["rgb"], rgb[: h * s, : w * s])
+        self._glue[graphs.IMAGE_IN].run({"rgb": frame["rgb"]}, {"image": frame["image"]})
+        self._encoder.run({self._encoder.input_names[0]: frame["image"]},
+                          {self._encoder.output_names[0]: frame["latent"]})
+        return frame["latent_view"]
+
+    def _frame_buffers(self, h: int, w: int) -> dict:
+        s, alloc = self.stride, self._encoder.alloc
+        latent = alloc((1, self.channels, h, w), np.float32)
+        return {"rgb": alloc((h * s, w * s, 3), np.uint8), "image": alloc((1, 3, h * s, w * s), np.float32),
+                "latent": latent, "latent_view": BufferView(latent, (self.channels, h, w))}
+
+    # ------------------------------------------------------------------ renderer
+    def compose_device(self, readout: dict, newest: dict | None = None) -> dict:
+        """Device read-outs of ``V`` views -> the renderer's inputs (``COMPOSED``).
+
+        Args:
+            readout: ``latent (V, C, h, w)``, ``valid (V, h, w) bool``, ``depth (V, h, w)``,
+                ``offset (V, 2, h, w)`` device buffers (``LatentMemory.read_out_views_device``).
+            newest: the newest frame's read-out, overlaid where it sees the surface
+                (``memory_maths.views.overlay``); None: the memory alone.
+
+        Returns:
+            The ``COMPOSED`` buffers (``cell_*``: the read-out the view shows), reused by the next
+            call with as many views of this grid size.
+        """
+        v, h, w = _shape(readout["valid"])
+        buffers = self._views(v, h, w)
+        newest = newest if newest is not None else buffers["nothing"]
+        inputs = {**{n: readout[n] for n in _READOUT}, **{f"newest_{n}": newest[n] for n in _READOUT}}
+        composed = {n: buffers[n] for n in COMPOSED}
+        self._glue[graphs.VIEW_INPUTS].run(inputs, composed)
+        return composed
+
+    def render_device(self, composed: dict, place: bool = True):
+        """Render :meth:`compose_device`'s output: ``(V, s*h, s*w, 3) uint8`` on the device,
+        reused by the next call with as many views of this grid size. ``place``: move cells by
+        their offsets when the networks do (:attr:`subcell_placement`)."""
+        v, h, w = _shape(composed["cell_valid"])
+        buffers = self._views(v, h, w)
+        names = self._renderer.input_names
+        inputs = dict(zip(names, (composed["render_latent"], composed["render_valid"], composed["render_depth"])))
+        output = self._renderer.output_names[0]
+        if self.renders_batches:
+            self._renderer.run(inputs, {output: buffers["rgb"]})
+        else:  # one view at a time, each through its slice of the buffers
+            for i in range(v):
+                self._renderer.run({n: buffers["slices"][n][i] for n in names}, {output: buffers["slices"]["rgb"][i]})
+        rgb = buffers["rgb"]
+        if place and self.subcell_placement:
+            self._subcell.run({"rgb": rgb, "offset": composed["cell_offset"]}, {"rgb_placed": buffers["placed"]})
+            rgb = buffers["placed"]
+        self._glue[graphs.IMAGE_OUT].run({"rgb": rgb}, {"image": buffers["image"]})
+        return buffers["image"]
+
+    def _view_buffers(self, v: int, h: int, w: int) -> dict:
+        s, c, alloc = self.stride, self.channels, self._renderer.alloc
+        readout_shapes = {"latent": ((v, c, h, w), np.float32), "valid": ((v, h, w), np.bool_),
+                          "depth": ((v, h, w), np.float32), "offset": ((v, 2, h, w), np.float32)}
+        composed_shapes = {"render_latent": (v, c, h, w), "render_valid": (v, 1, h, w), "render_depth": (v, 1, h, w),
+                           "cell_depth": (v, h, w), "cell_offset": (v, 2, h, w)}
+        buffers = {
+            "nothing": {n: alloc(*spec) for n, spec in readout_shapes.items()},  # all invalid
+            "host": {n: alloc(*spec) for n, spec in readout_shapes.items()},  # read-outs from the host
+            **{n: alloc(shape, np.float32) for n, shape in composed_shapes.items()},
+            "cell_valid": alloc((v, h, w), np.bool_),
+            "rgb": alloc((v, 3, s * h, s * w), np.float32),
+            "image": alloc((v, s * h, s * w, 3), np.uint8),
+        }
+        if self.subcell_placement:
+            buffers["placed"] = alloc((v, 3, s * h, s * w), np.float32)
+        if not self.renders_batches:
+            sources = dict(zip(self._renderer.input_names, ("render_latent", "render_valid", "render_depth")), rgb="rgb")
+            buffers["slices"] = {n: [_slice(buffers[src], i) for i in range(v)] for n, src in sources.items()}
+        return buffers
 
     def render(self, readout, shape: tuple[int, int] | None = None) -> np.ndarray:
         """Render a memory read-out (``.latent``, ``.valid``, ``.depth``, ``.offset``): see
@@ -174,34 +286,29 @@ class Networks:
         readouts = list(readouts)
         if not readouts:
             raise InvalidInput("readouts", "need at least one read-out")
-        images = self._render([self._checked(r.latent, r.valid, r.depth, r.offset) for r in readouts])
-        if shape is None:
-            return images
-        return [np.pad(small, ((0, shape[0] - small.shape[0]), (0, shape[1] - small.shape[1]), (0, 0)), mode="edge")
-                for small in images]
-
-    @property
-    def renders_batches(self) -> bool:
-        """Whether the renderer takes several views per call (exported with a dynamic batch)."""
-        return not isinstance(self._renderer.get_inputs()[0].shape[0], int)
-
-    def _render(self, arrays: list[tuple]) -> list[np.ndarray]:
-        """``(s*h, s*w, 3) uint8`` images of checked ``(latent, valid, depth, offset)`` tuples."""
+        arrays = [self._checked(r.latent, r.valid, r.depth, r.offset) for r in readouts]
         if len({a[0].shape for a in arrays}) > 1:
             raise InvalidInput("readouts", f"must share one grid size, got {sorted({a[0].shape for a in arrays})}")
-        place = all(a[3] is not None for a in arrays) and self.subcell_placement
-        images = []
-        step = len(arrays) if self.renders_batches else 1
-        for start in range(0, len(arrays), step):
-            chunk = arrays[start: start + step]
-            latent, valid, depth = (np.stack([a[k] for a in chunk]) for k in range(3))
-            valid = valid * (depth > 0)
-            out = self._renderer.run(None, {"latent": latent, "valid": valid[:, None],
-                                            "depth": (depth * valid)[:, None]})[0]
-            if place:
-                out = self._subcell.run(None, {"rgb": out, "offset": np.stack([a[3] for a in chunk])})[0]
-            images.extend((np.clip(out, 0.0, 1.0).transpose(0, 2, 3, 1) * 255.0 + 0.5).astype(np.uint8))
-        return images
+        place = all(a[3] is not None for a in arrays)
+        with self.lock:
+            images = BoundSession.to_host(self.render_device(self.compose_device(self._upload(arrays)), place))
+        return [pad_to(image, shape) for image in images]
+
+    def upload_readouts(self, readouts) -> dict:
+        """Host read-outs of one grid size (``.latent``, ``.valid``, ``.depth``, ``.offset``) as
+        ``(V, ...)`` device buffers for :meth:`compose_device` (reused by the next upload of as
+        many views of this grid size)."""
+        return self._upload([self._checked(r.latent, r.valid, r.depth, r.offset) for r in readouts])
+
+    def _upload(self, arrays: list[tuple]) -> dict:
+        """Checked ``(latent, valid, depth, offset)`` tuples into the ``host`` buffers (offset
+        None: zeros)."""
+        _, h, w = arrays[0][0].shape
+        host = self._views(len(arrays), h, w)["host"]
+        for k, name in enumerate(_READOUT):
+            BoundSession.write(host[name], np.stack([a[k] if a[k] is not None else np.zeros((2, h, w), np.float32)
+                                                     for a in arrays]))
+        return host
 
     def render_arrays(self, latent: np.ndarray, valid: np.ndarray, depth: np.ndarray,
                       offset: np.ndarray | None = None) -> np.ndarray:
@@ -209,8 +316,8 @@ class Networks:
 
         Args:
             latent: ``(C, h, w)`` float latent (values in invalid cells are ignored).
-            valid: ``(h, w)`` bool or float in ``[0, 1]``.
-            depth: ``(h, w)`` metres at each cell (0 or NaN where invalid).
+            valid: ``(h, w)`` bool (any nonzero number counts as covered).
+            depth: ``(h, w)`` metres at each cell (0, NaN or inf: drawn as a hole).
             offset: ``(2, h, w)`` where each cell's point projects, in cells from its centre
                 (``Readout.offset``); with ``subcell_placement`` the rendered cells are moved
                 there (``memory_maths.subcell``). None: content stays on the cell centres.
@@ -221,17 +328,17 @@ class Networks:
         Raises:
             InvalidInput: naming the argument whose shape does not fit.
         """
-        return self._render([self._checked(latent, valid, depth, offset)])[0]
+        return self.render_views([_Arrays(latent, valid, depth, offset)])[0]
 
     def _checked(self, latent, valid, depth, offset):
-        """``(latent (C, h, w), valid (h, w), depth (h, w), offset (2, h, w) or None)`` as float32,
-        NaN depths / offsets zeroed; raises ``InvalidInput`` naming a misshapen argument."""
+        """``(latent (C, h, w) float32, valid (h, w) bool, depth (h, w) float32, offset (2, h, w)
+        float32 or None)``; raises ``InvalidInput`` naming a misshapen argument."""
         latent = np.asarray(latent, dtype=np.float32)
         if latent.ndim != 3 or latent.shape[0] != self.channels:
             raise InvalidInput("latent", f"must be ({self.channels}, h, w), got {latent.shape}")
         grid = latent.shape[1:]
-        valid = np.asarray(valid, dtype=np.float32)
-        depth = np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0, posinf=0.0)
+        valid = np.asarray(valid) != 0
+        depth = np.asarray(depth, dtype=np.float32)
         for name, arr in (("valid", valid), ("depth", depth)):
             if arr.shape != grid:
                 raise InvalidInput(name, f"must be {grid} like the latent grid, got {arr.shape}")
@@ -242,3 +349,33 @@ class Networks:
         else:
             offset = None
         return latent, valid, depth, offset
+
+
+_READOUT = ("latent", "valid", "depth", "offset")
+
+
+@dataclass(frozen=True)
+class _Arrays:
+    latent: np.ndarray
+    valid: np.ndarray
+    depth: np.ndarray
+    offset: np.ndarray | None
+
+
+def _shape(value) -> tuple[int, ...]:
+    """Shape of a device buffer or a :class:`BufferView`."""
+    return tuple(value.shape) if isinstance(value, BufferView) else tuple(value.shape())
+
+
+def _slice(buffer, i: int) -> BufferView:
+    """View ``i`` of a ``(V, ...)`` buffer, as a batch of one."""
+    shape = _shape(buffer)
+    return BufferView(buffer, (1, *shape[1:]), i * int(np.prod(shape[1:])))
+
+
+def pad_to(image: np.ndarray, shape: tuple[int, int] | None) -> np.ndarray:
+    """``(h, w, 3)`` image grown to ``shape (H, W)`` by repeating its last row and column (the
+    ragged edge past whole latent cells); as it is when ``shape`` is None or its own."""
+    if shape is None or image.shape[:2] == tuple(shape):
+        return image
+    return np.pad(image, ((0, shape[0] - image.shape[0]), (0, shape[1] - image.shape[1]), (0, 0)), mode="edge")

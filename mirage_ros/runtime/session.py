@@ -10,13 +10,17 @@ session's device and runs through IOBinding, so state that lives between runs (t
 never goes through the host. With ``cuda_graph=True`` every distinct binding is captured once as a
 CUDA graph (``gpu_graph_id``) and replayed after that; it needs buffers at fixed addresses, so
 callers refill inputs in place (:meth:`BoundSession.write`) rather than binding new arrays.
+A :class:`BufferView` binds part of a buffer, or all of it with another shape, without a copy
+(one stage's ``(1, C, h, w)`` output as the next stage's ``(C, h, w)`` input).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +129,43 @@ def _preload_cuda_libraries() -> None:
             LOG.debug("onnxruntime preload_dlls failed: %s", exc)
 
 
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
+                "tensor(int32)": np.int32, "tensor(bool)": np.bool_, "tensor(uint8)": np.uint8}
+
+
+@dataclass(frozen=True, eq=False)
+class BufferView:
+    """Elements ``[start, start + prod(shape))`` of ``buffer`` (flat, C order) seen as a ``shape``
+    tensor: bound in place of ``buffer``, no copy. Keep one per binding (bindings are cached by
+    identity) and do not let it outlive ``buffer``'s contents."""
+
+    buffer: ort.OrtValue
+    shape: tuple[int, ...]
+    start: int = 0
+
+    def __post_init__(self) -> None:
+        size = int(np.prod(self.buffer.shape()))
+        if self.start < 0 or self.start + int(np.prod(self.shape)) > size:
+            raise InvalidInput("shape", f"{self.shape} from element {self.start} exceeds the buffer's {size} elements")
+
+    @property
+    def dtype(self) -> type:
+        return _NUMPY_TYPES[self.buffer.data_type()]
+
+    def bind(self, binding, name: str, output: bool) -> None:
+        """Bind as input (or output) ``name`` of ``binding``: the buffer's memory at ``start``."""
+        dtype = self.dtype
+        pointer = self.buffer.data_ptr() + self.start * np.dtype(dtype).itemsize
+        device = self.buffer.device_name().lower()
+        bind = binding.bind_output if output else binding.bind_input
+        bind(name, device, 0, dtype, list(self.shape), pointer)
+
+    def to_host(self) -> np.ndarray:
+        """A host copy of the viewed elements."""
+        flat = BoundSession.to_host(self.buffer).reshape(-1)
+        return flat[self.start: self.start + int(np.prod(self.shape))].reshape(self.shape)
+
+
 class BoundSession:
     """A session whose inputs and outputs are device-resident OrtValues, run through IOBinding.
 
@@ -173,7 +214,8 @@ class BoundSession:
         """Copy ``array`` into ``buffer`` in place (same shape and dtype; address unchanged)."""
         buffer.update_inplace(np.ascontiguousarray(array))
 
-    def run(self, inputs: Mapping[str, ort.OrtValue], outputs: Mapping[str, ort.OrtValue]) -> None:
+    def run(self, inputs: Mapping[str, ort.OrtValue | BufferView],
+            outputs: Mapping[str, ort.OrtValue | BufferView]) -> None:
         """Run with every input and output bound to the given buffers (outputs are overwritten).
 
         A binding (the same buffers for the same names) is built once and reused; with CUDA graphs
@@ -188,10 +230,14 @@ class BoundSession:
             if missing:
                 raise InvalidInput("inputs", f"no buffer for {sorted(missing)}")
             binding = self.session.io_binding()
-            for name, value in inputs.items():
-                binding.bind_ortvalue_input(name, value)
-            for name, value in outputs.items():
-                binding.bind_ortvalue_output(name, value)
+            for names, output in ((inputs, False), (outputs, True)):
+                for name, value in names.items():
+                    if isinstance(value, BufferView):
+                        value.bind(binding, name, output)
+                    elif output:
+                        binding.bind_ortvalue_output(name, value)
+                    else:
+                        binding.bind_ortvalue_input(name, value)
             run_options = ort.RunOptions()
             if self.cuda_graph:  # never reuse an id: its captured graph holds the old addresses
                 self._graph_ids += 1
@@ -204,3 +250,22 @@ class BoundSession:
     def forget_bindings(self) -> None:
         """Drop cached bindings (call after reallocating buffers, e.g. on a new image size)."""
         self._bindings.clear()
+
+
+class BufferSets:
+    """Buffer sets made on first use by ``make(key)`` (a dict of device buffers, e.g. per image size
+    or view count) and kept for the next call with that key; at most ``keep`` keys, the least
+    recently used dropped first (a path's view count varies from message to message)."""
+
+    def __init__(self, make: Callable[..., dict], keep: int = 8):
+        self._make, self._keep = make, keep
+        self._sets: OrderedDict = OrderedDict()
+
+    def __call__(self, *key) -> dict:
+        if key in self._sets:
+            self._sets.move_to_end(key)
+        else:
+            self._sets[key] = self._make(*key)
+            while len(self._sets) > self._keep:
+                self._sets.popitem(last=False)
+        return self._sets[key]

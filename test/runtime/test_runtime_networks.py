@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from mirage_ros.errors import InvalidInput
+from mirage_ros.memory import Readout
 from mirage_ros.model.export import export_networks
 from mirage_ros.model.networks import Encoder, NetworkConfig, Renderer
 from mirage_ros.runtime.networks import WEIGHTS_DIR, Networks, WeightsError, verified_manifest
@@ -39,6 +40,26 @@ def test_encode_render_shapes_and_torch_parity(tiny_weights):
     out = nets.render_arrays(latent, valid, np.full((8, 10), 2.0, np.float32))
     assert out.shape == (64, 80, 3) and out.dtype == np.uint8
     assert nets.manifest["parity_max_abs_diff"]["encoder"] < 1e-4
+
+
+def test_device_stages_match_the_networks_run_on_host_arrays(tiny_weights):
+    """Image in, overlay-free read-out to renderer inputs, 8-bit image out: the graphs around the
+    networks do what the numpy below does (holes, NaN and inf depths drawn as holes)."""
+    nets = Networks.load(tiny_weights, provider="cpu")
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    encoder = nets._encoder.session
+    expected = encoder.run(None, {"rgb": rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255.0})[0][0]
+    np.testing.assert_array_equal(nets.encode(rgb), expected)
+    latent = rng.normal(size=(2, 6, 8, 10)).astype(np.float32)
+    valid = rng.random((2, 8, 10)) > 0.3
+    depth = rng.uniform(0.5, 4.0, (2, 8, 10)).astype(np.float32)
+    depth[0, 0, :3] = [np.nan, np.inf, -1.0]
+    images = nets.render_views([Readout(*a) for a in zip(latent, valid, depth)])
+    clean = np.nan_to_num(depth, nan=0.0, posinf=0.0)
+    drawn = (valid & (clean > 0)).astype(np.float32)
+    out = nets._renderer.session.run(None, {"latent": latent, "valid": drawn[:, None], "depth": (clean * drawn)[:, None]})[0]
+    np.testing.assert_array_equal(np.stack(images), (np.clip(out, 0, 1).transpose(0, 2, 3, 1) * 255.0 + 0.5).astype(np.uint8))
 
 
 def test_invalid_cells_are_ignored(tiny_weights):
