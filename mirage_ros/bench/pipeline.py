@@ -12,6 +12,12 @@ Then the views along a path: the memory of the overlay-on run renders the ``--vi
 follow each of the last frames, once as K single predictions and once as one ``predict_views``
 call (one read-out call per memory, one renderer call), alternating; reported per view, with the
 ratio of the batch to the single calls.
+
+Last, the engine alone on the same frames (``engine``): the encoder (image upload included), the
+memory update with carving, the read-out and the renderer (8-bit image left on the device), each
+timed by itself. ``ratio_product_vs_engine`` is the product path (observe + predict, overlay on)
+over their sum: what the node's path adds to the stages it cannot do without (the newest-frame
+memory, the overlay, downloads, input checks).
 """
 
 from __future__ import annotations
@@ -51,6 +57,30 @@ def time_model(frames, provider: str, newest_overlay: bool, warmup: int) -> tupl
             "provider": model.networks.provider, "memory_points": model.memory.stats()["points"]}, model
 
 
+def time_engine(frames, networks, config, warmup: int) -> dict:
+    """Median ms of the stages alone (module docstring) over ``frames``, predicting as ``time_model``."""
+    from mirage_ros.memory import LatentMemory
+
+    memory = LatentMemory(config, provider=networks.device)
+    stages = {"encode_ms": [], "update_ms": [], "read_out_ms": [], "render_ms": []}
+    for i, frame in enumerate(tqdm(frames, desc="engine", file=sys.stderr, disable=None)):
+        t0 = time.perf_counter()
+        latent = networks.encode_device(frame.rgb)
+        t1 = time.perf_counter()
+        memory.insert(latent, frame.depth, frame.K, frame.T_world_cam, frame.stamp, frame.motion_mask)
+        t2 = time.perf_counter()
+        readout = memory.read_out_views_device([frames[min(i + AHEAD_FRAMES, len(frames) - 1)].T_world_cam], frame.K)
+        t3 = time.perf_counter()
+        composed = networks.compose_device(readout)
+        t4 = time.perf_counter()
+        networks.render_device(composed)
+        t5 = time.perf_counter()
+        if i >= warmup:
+            for name, ms in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t5 - t4)):
+                stages[name].append(ms * 1e3)
+    return {name: summary(ms) for name, ms in stages.items()}
+
+
 def time_views(model, frames, k: int, repeats: int) -> dict:
     """Per-view ms of the ``k`` poses after each of ``repeats`` frames: single calls vs one batch."""
     single, batch = [], []
@@ -86,8 +116,10 @@ def run(args) -> int:
     on, model = time_model(frames, args.provider, True, args.warmup)
     views = time_views(model, frames, args.views, VIEW_REPEATS)
     off, _ = time_model(frames, args.provider, False, args.warmup)
+    engine = time_engine(frames, model.networks, model.memory_config, args.warmup)
     per_frame = {name: r["observe_ms"]["median"] + r["predict_ms"]["median"] for name, r in
                  (("on", on), ("off", off))}
+    engine_ms = sum(stage["median"] for stage in engine.values())
     result = {
         "benchmark": "pipeline",
         "device": gpu_name() if "CUDA" in on["provider"] else f"cpu ({os.cpu_count()} cores)",
@@ -96,6 +128,8 @@ def run(args) -> int:
         "overlay_on": on, "overlay_off": off,
         "ratio_overlay_on_vs_off": round(per_frame["on"] / per_frame["off"], 3),
         "views": views,
+        "engine": engine,
+        "ratio_product_vs_engine": round(per_frame["on"] / engine_ms, 3),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     return emit(result, args)

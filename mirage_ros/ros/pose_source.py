@@ -20,10 +20,11 @@ Sources:
 Lookups never block: a pose that may still arrive (TF stamped behind the image, an unknown frame
 that may appear) raises with ``may_arrive=True`` and the node retries until its ``tf_timeout``.
 
-Threads: pose messages are received in callback groups of their own (for tf2_ros's buffer too),
-so with a multi-threaded executor they keep flowing while the node renders; otherwise a busy node
-would drain /tf one message per executor turn and its TF would fall further and further behind
-the (freshest, sensor-QoS) images. The fallback buffers are guarded by a lock.
+Threads: a :class:`ContainedNode` receives pose messages on its side node (``<name>_pose``, spun on
+a thread of its own; for tf2_ros's buffer too), so they keep flowing while the node renders;
+otherwise a busy node would drain /tf one message per executor turn and its TF would fall further
+and further behind the (freshest, sensor-QoS) images. Another node receives them itself, in a
+callback group of their own (its caller spins it). The buffers are guarded by a lock.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 
 from mirage_ros.errors import InvalidInput, MirageError
 from mirage_ros.messages.convert import pose_to_matrix, time_to_sec, transform_stamped, transform_to_matrix
-from mirage_ros.ros.node_util import WarningThrottle, node_warnings
+from mirage_ros.ros.node_util import ContainedNode, WarningThrottle, node_warnings
 from mirage_ros.transforms import TransformBuffer, TransformLookupError
 
 try:
@@ -48,6 +49,11 @@ try:
     from tf2_msgs.msg import TFMessage
 except ImportError:  # pragma: no cover - depends on the machine
     TFMessage = None
+
+
+def pose_receiver(node):
+    """The node that subscribes to poses for ``node`` (module doc, Threads)."""
+    return node.side_node("pose") if isinstance(node, ContainedNode) else node
 
 
 class PoseUnavailable(MirageError):
@@ -104,10 +110,11 @@ class TfPoseSource:
         static_qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                                 reliability=ReliabilityPolicy.RELIABLE)
         group = MutuallyExclusiveCallbackGroup()  # see the module doc: TF must not wait for frames
+        receiver = pose_receiver(node)
         self._subs = [
-            node.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), 100, callback_group=group),
-            node.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static_qos,
-                                     callback_group=group),
+            receiver.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), 100, callback_group=group),
+            receiver.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static_qos,
+                                         callback_group=group),
         ]
 
     def _on_tf(self, msg, static: bool) -> None:
@@ -289,8 +296,8 @@ class TopicPoseSource:
         self._to_matrix: Callable = to_matrix
         self._warned_frame = False
         self._lock = threading.Lock()
-        self._sub = node.create_subscription(msg_type, topic, self._on_pose, 50,
-                                             callback_group=MutuallyExclusiveCallbackGroup())
+        self._sub = pose_receiver(node).create_subscription(msg_type, topic, self._on_pose, 50,
+                                                            callback_group=MutuallyExclusiveCallbackGroup())
 
     def _on_pose(self, msg) -> None:
         if msg.header.frame_id and msg.header.frame_id != self.world_frame and not self._warned_frame:

@@ -407,7 +407,7 @@ def _publish_parts(publishers: dict, view) -> None:
 
 
 def main(args=None) -> None:
-    run_node(WorldModelNode, args, threads=2)  # one for frames, one for TF (pose_source)
+    run_node(WorldModelNode, args)  # poses arrive on a side node's thread (pose_source)
 
 
 if __name__ == "__main__":
