@@ -37,11 +37,11 @@ AHEAD_FRAMES = 5  # predicted target: the true pose this many frames later (0.5 
 VIEW_REPEATS = 10  # paths timed for the views figures
 
 
-def time_model(frames, provider: str, newest_overlay: bool, warmup: int) -> tuple[dict, object]:
-    """Median observe / predict ms of a fresh ``WorldModel`` over ``frames``, and the model."""
+def time_model(frames, networks, newest_overlay: bool, warmup: int) -> tuple[dict, object]:
+    """Median observe / predict ms of a fresh ``WorldModel`` on ``networks`` over ``frames``, and the model."""
     from mirage_ros.pipeline import WorldModel
 
-    model = WorldModel(provider=provider, newest_overlay=newest_overlay)
+    model = WorldModel(networks, provider=networks.device, newest_overlay=newest_overlay)
     observe, predict = [], []
     label = f"overlay {'on' if newest_overlay else 'off'}"
     for i, frame in enumerate(tqdm(frames, desc=label, file=sys.stderr, disable=None)):
@@ -113,9 +113,12 @@ def run(args) -> int:
         raise InvalidInput("--views", f"must be >= 1, got {args.views}")
     if args.frames < args.views + VIEW_REPEATS + 1:
         raise InvalidInput("--frames", f"must be at least --views + {VIEW_REPEATS + 1} ({args.views + VIEW_REPEATS + 1})")
-    on, model = time_model(frames, args.provider, True, args.warmup)
+    from mirage_ros.runtime.networks import Networks
+
+    networks = Networks.load(args.weights_dir, provider=args.provider, allow_tf32=args.tf32)
+    on, model = time_model(frames, networks, True, args.warmup)
     views = time_views(model, frames, args.views, VIEW_REPEATS)
-    off, _ = time_model(frames, args.provider, False, args.warmup)
+    off, _ = time_model(frames, networks, False, args.warmup)
     engine = time_engine(frames, model.networks, model.memory_config, args.warmup)
     per_frame = {name: r["observe_ms"]["median"] + r["predict_ms"]["median"] for name, r in
                  (("on", on), ("off", off))}
@@ -124,6 +127,8 @@ def run(args) -> int:
         "benchmark": "pipeline",
         "device": gpu_name() if "CUDA" in on["provider"] else f"cpu ({os.cpu_count()} cores)",
         "width": args.width, "height": args.height, "scene": args.scene, "seed": args.seed,
+        "networks": f"{networks.stride}x{networks.channels}x{networks.manifest['network'].get('width', '?')}"
+                    f"{' (TF32)' if args.tf32 else ''}",
         "frames": args.frames, "warmup": args.warmup,
         "overlay_on": on, "overlay_off": off,
         "ratio_overlay_on_vs_off": round(per_frame["on"] / per_frame["off"], 3),
@@ -139,6 +144,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sim_run_arguments(parser, frames=80, scene="office", seed=2000)
     parser.add_argument("--warmup", type=int, default=10, help="first frames not timed (default %(default)s)")
     parser.add_argument("--views", type=int, default=8, help="poses of a path rendered in one call (default %(default)s)")
+    parser.add_argument("--weights-dir", default=None, help="networks other than the shipped ones")
+    parser.add_argument("--tf32", action="store_true", help="CUDA: encoder and renderer convolutions in TF32")
 
 
 def main(argv: list[str] | None = None) -> int:

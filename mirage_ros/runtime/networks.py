@@ -112,7 +112,7 @@ class Networks:
 
     @classmethod
     def load(cls, weights_dir: str | Path | None = None, provider: str = "auto",
-             threads: int | None = None, subcell_placement: bool | None = None) -> Networks:
+             threads: int | None = None, subcell_placement: bool | None = None, allow_tf32: bool = False) -> Networks:
         """Open the shipped networks (or those in ``weights_dir``) after verifying their sha256.
 
         Args:
@@ -122,6 +122,8 @@ class Networks:
             threads: CPU intra-op threads (default: ``runtime.session``'s).
             subcell_placement: move rendered cells by the read-out's offsets (``memory_maths.subcell``);
                 default: as the networks were trained (the manifest's ``network.subcell_placement``).
+            allow_tf32: on CUDA, run the encoder's and renderer's convolutions in TF32 (faster on
+                tensor cores, ~1e-3 relative error; the memory's graphs stay float32).
 
         Raises:
             WeightsError: missing files or sha256 mismatch.
@@ -130,9 +132,9 @@ class Networks:
         weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
         manifest = verified_manifest(weights_dir)
         files = manifest["files"]
-        encoder = BoundSession(weights_dir / files["encoder"]["file"], provider, threads=threads)
+        encoder = BoundSession(weights_dir / files["encoder"]["file"], provider, threads=threads, allow_tf32=allow_tf32)
         device = encoder.device
-        renderer = BoundSession(weights_dir / files["renderer"]["file"], device, threads=threads)
+        renderer = BoundSession(weights_dir / files["renderer"]["file"], device, threads=threads, allow_tf32=allow_tf32)
         net = manifest["network"]
         if subcell_placement is None:
             subcell_placement = bool(net.get("subcell_placement", False))

@@ -170,16 +170,18 @@ class BoundSession:
     """A session whose inputs and outputs are device-resident OrtValues, run through IOBinding.
 
     Args:
-        model, provider, threads: as :func:`create_session`.
+        model, provider, threads, allow_tf32: as :func:`create_session`.
         cuda_graph: capture each distinct binding as a CUDA graph (CUDA only; ignored on CPU).
     """
 
     MAX_BINDINGS = 16  # cached bindings (each keeps its buffers alive); a CUDA graph per binding
 
-    def __init__(self, model, provider: str = "auto", *, cuda_graph: bool = False, threads=None):
+    def __init__(self, model, provider: str = "auto", *, cuda_graph: bool = False, threads=None,
+                 allow_tf32: bool = False):
         self.device = resolve_provider(provider)
         self.cuda_graph = bool(cuda_graph) and self.device == "cuda"
-        self.session = create_session(model, self.device, cuda_graph=self.cuda_graph, threads=threads)
+        self.session = create_session(model, self.device, cuda_graph=self.cuda_graph, threads=threads,
+                                      allow_tf32=allow_tf32)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._bindings: dict[tuple, tuple] = {}
