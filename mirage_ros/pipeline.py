@@ -151,6 +151,8 @@ class WorldModel:
             the points of people the moving-object detector let into memory.
         fill_holes: the newest frame's pixels without a depth reading enter the newest-frame
             overlay at the frame's far depth (:func:`fill_depth_holes`); never the fused memory.
+        cuda_graph: on CUDA, capture the memories' graphs as CUDA graphs (load the networks with
+            ``cuda_graph`` too for the whole path).
 
     Raises:
         InvalidInput: ``memory_config`` disagrees with the networks.
@@ -158,7 +160,7 @@ class WorldModel:
 
     def __init__(self, networks: Networks | None = None, memory_config: MemoryConfig | None = None,
                  provider: str = "auto", newest_overlay: bool = True, see_through_fill: bool = False,
-                 fill_holes: bool = True):
+                 fill_holes: bool = True, cuda_graph: bool = False):
         self.networks = networks or Networks.load(provider=provider)
         n = self.networks
         self.memory_config = memory_config or memory_config_for(n)
@@ -166,7 +168,8 @@ class WorldModel:
             raise InvalidInput("memory_config", f"channels/stride {self.memory_config.channels}/"
                                                 f"{self.memory_config.stride} differ from the "
                                                 f"networks' {n.channels}/{n.stride}")
-        self.memory = LatentMemory(self.memory_config, provider=provider)
+        self.memory = LatentMemory(self.memory_config, provider=provider, cuda_graph=cuda_graph)
+        self._cuda_graph = cuda_graph
         self.newest_overlay = newest_overlay
         self.see_through_fill = see_through_fill
         self.fill_holes = fill_holes
@@ -270,7 +273,7 @@ class WorldModel:
         slots = max(NEWEST_SLOTS_PER_CELL * cells, 16)
         if self._newest is None or self._newest.memory.config.capacity_points < slots:
             config = replace(self.memory_config, capacity_points=slots, carve=False)
-            self._newest = LastFrameWarp(config, self._provider)
+            self._newest = LastFrameWarp(config, self._provider, cuda_graph=self._cuda_graph)
         return self._newest
 
     def reset(self) -> None:

@@ -30,7 +30,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from tqdm import tqdm
 
 from mirage_ros import geometry as g
@@ -38,7 +37,7 @@ from mirage_ros.bench import add_memory_arguments, emit, script_main
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory.baselines import RGBPointCloudMemory
 from mirage_ros.runtime.networks import WEIGHTS_DIR, verified_manifest
-from mirage_ros.runtime.session import BoundSession
+from mirage_ros.runtime.session import BoundSession, BufferView
 
 STANDIN_DIR = Path("runs/bench")  # built on first use (needs onnx then)
 WIDTH = 32  # model.networks.NetworkConfig.width default
@@ -114,24 +113,18 @@ class Encoder:
                  cuda_graph: bool = False):
         self.bound = BoundSession(path, provider, cuda_graph=cuda_graph)
         self.channels, self.stride, self.label = channels, stride, label
-        self._bindings: dict[int, tuple] = {}
+        self._buffers: dict[int, tuple] = {}
 
     def run_device(self, image) -> object:
         """Encode a device ``(3, H, W) float32`` buffer in ``[0, 1]``, bound in place as
         ``(1, 3, H, W)`` (no copy); returns the device ``(1, C, H/s, W/s)`` latent. Keep
         ``image`` fixed (refill it in place): its binding, and CUDA graph, are built once."""
-        if id(image) not in self._bindings:
+        if id(image) not in self._buffers:
             _, H, W = image.shape()
             latent = self.bound.alloc((1, self.channels, H // self.stride, W // self.stride), np.float32)
-            binding = self.bound.session.io_binding()
-            binding.bind_input("rgb", image.device_name(), 0, np.float32, [1, 3, H, W], image.data_ptr())
-            binding.bind_ortvalue_output("latent", latent)
-            options = ort.RunOptions()
-            if self.bound.cuda_graph:
-                options.add_run_config_entry("gpu_graph_id", str(len(self._bindings) + 1))
-            self._bindings[id(image)] = (binding, options, image, latent)
-        binding, options, _, latent = self._bindings[id(image)]
-        self.bound.session.run_with_iobinding(binding, options)
+            self._buffers[id(image)] = (BufferView(image, (1, 3, H, W)), latent)
+        view, latent = self._buffers[id(image)]
+        self.bound.run({"rgb": view}, {"latent": latent})
         return latent
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:

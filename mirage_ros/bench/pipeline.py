@@ -41,7 +41,8 @@ def time_model(frames, networks, newest_overlay: bool, warmup: int) -> tuple[dic
     """Median observe / predict ms of a fresh ``WorldModel`` on ``networks`` over ``frames``, and the model."""
     from mirage_ros.pipeline import WorldModel
 
-    model = WorldModel(networks, provider=networks.device, newest_overlay=newest_overlay)
+    model = WorldModel(networks, provider=networks.device, newest_overlay=newest_overlay,
+                       cuda_graph=networks.cuda_graph)
     observe, predict = [], []
     label = f"overlay {'on' if newest_overlay else 'off'}"
     for i, frame in enumerate(tqdm(frames, desc=label, file=sys.stderr, disable=None)):
@@ -61,7 +62,7 @@ def time_engine(frames, networks, config, warmup: int) -> dict:
     """Median ms of the stages alone (module docstring) over ``frames``, predicting as ``time_model``."""
     from mirage_ros.memory import LatentMemory
 
-    memory = LatentMemory(config, provider=networks.device)
+    memory = LatentMemory(config, provider=networks.device, cuda_graph=networks.cuda_graph)
     stages = {"encode_ms": [], "update_ms": [], "read_out_ms": [], "render_ms": []}
     for i, frame in enumerate(tqdm(frames, desc="engine", file=sys.stderr, disable=None)):
         t0 = time.perf_counter()
@@ -115,7 +116,7 @@ def run(args) -> int:
         raise InvalidInput("--frames", f"must be at least --views + {VIEW_REPEATS + 1} ({args.views + VIEW_REPEATS + 1})")
     from mirage_ros.runtime.networks import Networks
 
-    networks = Networks.load(args.weights_dir, provider=args.provider, allow_tf32=args.tf32)
+    networks = Networks.load(args.weights_dir, provider=args.provider, allow_tf32=args.tf32, cuda_graph=args.cuda_graph)
     on, model = time_model(frames, networks, True, args.warmup)
     views = time_views(model, frames, args.views, VIEW_REPEATS)
     off, _ = time_model(frames, networks, False, args.warmup)
@@ -129,6 +130,7 @@ def run(args) -> int:
         "width": args.width, "height": args.height, "scene": args.scene, "seed": args.seed,
         "networks": f"{networks.stride}x{networks.channels}x{networks.manifest['network'].get('width', '?')}"
                     f"{' (TF32)' if args.tf32 else ''}",
+        "cuda_graph": networks.cuda_graph,
         "frames": args.frames, "warmup": args.warmup,
         "overlay_on": on, "overlay_off": off,
         "ratio_overlay_on_vs_off": round(per_frame["on"] / per_frame["off"], 3),
@@ -146,6 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", type=int, default=8, help="poses of a path rendered in one call (default %(default)s)")
     parser.add_argument("--weights-dir", default=None, help="networks other than the shipped ones")
     parser.add_argument("--tf32", action="store_true", help="CUDA: encoder and renderer convolutions in TF32")
+    parser.add_argument("--cuda-graph", action="store_true", help="CUDA: every stage captured as a CUDA graph")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -252,9 +252,9 @@ class RGBPointCloudMemory:
 class LastFrameWarp:
     """Latent warp of the last frame only (no memory): same graphs as :class:`LatentMemory`."""
 
-    def __init__(self, config: MemoryConfig, provider: str = "auto"):
+    def __init__(self, config: MemoryConfig, provider: str = "auto", *, cuda_graph: bool = False):
         # it holds one frame: every point was seen once
-        self.memory = LatentMemory(replace(config, readout_min_count=1), provider)
+        self.memory = LatentMemory(replace(config, readout_min_count=1), provider, cuda_graph=cuda_graph)
 
     def insert(self, latent, depth, K, T_world_cam, stamp, dynamic_mask=None) -> None:
         """Replace the kept frame (arguments as :meth:`LatentMemory.insert`)."""

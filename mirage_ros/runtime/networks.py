@@ -112,7 +112,8 @@ class Networks:
 
     @classmethod
     def load(cls, weights_dir: str | Path | None = None, provider: str = "auto",
-             threads: int | None = None, subcell_placement: bool | None = None, allow_tf32: bool = False) -> Networks:
+             threads: int | None = None, subcell_placement: bool | None = None, allow_tf32: bool = False,
+             cuda_graph: bool = False) -> Networks:
         """Open the shipped networks (or those in ``weights_dir``) after verifying their sha256.
 
         Args:
@@ -124,6 +125,8 @@ class Networks:
                 default: as the networks were trained (the manifest's ``network.subcell_placement``).
             allow_tf32: on CUDA, run the encoder's and renderer's convolutions in TF32 (faster on
                 tensor cores, ~1e-3 relative error; the memory's graphs stay float32).
+            cuda_graph: on CUDA, capture every stage as a CUDA graph per image size and view count
+                (their buffers are fixed, refilled in place).
 
         Raises:
             WeightsError: missing files or sha256 mismatch.
@@ -132,14 +135,15 @@ class Networks:
         weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
         manifest = verified_manifest(weights_dir)
         files = manifest["files"]
-        encoder = BoundSession(weights_dir / files["encoder"]["file"], provider, threads=threads, allow_tf32=allow_tf32)
+        options = {"threads": threads, "cuda_graph": cuda_graph}
+        encoder = BoundSession(weights_dir / files["encoder"]["file"], provider, allow_tf32=allow_tf32, **options)
         device = encoder.device
-        renderer = BoundSession(weights_dir / files["renderer"]["file"], device, threads=threads, allow_tf32=allow_tf32)
+        renderer = BoundSession(weights_dir / files["renderer"]["file"], device, allow_tf32=allow_tf32, **options)
         net = manifest["network"]
         if subcell_placement is None:
             subcell_placement = bool(net.get("subcell_placement", False))
-        subcell = BoundSession(graphs.path(graphs.SUBCELL), device, threads=threads) if subcell_placement else None
-        glue = {name: BoundSession(graphs.path(name), device, threads=threads)
+        subcell = BoundSession(graphs.path(graphs.SUBCELL), device, **options) if subcell_placement else None
+        glue = {name: BoundSession(graphs.path(name), device, **options)
                 for name in (graphs.IMAGE_IN, graphs.VIEW_INPUTS, graphs.IMAGE_OUT)}
         return cls(int(net["stride"]), int(net["channels"]), manifest,
                    encoder.session.get_providers()[0], encoder, renderer, subcell, glue)
@@ -148,6 +152,11 @@ class Networks:
     def device(self) -> str:
         """``"cuda"`` or ``"cpu"``: where the device buffers live."""
         return self._encoder.device
+
+    @property
+    def cuda_graph(self) -> bool:
+        """Whether the stages run as captured CUDA graphs (``load(cuda_graph=True)`` on CUDA)."""
+        return self._encoder.cuda_graph
 
     @property
     def subcell_placement(self) -> bool:
