@@ -4,7 +4,9 @@ summary in ``demo_out/``.
 
 No ``ros2 launch`` needed: the three nodes are started from here (``mirage_ros.ros.launcher``)
 in a ROS domain of their own, and this process records what they publish. The world model uses
-``--provider auto``: CUDA when onnxruntime-gpu sees a GPU, else CPU.
+``--provider auto``: CUDA when onnxruntime-gpu sees a GPU, else CPU; and ``--weights-dir auto``:
+the standard networks with CUDA, the light ones on a CPU (where the standard renderer cannot keep
+up with the camera: docs/nodes.md, Performance).
 """
 
 from __future__ import annotations
@@ -114,6 +116,16 @@ class DemoRecording:
         return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows])) if rows else (np.zeros(0), np.zeros(0))
 
 
+def demo_networks(weights_dir: str, provider: str) -> str:
+    """The world model's ``weights_dir``: as given, or for ``auto`` the standard networks where
+    ``provider`` resolves to CUDA and the light ones on a CPU."""
+    if weights_dir != "auto":
+        return weights_dir
+    from mirage_ros.runtime.session import resolve_provider
+
+    return "standard" if resolve_provider(provider) == "cuda" else "light"
+
+
 def start_nodes(args: argparse.Namespace, env: dict[str, str], logs: Path, ns: str = "/mirage") -> list:
     """The demo pipeline as processes: ``[sim_camera, world_model, consistency_monitor]``
     (:class:`mirage_ros.ros.launcher.NodeProcess`), the last two in namespace ``ns``; ``args``:
@@ -122,9 +134,8 @@ def start_nodes(args: argparse.Namespace, env: dict[str, str], logs: Path, ns: s
 
     camera = {"image": "/camera/color/image_raw", "depth": "/camera/depth/image_raw",
               "camera_info": "/camera/color/camera_info"}
-    wm_params = {"provider": args.provider, "world_frame": "map", "horizons": args.horizons}
-    if args.weights_dir:
-        wm_params["weights_dir"] = str(args.weights_dir)
+    wm_params = {"provider": args.provider, "world_frame": "map", "horizons": args.horizons,
+                 "weights_dir": demo_networks(args.weights_dir, args.provider)}
     return [
         NodeProcess("sim_camera", env, logs / "sim_camera.log", params={
             "width": args.width, "height": args.height, "rate": args.rate, "scene": args.scene,
@@ -209,6 +220,7 @@ def summarise(rec: DemoRecording, args: argparse.Namespace, wall_s: float) -> di
         "latency_ms": {"p50": _pct(lat, 50), "p90": _pct(lat, 90), "max": _pct(lat, 100), "count": int(lat.size)},
         "memory_points": int(wm.get("memory_points", 0)), "memory_bytes": int(wm.get("memory_bytes", 0)),
         "provider": wm.get("provider", "?"),
+        "networks": demo_networks(args.weights_dir, args.provider),
         "node_ms": {k: float(wm[k]) for k in ("latency_ms_mean", "observe_ms_mean", "predict_ms_mean") if k in wm},
         "frames_dropped": {k: int(wm.get(k, 0)) for k in ("dropped_sync", "dropped_queue", "dropped_pose")},
         "monitor_detect_ms_mean": float(monitor.get("detect_ms_mean", "nan")),
@@ -266,7 +278,7 @@ def write_outputs(rec: DemoRecording, summary: dict, out: Path) -> None:
     if not picks:
         axes[0, 0].text(0.5, 0.5, "no complete frame recorded", ha="center")
     fig.suptitle(f"mirage_ros demo: {summary['frames_integrated']} frames integrated, "
-                 f"provider {summary['provider']}", fontsize=11)
+                 f"provider {summary['provider']}, {summary['networks']} networks", fontsize=11)
     fig.tight_layout()
     fig.savefig(out / "contact_sheet.png", dpi=90)
     plt.close(fig)
@@ -319,7 +331,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of :func:`start_nodes`: provider, networks, camera, scene, horizons, domain."""
     parser.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
                         help="ONNX Runtime provider of the world model (default auto: CUDA if present)")
-    parser.add_argument("--weights-dir", type=Path, default=None, help="networks other than the shipped ones")
+    parser.add_argument("--weights-dir", default="auto",
+                        help="networks: auto (standard with CUDA, light on a CPU), standard, light, or a folder "
+                             "with manifest.json + ONNX files (default auto)")
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--rate", type=float, default=10.0, help="camera frames per second")
@@ -342,7 +356,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"demo finished in {summary['wall_s']} s: {summary['frames_integrated']} frames integrated, "
           f"{summary['predicted_views']} predicted views, latency p50 {lat['p50']} ms / p90 {lat['p90']} ms, "
           f"memory {summary['memory_points']} points ({summary['memory_bytes'] / 1e6:.2f} MB), "
-          f"provider {summary['provider']}")
+          f"provider {summary['provider']}, {summary['networks']} networks")
     for name in ("contact_sheet.png", "latency_memory.png", "summary.json"):
         print(f"  {out / name}")
     return 0

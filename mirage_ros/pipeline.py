@@ -303,11 +303,13 @@ class WorldModel:
 
 def build_world_model(provider: str, weights_dir: str = "", newest_overlay: bool = True,
                       see_through_fill: bool = False, subcell_placement: str = "auto", fill_holes: bool = True,
-                      **memory) -> WorldModel:
+                      cuda_graph: bool = False, tf32: bool = False, **memory) -> WorldModel:
     """The engine behind the ``world_model`` node, from its parameters: :class:`WorldModel` on
-    ``provider`` with the shipped networks or those in ``weights_dir`` (``subcell_placement``: a
-    key of ``SUBCELL_PLACEMENT``); ``memory``: ``MemoryConfig`` overrides."""
-    networks = Networks.load(weights_dir or None, provider=provider,
+    ``provider`` with the networks ``weights_dir`` names (``Networks.load``; ``subcell_placement``:
+    a key of ``SUBCELL_PLACEMENT``), every stage a CUDA graph with ``cuda_graph`` and the networks'
+    convolutions in TF32 with ``tf32`` (CUDA only); ``memory``: ``MemoryConfig`` overrides."""
+    networks = Networks.load(weights_dir or None, provider=provider, allow_tf32=tf32, cuda_graph=cuda_graph,
                              subcell_placement=SUBCELL_PLACEMENT[subcell_placement])
     return WorldModel(networks, memory_config_for(networks, **memory), provider=provider,
-                      newest_overlay=newest_overlay, see_through_fill=see_through_fill, fill_holes=fill_holes)
+                      newest_overlay=newest_overlay, see_through_fill=see_through_fill, fill_holes=fill_holes,
+                      cuda_graph=cuda_graph)

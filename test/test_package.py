@@ -122,10 +122,11 @@ def test_install_layout_is_found_through_the_ament_index(tmp_path):
     for name in CONSOLE_SCRIPTS:  # where ros2 run / ros2 launch look for executables
         executable = prefix / "lib" / "mirage_ros" / name
         assert executable.resolve() == (prefix / "bin" / name).resolve() and os.access(executable, os.X_OK)
-    weights = list((REPO / "mirage_ros" / "weights").glob("*.onnx"))
+    weights = [p for p in (REPO / "mirage_ros" / "weights").rglob("*") if p.suffix in (".onnx", ".json")]
     site = next(prefix.glob("lib/python3*/site-packages"))
-    for onnx in weights:  # the networks travel as package data
-        assert (site / "mirage_ros" / "weights" / onnx.name).is_file()
+    assert any(p.parent.name == "light" for p in weights)
+    for path in weights:  # the networks (both variants) travel as package data
+        assert (site / path.relative_to(REPO)).is_file(), path
 
 
 def test_dev_install_is_in_the_ament_index():

@@ -258,8 +258,7 @@ class LastFrameWarp:
 
     def insert(self, latent, depth, K, T_world_cam, stamp, dynamic_mask=None) -> None:
         """Replace the kept frame (arguments as :meth:`LatentMemory.insert`)."""
-        self.memory.reset()
-        self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask)
+        self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask, replace=True)
 
     def read_out(self, T_world_cam, K) -> Readout:
         return self.memory.read_out(T_world_cam, K)

@@ -83,6 +83,7 @@ class LatentMemory:
         self._batches = BufferSets(self._batch_buffers)
         self.device = self._update.device
         self._states = [self._upload_state(self._empty()), self._upload_state(self._empty())]
+        self._empty_state: dict[str, ort.OrtValue] | None = None  # read, never written: insert(replace=True)
         self._carve = None
         if config.carve:
             self._carve = BoundSession(graphs.path(graphs.carve_name(config.stride)), self.device,
@@ -131,7 +132,8 @@ class LatentMemory:
 
     # ------------------------------------------------------------------ update
     @_locked
-    def insert(self, latent, depth, K: g.Intrinsics, T_world_cam, stamp: float, dynamic_mask=None) -> None:
+    def insert(self, latent, depth, K: g.Intrinsics, T_world_cam, stamp: float, dynamic_mask=None,
+               replace: bool = False) -> None:
         """Lift one frame's latents into the memory and fuse them.
 
         Args:
@@ -148,6 +150,8 @@ class LatentMemory:
             dynamic_mask: ``(H, W) bool`` True on moving things, or None. Cells with more than
                 ``config.dynamic_max_fraction`` flagged pixels are skipped; flagged pixels never
                 contribute depth.
+            replace: the memory becomes this frame alone (as ``reset`` then ``insert``, without
+                refilling the state: the update reads a state set kept empty on the device).
 
         Raises:
             InvalidInput: naming the parameter (shape mismatch, bad pose, non-finite stamp...).
@@ -182,7 +186,7 @@ class LatentMemory:
             if dynamic_mask.shape != K.shape or dynamic_mask.dtype != np.bool_:
                 raise InvalidInput("dynamic_mask", f"must be {K.shape} bool, got {dynamic_mask.dtype}{dynamic_mask.shape}")
 
-        if self._epoch is None:
+        if self._epoch is None or replace:
             self._epoch = float(stamp)
         params = cfg.update_params(float(stamp) - self._epoch, K_latent)
         frame = self._frame_buffers(h * s, w * s, h, w)
@@ -204,6 +208,10 @@ class LatentMemory:
         else:
             BoundSession.write(frame["latent"], latent.astype(np.float32, copy=False))
         src, dst = self._states[self._current], self._states[1 - self._current]
+        if replace:
+            if self._empty_state is None:
+                self._empty_state = self._upload_state(self._empty())
+            src = self._empty_state
         if self._carve is not None:
             src = {**src, **self._run_carve(frame, K_latent, T_world_cam, src)}
         self._update.run({**inputs, **src}, {f"{n}_out": dst[n] for n in L.STATE_NAMES})

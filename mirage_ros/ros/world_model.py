@@ -64,11 +64,14 @@ class WorldModelNode(ContainedNode):
                                  min_depth=p.depth_range[0], max_depth=p.depth_range[1],
                                  readout_min_count=p.readout_min_count, newest_overlay=p.newest_overlay,
                                  see_through_fill=p.see_through_fill, subcell_placement=p.subcell_placement,
-                                 fill_holes=p.fill_depth_holes)
+                                 fill_holes=p.fill_depth_holes, cuda_graph=p.cuda_graph, tf32=p.tf32)
         self.colour = LinearColourProbe(self.model.networks.channels)
-        self.get_logger().info(f"world model ready: provider {self.model.networks.provider}, "
+        nets = self.model.networks
+        self.get_logger().info(f"world model ready: provider {nets.provider}, networks "
+                               f"{nets.stride}x{nets.channels}x{nets.manifest['network'].get('width', '?')}"
+                               f"{', CUDA graphs' if nets.cuda_graph else ''}, "
                                f"stride {self.model.stride}, horizons {p.horizons}, sub-cell placement "
-                               f"{'on' if self.model.networks.subcell_placement else 'off'}")
+                               f"{'on' if nets.subcell_placement else 'off'}")
         self.pose = self._pose_source()
         self.registration = depth_registration.DepthRegistration(
             self, p.depth_registration, depth_registration.depth_info_topic(self, p.depth_camera_info_topic),

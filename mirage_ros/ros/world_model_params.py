@@ -11,7 +11,11 @@ from mirage_ros.runtime.networks import SUBCELL_PLACEMENT
 
 PARAMS = [
     Param("provider", "auto", "ONNX Runtime execution provider", choices=("auto", "cuda", "cpu")),
-    Param("weights_dir", "", "folder with manifest.json + ONNX networks ('' = the shipped ones)"),
+    Param("weights_dir", "", "networks: 'standard' (or '') and 'light' (for CPU robots: a quarter of the "
+          "renderer's work) are shipped; else a folder with manifest.json + ONNX files"),
+    Param("cuda_graph", True, "CUDA: run every stage as a captured CUDA graph (H100, 640x480: a view in 1.8 ms "
+          "instead of 4-11 ms)"),
+    Param("tf32", True, "CUDA: the networks' convolutions in TF32 (images within one 8-bit level of float32)"),
     Param("world_frame", "map", "fixed frame of the memory and of predicted poses (REP-105)"),
     Param("base_frame", "base_link", "robot base frame; planned path poses are poses of this frame"),
     Param("camera_frame_convention", "auto",

@@ -38,6 +38,10 @@ COMPOSED = ("render_latent", "render_valid", "render_depth", "cell_valid", "cell
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST_NAME = "manifest.json"
+#: Networks shipped in the package, by the name ``weights_dir`` arguments and parameters take:
+#: ``standard`` (also ``""``), and ``light`` (a quarter of the renderer's work, for CPU robots;
+#: docs/training.md gives both's fidelity and speed).
+SHIPPED_NETWORKS = {"": WEIGHTS_DIR, "standard": WEIGHTS_DIR, "light": WEIGHTS_DIR / "light"}
 #: ``subcell_placement`` settings of nodes and evaluations -> ``Networks.load``'s argument. Not
 #: "on" / "off": YAML (ROS parameters, launch arguments) reads those as booleans.
 SUBCELL_PLACEMENT = {"auto": None, "enabled": True, "disabled": False}
@@ -50,6 +54,14 @@ class WeightsError(MirageError):
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's bytes (as recorded in, and checked against, the manifest)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def weights_path(weights_dir: str | Path | None) -> Path:
+    """The folder of ``weights_dir``: a name of ``SHIPPED_NETWORKS`` (None: ``standard``) or a
+    folder path as it is."""
+    if weights_dir is None:
+        return WEIGHTS_DIR
+    return SHIPPED_NETWORKS.get(str(weights_dir), Path(weights_dir))
 
 
 def verified_manifest(weights_dir: Path) -> dict:
@@ -117,8 +129,8 @@ class Networks:
         """Open the shipped networks (or those in ``weights_dir``) after verifying their sha256.
 
         Args:
-            weights_dir: folder holding ``manifest.json`` and the ONNX files; default: the
-                package's ``mirage_ros/weights``.
+            weights_dir: folder holding ``manifest.json`` and the ONNX files, or the name of
+                shipped networks (``SHIPPED_NETWORKS``: ``standard``, ``light``); default: standard.
             provider: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``.
             threads: CPU intra-op threads (default: ``runtime.session``'s).
             subcell_placement: move rendered cells by the read-out's offsets (``memory_maths.subcell``);
@@ -132,7 +144,7 @@ class Networks:
             WeightsError: missing files or sha256 mismatch.
             InvalidInput: unknown ``provider``.
         """
-        weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+        weights_dir = weights_path(weights_dir)
         manifest = verified_manifest(weights_dir)
         files = manifest["files"]
         options = {"threads": threads, "cuda_graph": cuda_graph}

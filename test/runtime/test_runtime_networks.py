@@ -14,7 +14,7 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import Readout
 from mirage_ros.model.export import export_networks
 from mirage_ros.model.networks import Encoder, NetworkConfig, Renderer
-from mirage_ros.runtime.networks import WEIGHTS_DIR, Networks, WeightsError, verified_manifest
+from mirage_ros.runtime.networks import WEIGHTS_DIR, Networks, WeightsError, verified_manifest, weights_path
 
 CFG = NetworkConfig(stride=8, channels=6, width=8, renderer_levels=1)
 
@@ -109,3 +109,15 @@ def test_shipped_weights_verify_and_run():
     assert latent.shape == (nets.channels, 240 // s, 320 // s)
     assert np.isfinite(latent).all()
     assert max(manifest["parity_max_abs_diff"].values()) < 1e-4
+
+
+def test_shipped_networks_are_chosen_by_name():
+    """``weights_dir`` takes ``standard`` / ``light`` (the lighter renderer for CPU robots); both
+    read and write the same memory (stride, channels), so they share saved memories."""
+    assert weights_path(None) == weights_path("") == weights_path("standard") == WEIGHTS_DIR
+    light, standard = Networks.load("light", provider="cpu"), Networks.load("standard", provider="cpu")
+    assert light.manifest["network"]["width"] < standard.manifest["network"]["width"]
+    assert (light.stride, light.channels) == (standard.stride, standard.channels)
+    assert light.renders_batches
+    sources = {s["name"] for s in light.manifest["training"]["data"]["sources"]}
+    assert any("TUM" in name for name in sources) and any("Kodak" in name for name in sources)
