@@ -214,7 +214,11 @@ def summarise(rec: DemoRecording, args: argparse.Namespace, wall_s: float) -> di
     return {
         "duration_s": args.duration, "wall_s": round(wall_s, 1), "size": [args.width, args.height],
         "rate_hz": args.rate, "frames_received_by_recorder": len(rec.observed_at),
-        "frames_integrated": int(wm.get("integrated", 0)), "frames_skipped": int(wm.get("skipped", 0)),
+        "frames_integrated": int(wm.get("integrated", 0)),
+        # both counted by the world model since it started: the share of its camera's frames it kept up with
+        "frames_received_by_world_model": int(wm.get("frames_in", 0)),
+        "integrated_share": round(int(wm.get("integrated", 0)) / max(int(wm.get("frames_in", 0)), 1), 3),
+        "frames_skipped": int(wm.get("skipped", 0)),
         "frames_integrated_with_moving_mask": int(wm.get("integrated_with_mask", 0)),
         "predicted_views": len(rec.views), "horizons_s": args.horizons,
         "latency_ms": {"p50": _pct(lat, 50), "p90": _pct(lat, 90), "max": _pct(lat, 100), "count": int(lat.size)},
@@ -353,7 +357,8 @@ def main(args: argparse.Namespace) -> int:
     summary, _ = run_demo(args)
     out = Path(args.out).resolve()
     lat = summary["latency_ms"]
-    print(f"demo finished in {summary['wall_s']} s: {summary['frames_integrated']} frames integrated, "
+    print(f"demo finished in {summary['wall_s']} s: {summary['frames_integrated']} frames integrated "
+          f"({100 * summary['integrated_share']:.0f} % of those the world model received), "
           f"{summary['predicted_views']} predicted views, latency p50 {lat['p50']} ms / p90 {lat['p90']} ms, "
           f"memory {summary['memory_points']} points ({summary['memory_bytes'] / 1e6:.2f} MB), "
           f"provider {summary['provider']}, {summary['networks']} networks")
