@@ -26,6 +26,7 @@ pixels (``valid`` False) to the full ``K`` size when ``H`` or ``W`` is not a mul
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -41,6 +42,9 @@ from mirage_ros.memory.see_through import fill_see_through
 from mirage_ros.runtime.networks import SUBCELL_PLACEMENT, Networks, pad_to
 from mirage_ros.runtime.session import BoundSession
 
+#: With CUDA graphs, batches of more views than this are padded to the next power of two: each
+#: batch size is a captured graph (and buffers) of every stage, so sizes must stay few.
+GRAPH_EXACT_VIEWS = 8
 #: Slots of the newest-frame memory per latent cell: its 8-way hash table drops few cells at 4.
 NEWEST_SLOTS_PER_CELL = 4
 #: Percentile of a frame's depth readings at which its pixels without a reading are placed in the
@@ -169,7 +173,7 @@ class WorldModel:
                                                 f"{self.memory_config.stride} differ from the "
                                                 f"networks' {n.channels}/{n.stride}")
         self.memory = LatentMemory(self.memory_config, provider=provider, cuda_graph=cuda_graph)
-        self._cuda_graph = cuda_graph
+        self._cuda_graph = cuda_graph and self.memory.device == "cuda"
         self.newest_overlay = newest_overlay
         self.see_through_fill = see_through_fill
         self.fill_holes = fill_holes
@@ -249,6 +253,9 @@ class WorldModel:
         poses = list(poses)
         if not poses:
             raise InvalidInput("poses", "need at least one camera pose")
+        wanted = len(poses)
+        if self._cuda_graph and wanted > GRAPH_EXACT_VIEWS:
+            poses += [poses[-1]] * (2 ** math.ceil(math.log2(wanted)) - wanted)
         stage = "" if len(poses) == 1 else "_views"
         with self._lock:
             t0 = time.perf_counter()
@@ -265,7 +272,7 @@ class WorldModel:
             self._timer.add(f"read_out{stage}", t1 - t0)
             self._timer.add(f"render{stage}", time.perf_counter() - t1)
         return [Prediction(pad_to(image, K.shape), valid, depth, self.stride, r)
-                for image, valid, depth, r in zip(images, cell_valid, cell_depth, readouts)]
+                for image, valid, depth, r in zip(images[:wanted], cell_valid, cell_depth, readouts)]
 
     def _newest_memory(self, cells: int) -> LastFrameWarp:
         """The newest-frame memory, (re)made when the frame's ``cells`` outgrow it; no carving

@@ -197,3 +197,21 @@ def test_views_along_a_path_render_like_single_predictions(networks, frames):
         assert np.abs(view.rgb.astype(int) - single.rgb.astype(int)).max() <= 1
     with pytest.raises(InvalidInput, match="poses"):
         wm.predict_views([], K)
+
+
+def test_graph_batches_beyond_eight_views_are_padded_to_a_power_of_two(networks, frames):
+    """With CUDA graphs every batch size is a captured graph per stage: 12 path views render as a
+    batch of 16 (the last pose repeated) and come back as 12, the same as single predictions.
+    (Exercised on the CPU provider by setting the flag the CUDA path sets.)"""
+    from mirage_ros.pipeline import GRAPH_EXACT_VIEWS
+
+    wm = observed_model(networks, frames)
+    wm._cuda_graph = True
+    K = frames[0].K
+    poses = [f.T_world_cam for f in frames] * 2
+    assert len(poses) > GRAPH_EXACT_VIEWS
+    views = wm.predict_views(poses, K)
+    assert len(views) == len(poses)
+    assert (16, K.height // wm.stride, K.width // wm.stride) in wm.networks._views._sets
+    for pose, view in zip(poses, views):
+        assert np.abs(view.rgb.astype(int) - wm.predict(pose, K).rgb.astype(int)).max() <= 1

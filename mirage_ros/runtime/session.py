@@ -174,7 +174,7 @@ class BoundSession:
         cuda_graph: capture each distinct binding as a CUDA graph (CUDA only; ignored on CPU).
     """
 
-    MAX_BINDINGS = 16  # cached bindings (each keeps its buffers alive); a CUDA graph per binding
+    MAX_BINDINGS = 32  # cached bindings (each keeps its buffers alive); a CUDA graph per binding
 
     def __init__(self, model, provider: str = "auto", *, cuda_graph: bool = False, threads=None,
                  allow_tf32: bool = False):
@@ -259,7 +259,7 @@ class BufferSets:
     or view count) and kept for the next call with that key; at most ``keep`` keys, the least
     recently used dropped first (a path's view count varies from message to message)."""
 
-    def __init__(self, make: Callable[..., dict], keep: int = 8):
+    def __init__(self, make: Callable[..., dict], keep: int = 12):
         self._make, self._keep = make, keep
         self._sets: OrderedDict = OrderedDict()
 
