@@ -155,8 +155,8 @@ class WorldModel:
             the points of people the moving-object detector let into memory.
         fill_holes: the newest frame's pixels without a depth reading enter the newest-frame
             overlay at the frame's far depth (:func:`fill_depth_holes`); never the fused memory.
-        cuda_graph: on CUDA, capture the memories' graphs as CUDA graphs (load the networks with
-            ``cuda_graph`` too for the whole path).
+        cuda_graph: on CUDA, capture the memories' graphs as CUDA graphs (the default networks
+            are loaded so too; pass networks loaded with ``cuda_graph`` for the whole path).
 
     Raises:
         InvalidInput: ``memory_config`` disagrees with the networks.
@@ -165,7 +165,7 @@ class WorldModel:
     def __init__(self, networks: Networks | None = None, memory_config: MemoryConfig | None = None,
                  provider: str = "auto", newest_overlay: bool = True, see_through_fill: bool = False,
                  fill_holes: bool = True, cuda_graph: bool = False):
-        self.networks = networks or Networks.load(provider=provider)
+        self.networks = networks or Networks.load(provider=provider, cuda_graph=cuda_graph)
         n = self.networks
         self.memory_config = memory_config or memory_config_for(n)
         if (self.memory_config.channels, self.memory_config.stride) != (n.channels, n.stride):
