@@ -213,7 +213,7 @@ class WorldModel:
             self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask)
             if self.newest_overlay:
                 newest_depth = fill_depth_holes(depth, self.memory_config) if self.fill_holes else depth
-                _, h, w = latent.shape
+                _, h, w = latent.shape()
                 self._newest_memory(h * w).insert(latent, newest_depth, K, T_world_cam, stamp, dynamic_mask)
             t2 = time.perf_counter()
             self._latent = latent
@@ -227,7 +227,7 @@ class WorldModel:
         before any ``observe``). Taken from the encoder's buffer: ask before the networks encode
         another image of that size."""
         with self._lock:
-            return None if self._latent is None else self._latent.to_host()
+            return None if self._latent is None else BoundSession.to_host(self._latent)
 
     def predict(self, T_world_cam: np.ndarray, K: g.Intrinsics, with_readout: bool = False) -> Prediction:
         """Render the memory at a camera pose ``T_world_cam (4, 4)`` with intrinsics ``K``.
@@ -260,15 +260,19 @@ class WorldModel:
         with self._lock:
             t0 = time.perf_counter()
             readout = self.memory.read_out_views_device(poses, K)
-            newest = self._newest.memory.read_out_views_device(poses, K) if self._newest is not None else None
+            newest = self._newest.read_out_views_device(poses, K) if self._newest is not None else None
             composed = self.networks.compose_device(readout, newest)
             if self.see_through_fill:
                 filled = [fill_see_through(r) for r in _host_readouts(composed)]
                 composed = self.networks.compose_device(self.networks.upload_readouts(filled))
             t1 = time.perf_counter()
             images = BoundSession.to_host(self.networks.render_device(composed))
-            cell_valid, cell_depth = (BoundSession.to_host(composed[n]) for n in ("cell_valid", "cell_depth"))
-            readouts = _host_readouts(composed) if with_readout else [None] * len(poses)
+            if with_readout:
+                readouts = _host_readouts(composed)
+                cell_valid, cell_depth = [r.valid for r in readouts], [r.depth for r in readouts]
+            else:
+                readouts = [None] * len(poses)
+                cell_valid, cell_depth = (BoundSession.to_host(composed[n]) for n in ("cell_valid", "cell_depth"))
             self._timer.add(f"read_out{stage}", t1 - t0)
             self._timer.add(f"render{stage}", time.perf_counter() - t1)
         return [Prediction(pad_to(image, K.shape), valid, depth, self.stride, r)

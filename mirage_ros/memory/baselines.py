@@ -263,5 +263,6 @@ class LastFrameWarp:
     def read_out(self, T_world_cam, K) -> Readout:
         return self.memory.read_out(T_world_cam, K)
 
-    def read_out_views(self, poses, K) -> list[Readout]:
-        return self.memory.read_out_views(poses, K)
+    def read_out_views_device(self, poses, K) -> dict:
+        """``LatentMemory.read_out_views_device`` of the kept frame."""
+        return self.memory.read_out_views_device(poses, K)

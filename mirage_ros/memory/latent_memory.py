@@ -168,11 +168,9 @@ class LatentMemory:
         latent_shape = (cfg.channels, h, w)
         on_device = isinstance(latent, (ort.OrtValue, BufferView))
         if on_device:
-            shape, buffer = ((latent.shape, latent.buffer) if isinstance(latent, BufferView)
-                             else (tuple(latent.shape()), latent))
-            if tuple(shape) != latent_shape or buffer.device_name().lower() != self.device:
+            if tuple(latent.shape()) != latent_shape or latent.device_name().lower() != self.device:
                 raise InvalidInput("latent", f"device buffer must be {latent_shape} on {self.device}, got "
-                                             f"{tuple(shape)} on {buffer.device_name()}")
+                                             f"{tuple(latent.shape())} on {latent.device_name()}")
         else:
             latent = np.asarray(latent)
             if latent.shape != latent_shape or not np.issubdtype(latent.dtype, np.number):
@@ -302,8 +300,7 @@ class LatentMemory:
             InvalidInput: ``poses`` empty or a bad pose, bad ``K``.
         """
         out = self.read_out_views_device(poses, K)
-        host = [BoundSession.to_host(out[n]) if isinstance(out[n], ort.OrtValue) else out[n].to_host()
-                for n in Readout.FIELDS]
+        host = [BoundSession.to_host(out[n]) for n in Readout.FIELDS]
         return [Readout(*(field[i] for field in host)) for i in range(host[1].shape[0])]
 
     @_locked

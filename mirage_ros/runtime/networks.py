@@ -105,6 +105,8 @@ class Networks:
         channels: latent channels ``C``.
         manifest: the verified manifest (training command, metrics, parity).
         provider: execution provider actually in use.
+        renders_batches: whether the renderer takes several views per call (exported with a
+            dynamic batch; older weights render a batch one view after the other).
     """
 
     stride: int
@@ -117,6 +119,7 @@ class Networks:
     _glue: dict  # graphs.IMAGE_IN / VIEW_INPUTS / IMAGE_OUT -> BoundSession
 
     def __post_init__(self) -> None:
+        self.renders_batches = not isinstance(self._renderer.session.get_inputs()[0].shape[0], int)
         self._frames = BufferSets(self._frame_buffers, keep=2)
         self._views = BufferSets(self._view_buffers)
         #: held by whoever runs a chain of device steps on these buffers (``WorldModel``)
@@ -187,11 +190,6 @@ class Networks:
             memory.pop("voxel_size", None)
         return memory
 
-    @property
-    def renders_batches(self) -> bool:
-        """Whether the renderer takes several views per call (exported with a dynamic batch)."""
-        return not isinstance(self._renderer.session.get_inputs()[0].shape[0], int)
-
     def latent_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(h, w)`` latent grid of an ``height x width`` image."""
         return height // self.stride, width // self.stride
@@ -204,7 +202,7 @@ class Networks:
             InvalidInput: ``rgb`` not ``(H, W, 3) uint8`` or smaller than one latent cell.
         """
         with self.lock:
-            return self.encode_device(rgb).to_host()
+            return BoundSession.to_host(self.encode_device(rgb))
 
     def encode_device(self, rgb: np.ndarray) -> BufferView:
         """:meth:`encode` without the download: the latent ``(C, h, w)`` as a device buffer
@@ -243,7 +241,7 @@ class Networks:
             The ``COMPOSED`` buffers (``cell_*``: the read-out the view shows), reused by the next
             call with as many views of this grid size.
         """
-        v, h, w = _shape(readout["valid"])
+        v, h, w = readout["valid"].shape()
         buffers = self._views(v, h, w)
         newest = newest if newest is not None else buffers["nothing"]
         inputs = {**{n: readout[n] for n in _READOUT}, **{f"newest_{n}": newest[n] for n in _READOUT}}
@@ -255,7 +253,7 @@ class Networks:
         """Render :meth:`compose_device`'s output: ``(V, s*h, s*w, 3) uint8`` on the device,
         reused by the next call with as many views of this grid size. ``place``: move cells by
         their offsets when the networks do (:attr:`subcell_placement`)."""
-        v, h, w = _shape(composed["cell_valid"])
+        v, h, w = composed["cell_valid"].shape()
         buffers = self._views(v, h, w)
         names = self._renderer.input_names
         inputs = dict(zip(names, (composed["render_latent"], composed["render_valid"], composed["render_depth"])))
@@ -309,7 +307,10 @@ class Networks:
         readouts = list(readouts)
         if not readouts:
             raise InvalidInput("readouts", "need at least one read-out")
-        arrays = [self._checked(r.latent, r.valid, r.depth, r.offset) for r in readouts]
+        return self._render([self._checked(r.latent, r.valid, r.depth, r.offset) for r in readouts], shape)
+
+    def _render(self, arrays: list[tuple], shape: tuple[int, int] | None = None) -> list[np.ndarray]:
+        """Images of checked ``(latent, valid, depth, offset)`` tuples (``render_views``)."""
         if len({a[0].shape for a in arrays}) > 1:
             raise InvalidInput("readouts", f"must share one grid size, got {sorted({a[0].shape for a in arrays})}")
         place = all(a[3] is not None for a in arrays)
@@ -351,7 +352,7 @@ class Networks:
         Raises:
             InvalidInput: naming the argument whose shape does not fit.
         """
-        return self.render_views([_Arrays(latent, valid, depth, offset)])[0]
+        return self._render([self._checked(latent, valid, depth, offset)])[0]
 
     def _checked(self, latent, valid, depth, offset):
         """``(latent (C, h, w) float32, valid (h, w) bool, depth (h, w) float32, offset (2, h, w)
@@ -377,22 +378,9 @@ class Networks:
 _READOUT = ("latent", "valid", "depth", "offset")
 
 
-@dataclass(frozen=True)
-class _Arrays:
-    latent: np.ndarray
-    valid: np.ndarray
-    depth: np.ndarray
-    offset: np.ndarray | None
-
-
-def _shape(value) -> tuple[int, ...]:
-    """Shape of a device buffer or a :class:`BufferView`."""
-    return tuple(value.shape) if isinstance(value, BufferView) else tuple(value.shape())
-
-
 def _slice(buffer, i: int) -> BufferView:
     """View ``i`` of a ``(V, ...)`` buffer, as a batch of one."""
-    shape = _shape(buffer)
+    shape = buffer.shape()
     return BufferView(buffer, (1, *shape[1:]), i * int(np.prod(shape[1:])))
 
 

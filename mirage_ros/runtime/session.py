@@ -135,35 +135,32 @@ _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "ten
 
 @dataclass(frozen=True, eq=False)
 class BufferView:
-    """Elements ``[start, start + prod(shape))`` of ``buffer`` (flat, C order) seen as a ``shape``
-    tensor: bound in place of ``buffer``, no copy. Keep one per binding (bindings are cached by
-    identity) and do not let it outlive ``buffer``'s contents."""
+    """Elements ``[start, start + prod(dims))`` of ``buffer`` (flat, C order) seen as a ``dims``
+    tensor: bound in place of ``buffer``, no copy. Answers ``shape()`` and ``device_name()`` as an
+    OrtValue does, and :meth:`BoundSession.to_host` takes it. Keep one per binding (bindings are
+    cached by identity) and do not let it outlive ``buffer``'s contents."""
 
     buffer: ort.OrtValue
-    shape: tuple[int, ...]
+    dims: tuple[int, ...]
     start: int = 0
 
     def __post_init__(self) -> None:
         size = int(np.prod(self.buffer.shape()))
-        if self.start < 0 or self.start + int(np.prod(self.shape)) > size:
-            raise InvalidInput("shape", f"{self.shape} from element {self.start} exceeds the buffer's {size} elements")
+        if self.start < 0 or self.start + int(np.prod(self.dims)) > size:
+            raise InvalidInput("shape", f"{self.dims} from element {self.start} exceeds the buffer's {size} elements")
 
-    @property
-    def dtype(self) -> type:
-        return _NUMPY_TYPES[self.buffer.data_type()]
+    def shape(self) -> list[int]:
+        return list(self.dims)
+
+    def device_name(self) -> str:
+        return self.buffer.device_name()
 
     def bind(self, binding, name: str, output: bool) -> None:
         """Bind as input (or output) ``name`` of ``binding``: the buffer's memory at ``start``."""
-        dtype = self.dtype
+        dtype = _NUMPY_TYPES[self.buffer.data_type()]
         pointer = self.buffer.data_ptr() + self.start * np.dtype(dtype).itemsize
-        device = self.buffer.device_name().lower()
         bind = binding.bind_output if output else binding.bind_input
-        bind(name, device, 0, dtype, list(self.shape), pointer)
-
-    def to_host(self) -> np.ndarray:
-        """A host copy of the viewed elements."""
-        flat = BoundSession.to_host(self.buffer).reshape(-1)
-        return flat[self.start: self.start + int(np.prod(self.shape))].reshape(self.shape)
+        bind(name, self.device_name().lower(), 0, dtype, list(self.dims), pointer)
 
 
 class BoundSession:
@@ -206,9 +203,13 @@ class BoundSession:
         return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
 
     @staticmethod
-    def to_host(buffer: ort.OrtValue) -> np.ndarray:
-        """A host copy of ``buffer`` that owns its memory (``OrtValue.numpy()`` of a CPU value is
-        a view that dies with the buffer)."""
+    def to_host(buffer: ort.OrtValue | BufferView) -> np.ndarray:
+        """A host copy of ``buffer`` (or of the elements a :class:`BufferView` sees) that owns its
+        memory (``OrtValue.numpy()`` of a CPU value is a view that dies with the buffer)."""
+        if isinstance(buffer, BufferView):
+            size = int(np.prod(buffer.dims))
+            flat = buffer.buffer.numpy().reshape(-1)[buffer.start: buffer.start + size]
+            return np.array(flat.reshape(buffer.dims), copy=True)
         return np.array(buffer.numpy(), copy=True)
 
     @staticmethod
