@@ -3,12 +3,14 @@
 import time
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from helpers.scene import box_room_depth, look_at
 
 from mirage_ros import geometry as g
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import LatentMemory, MemoryConfig
+from mirage_ros.runtime.session import BufferView
 
 K = g.Intrinsics(48.0, 48.0, 31.5, 23.5, 64, 48)  # stride 8 -> 8 x 6 latent grid
 C = 4
@@ -183,6 +185,9 @@ def test_bad_depth_and_latent_cells_are_skipped_not_stored():
         (dict(T_world_cam=np.diag([2.0, 1.0, 1.0, 1.0])), "T_world_cam"),
         (dict(latent=np.zeros((C, 5, 8), np.float32)), "latent"),
         (dict(latent=np.zeros((C + 1, 6, 8), np.float32)), "latent"),
+        # an encoder output left on the device, of the wrong grid (Networks.encode_device's kind)
+        (dict(latent=BufferView(ort.OrtValue.ortvalue_from_numpy(np.zeros((1, C, 5, 8), np.float32)), (C, 5, 8))),
+         "latent"),
         (dict(depth=np.zeros((48, 63), np.float32)), "depth"),
         (dict(stamp=float("nan")), "stamp"),
         (dict(dynamic_mask=np.zeros((48, 64), np.uint8)), "dynamic_mask"),

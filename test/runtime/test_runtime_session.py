@@ -61,3 +61,17 @@ def test_bound_session_runs_in_place_buffers(provider):
     assert len(sess._bindings) == 1  # the same buffers reuse one binding
     with pytest.raises(InvalidInput, match="inputs"):
         sess.run({}, {"y": y})
+
+
+def test_buffer_view_binds_part_of_a_buffer_without_a_copy():
+    """A ``(2, 3)`` buffer's second row bound as a ``(3,)`` input, and an output written into the
+    first row: the graph sees and writes the buffer itself; a view past the buffer's end is refused."""
+    session = S.BoundSession(add_one_model(), "cpu")
+    buffer = session.upload(np.arange(6, dtype=np.float32).reshape(2, 3))
+    second, first = S.BufferView(buffer, (3,), 3), S.BufferView(buffer, (3,))
+    assert second.shape() == [3] and second.device_name().lower() == "cpu"
+    np.testing.assert_array_equal(S.BoundSession.to_host(second), [3.0, 4.0, 5.0])
+    session.run({"x": second}, {"y": first})
+    np.testing.assert_array_equal(S.BoundSession.to_host(buffer), [[4.0, 5.0, 6.0], [3.0, 4.0, 5.0]])
+    with pytest.raises(InvalidInput, match="exceeds"):
+        S.BufferView(buffer, (4,), 3)
