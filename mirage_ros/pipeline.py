@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -37,7 +37,7 @@ import numpy as np
 from mirage_ros import geometry as g
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import LatentMemory, MemoryConfig, Readout
-from mirage_ros.memory.baselines import LastFrameWarp
+from mirage_ros.memory.last_frame import LastFrameWarp
 from mirage_ros.memory.see_through import fill_see_through
 from mirage_ros.runtime.networks import SUBCELL_PLACEMENT, Networks, pad_to
 from mirage_ros.runtime.session import BoundSession
@@ -45,16 +45,15 @@ from mirage_ros.runtime.session import BoundSession
 #: With CUDA graphs, batches of more views than this are padded to the next power of two: each
 #: batch size is a captured graph (and buffers) of every stage, so sizes must stay few.
 GRAPH_EXACT_VIEWS = 8
-#: Slots of the newest-frame memory per latent cell: its 8-way hash table drops few cells at 4.
-NEWEST_SLOTS_PER_CELL = 4
 #: Percentile of a frame's depth readings at which its pixels without a reading are placed in the
-#: newest-frame memory (``fill_depth_holes``).
+#: newest-frame overlay (``hole_depth``).
 HOLE_DEPTH_PERCENTILE = 95.0
 
 
-def fill_depth_holes(depth: np.ndarray, config: MemoryConfig) -> np.ndarray:
-    """``(H, W)`` depth whose pixels without a reading in ``(min_depth, max_depth)`` take the frame's
-    far depth (the ``HOLE_DEPTH_PERCENTILE`` of its readings); unchanged when it has none.
+def hole_depth(depth: np.ndarray, config: MemoryConfig) -> float:
+    """The depth at which a frame's pixels without a reading in ``(min_depth, max_depth)`` enter the
+    newest-frame overlay: the frame's far depth (the ``HOLE_DEPTH_PERCENTILE`` of its readings);
+    0 (they stay out) when it has none.
 
     RGB-D sensors return nothing beyond their range, on dark, shiny or sunlit surfaces and in
     shadows: a fifth of a Kinect frame indoors. Those pixels still have colour and latents. Put
@@ -62,14 +61,15 @@ def fill_depth_holes(depth: np.ndarray, config: MemoryConfig) -> np.ndarray:
     where nothing nearer is known (the overlay lets the fused memory's nearer surfaces win), so
     the newest frame fills views that would otherwise be the renderer's guess.
     """
-    reading = g.valid_depth(depth, config.min_depth, config.max_depth)
-    if not reading.any():
-        return depth
     # the percentile of every 4th row and column: the same far depth for a sixteenth of the cost
-    # (2.8 -> 0.5 ms at 640x480 on a CPU core, in the observe path)
-    sample = depth[::4, ::4][reading[::4, ::4]]
-    far = np.float32(np.percentile(sample if sample.size else depth[reading], HOLE_DEPTH_PERCENTILE))
-    return np.where(reading, depth, far).astype(np.float32)
+    sample = np.asarray(depth)[::4, ::4]
+    sample = sample[g.valid_depth(sample, config.min_depth, config.max_depth)]
+    if not sample.size:
+        reading = g.valid_depth(depth, config.min_depth, config.max_depth)
+        if not reading.any():
+            return 0.0
+        sample = np.asarray(depth)[reading]
+    return float(np.percentile(sample, HOLE_DEPTH_PERCENTILE))
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ class WorldModel:
             (``memory.see_through``, which says when it helps); off by default: it also spreads
             the points of people the moving-object detector let into memory.
         fill_holes: the newest frame's pixels without a depth reading enter the newest-frame
-            overlay at the frame's far depth (:func:`fill_depth_holes`); never the fused memory.
+            overlay at the frame's far depth (:func:`hole_depth`); never the fused memory.
         cuda_graph: on CUDA, capture the memories' graphs as CUDA graphs (the default networks
             are loaded so too; pass networks loaded with ``cuda_graph`` for the whole path).
 
@@ -212,9 +212,10 @@ class WorldModel:
             t1 = time.perf_counter()
             self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask)
             if self.newest_overlay:
-                newest_depth = fill_depth_holes(depth, self.memory_config) if self.fill_holes else depth
-                _, h, w = latent.shape()
-                self._newest_memory(h * w).insert(latent, newest_depth, K, T_world_cam, stamp, dynamic_mask)
+                if self._newest is None:
+                    self._newest = LastFrameWarp(self.memory_config, self._provider, cuda_graph=self._cuda_graph)
+                holes = hole_depth(depth, self.memory_config) if self.fill_holes else 0.0
+                self._newest.insert_frame(self.memory.frame, holes)
             t2 = time.perf_counter()
             self._latent = latent
             self._timer.add("encode", t1 - t0)
@@ -278,19 +279,11 @@ class WorldModel:
         return [Prediction(pad_to(image, K.shape), valid, depth, self.stride, r)
                 for image, valid, depth, r in zip(images[:wanted], cell_valid, cell_depth, readouts)]
 
-    def _newest_memory(self, cells: int) -> LastFrameWarp:
-        """The newest-frame memory, (re)made when the frame's ``cells`` outgrow it; no carving
-        (it holds one frame, replaced at every insert)."""
-        slots = max(NEWEST_SLOTS_PER_CELL * cells, 16)
-        if self._newest is None or self._newest.memory.config.capacity_points < slots:
-            config = replace(self.memory_config, capacity_points=slots, carve=False)
-            self._newest = LastFrameWarp(config, self._provider, cuda_graph=self._cuda_graph)
-        return self._newest
-
     def reset(self) -> None:
         """Forget the memory and the newest frame (networks stay loaded)."""
         self.memory.reset()
-        self._newest = None
+        if self._newest is not None:
+            self._newest.clear()
         self._latent = None
         self.frames_observed = 0
         self.last_stamp = None
@@ -303,7 +296,8 @@ class WorldModel:
         """Load a saved memory; see ``LatentMemory.load``. The file holds no newest frame:
         predictions render the loaded memory alone until the next ``observe``."""
         self.memory.load(path)
-        self._newest = None
+        if self._newest is not None:
+            self._newest.clear()
 
     def stats(self) -> dict:
         """Memory counters and sizes, frames observed, mean stage latencies (``*_ms``), provider."""

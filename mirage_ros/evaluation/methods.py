@@ -146,7 +146,7 @@ class LastFrameMethod:
     name = "last_frame_warp"
 
     def __init__(self, networks, memory_config, provider: str):
-        from mirage_ros.memory.baselines import LastFrameWarp
+        from mirage_ros.memory.last_frame import LastFrameWarp
 
         self.networks = networks
         self.provider = networks.provider
@@ -161,7 +161,7 @@ class LastFrameMethod:
         return render_view(self.networks, self.warp.read_out(T_world_cam, K), K, self.networks.stride)
 
     def memory_bytes(self) -> int:
-        return int(self.warp.memory.stats()["bytes"])
+        return self.warp.stats()["bytes"]
 
 
 def build_methods(names: tuple[str, ...], provider: str = "auto", world_model=None, weights_dir=None,

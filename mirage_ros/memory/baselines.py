@@ -5,8 +5,8 @@
   target camera (z-buffer, the read-out graph at stride 1) and, to get a latent, re-encoding that
   picture with the encoder, its gaps filled with the nearest covered pixel first. Its size grows
   with path length; ``keep_frames=1`` turns it into a last-frame colour warp.
-- :class:`LastFrameWarp`: no memory, only the last frame's latents lifted and warped to the target
-  (a :class:`LatentMemory` reset before each insert).
+- ``last_frame.LastFrameWarp``: no memory, only the last frame's latents lifted and warped to the
+  target.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 import onnxruntime as ort
@@ -24,8 +23,7 @@ from mirage_ros import geometry as g
 from mirage_ros import graphs
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import layout as L
-from mirage_ros.memory.config import MemoryConfig, Readout
-from mirage_ros.memory.latent_memory import LatentMemory
+from mirage_ros.memory.config import Readout
 from mirage_ros.runtime.session import BoundSession
 
 POINT_BYTES = 3 * 4 + 3  # float32 xyz + uint8 rgb
@@ -247,22 +245,3 @@ class RGBPointCloudMemory:
         latent = np.asarray(encode(rgb), np.float32)
         valid = g.pool_mask(covered, stride) > 0
         return Readout(latent, valid, g.pool_depth(depth, stride))
-
-
-class LastFrameWarp:
-    """Latent warp of the last frame only (no memory): same graphs as :class:`LatentMemory`."""
-
-    def __init__(self, config: MemoryConfig, provider: str = "auto", *, cuda_graph: bool = False):
-        # it holds one frame: every point was seen once
-        self.memory = LatentMemory(replace(config, readout_min_count=1), provider, cuda_graph=cuda_graph)
-
-    def insert(self, latent, depth, K, T_world_cam, stamp, dynamic_mask=None) -> None:
-        """Replace the kept frame (arguments as :meth:`LatentMemory.insert`)."""
-        self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask, replace=True)
-
-    def read_out(self, T_world_cam, K) -> Readout:
-        return self.memory.read_out(T_world_cam, K)
-
-    def read_out_views_device(self, poses, K) -> dict:
-        """``LatentMemory.read_out_views_device`` of the kept frame."""
-        return self.memory.read_out_views_device(poses, K)

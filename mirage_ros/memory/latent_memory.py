@@ -25,7 +25,6 @@ frame except the frame's own inputs; ``stats()``, ``points()`` and ``save()`` co
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from pathlib import Path
 
@@ -37,17 +36,10 @@ from mirage_ros import graphs
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import layout as L
 from mirage_ros.memory.config import MemoryConfig, Readout
+from mirage_ros.memory.frame_inputs import Frame, FrameInputs
+from mirage_ros.memory.point_readout import PointReadout, host_readout, host_readouts
 from mirage_ros.memory.storage import load_state, save_state
-from mirage_ros.runtime.session import BoundSession, BufferSets, BufferView
-
-_FRAME_DTYPES = {"depth": np.float32, "dynamic": np.bool_, "latent": np.float32, "rays": np.float32,
-                 "T_world_cam": np.float32, "params": np.float32}
-
-
-def latent_rays(K_latent: g.Intrinsics) -> np.ndarray:
-    """``(2, h, w) float32`` normalised ray slopes ``((j - cx)/fx, (i - cy)/fy)`` of each latent cell."""
-    u, v = g.pixel_grid(K_latent)
-    return np.stack([(u - K_latent.cx) / K_latent.fx, (v - K_latent.cy) / K_latent.fy]).astype(np.float32)
+from mirage_ros.runtime.session import BoundSession
 
 
 def _locked(method):
@@ -78,10 +70,11 @@ class LatentMemory:
             raise InvalidInput("config", f"must be a MemoryConfig, got {type(config).__name__}")
         self.config = config
         self._update = BoundSession(graphs.path(graphs.update_name(config.stride)), provider, cuda_graph=cuda_graph)
-        self._readout = BoundSession(graphs.path(graphs.READOUT), self._update.device, cuda_graph=cuda_graph)
-        self._readout_views: BoundSession | None = None  # made by the first read-out of several views
-        self._batches = BufferSets(self._batch_buffers)
         self.device = self._update.device
+        self._reader = PointReadout(config.channels, config.stride, config.near, config.readout_min_count,
+                                    config.slots + 1, self.device, cuda_graph=cuda_graph)
+        self._frames = FrameInputs(self._update, config)
+        self.frame: Frame | None = None  # the last frame inserted, its buffers on the device
         self._states = [self._upload_state(self._empty()), self._upload_state(self._empty())]
         self._empty_state: dict[str, ort.OrtValue] | None = None  # read, never written: insert(replace=True)
         self._carve = None
@@ -98,12 +91,7 @@ class LatentMemory:
             self._carve_frame = {"projection": self._carve.alloc((3, 4), np.float32),
                                  "params": self._carve.alloc(len(L.CARVE_PARAMS), np.float32)}
         self._current = 0
-        self._ids = {n: self._readout.upload(v) for n, v in L.readout_ids(config.slots + 1).items()}
         self._epoch: float | None = None
-        self._frame: dict[str, ort.OrtValue] = {}
-        self._frame_key: tuple | None = None
-        self._rays_for: g.Intrinsics | None = None
-        self._views: dict[tuple, dict[str, ort.OrtValue]] = {}
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ state buffers
@@ -157,62 +145,23 @@ class LatentMemory:
             InvalidInput: naming the parameter (shape mismatch, bad pose, non-finite stamp...).
                 The memory is unchanged.
         """
-        cfg, s = self.config, self.config.stride
-        if not isinstance(K, g.Intrinsics):
-            raise InvalidInput("K", f"must be a geometry.Intrinsics, got {type(K).__name__}")
-        K_latent = K.scaled(s)
-        h, w = K_latent.height, K_latent.width
-        depth = np.asarray(depth)
-        if depth.shape != K.shape or not np.issubdtype(depth.dtype, np.number):
-            raise InvalidInput("depth", f"must be a numeric {K.shape} array like K, got {depth.dtype}{depth.shape}")
-        latent_shape = (cfg.channels, h, w)
-        on_device = isinstance(latent, (ort.OrtValue, BufferView))
-        if on_device:
-            if tuple(latent.shape()) != latent_shape or latent.device_name().lower() != self.device:
-                raise InvalidInput("latent", f"device buffer must be {latent_shape} on {self.device}, got "
-                                             f"{tuple(latent.shape())} on {latent.device_name()}")
-        else:
-            latent = np.asarray(latent)
-            if latent.shape != latent_shape or not np.issubdtype(latent.dtype, np.number):
-                raise InvalidInput("latent", f"must be {latent_shape} (C, K.height//{s}, K.width//{s}), "
-                                             f"got {latent.dtype}{latent.shape}")
-        T_world_cam = g.check_pose(T_world_cam, "T_world_cam")
-        if isinstance(stamp, bool) or not isinstance(stamp, (int, float, np.number)) or not math.isfinite(stamp):
-            raise InvalidInput("stamp", f"must be a finite number of seconds, got {stamp!r}")
-        if dynamic_mask is not None:
-            dynamic_mask = np.asarray(dynamic_mask)
-            if dynamic_mask.shape != K.shape or dynamic_mask.dtype != np.bool_:
-                raise InvalidInput("dynamic_mask", f"must be {K.shape} bool, got {dynamic_mask.dtype}{dynamic_mask.shape}")
-
+        frame = self._frames.write(latent, depth, K, T_world_cam, stamp, dynamic_mask,
+                                   None if replace else self._epoch)
+        if frame.new_buffers:  # bindings of another image size hold their buffers alive
+            self._update.forget_bindings()
+            if self._carve is not None:
+                self._carve.forget_bindings()
         if self._epoch is None or replace:
-            self._epoch = float(stamp)
-        params = cfg.update_params(float(stamp) - self._epoch, K_latent)
-        frame = self._frame_buffers(h * s, w * s, h, w)
-        if self._rays_for != K_latent:
-            BoundSession.write(frame["rays"], latent_rays(K_latent))
-            self._rays_for = K_latent
-        BoundSession.write(frame["depth"], np.asarray(depth[: h * s, : w * s], np.float32))
-        if dynamic_mask is not None:
-            BoundSession.write(frame["dynamic"], dynamic_mask[: h * s, : w * s])
-            self._dynamic_clear = False
-        elif not self._dynamic_clear:  # the buffer is all False already: skip the upload
-            BoundSession.write(frame["dynamic"], np.zeros((h * s, w * s), bool))
-            self._dynamic_clear = True
-        BoundSession.write(frame["T_world_cam"], T_world_cam.astype(np.float32))
-        BoundSession.write(frame["params"], params)
-        inputs = dict(frame)
-        if on_device:
-            inputs["latent"] = latent
-        else:
-            BoundSession.write(frame["latent"], latent.astype(np.float32, copy=False))
+            self._epoch = frame.stamp
+        self.frame = frame
         src, dst = self._states[self._current], self._states[1 - self._current]
         if replace:
             if self._empty_state is None:
                 self._empty_state = self._upload_state(self._empty())
             src = self._empty_state
         if self._carve is not None:
-            src = {**src, **self._run_carve(frame, K_latent, T_world_cam, src)}
-        self._update.run({**inputs, **src}, {f"{n}_out": dst[n] for n in L.STATE_NAMES})
+            src = {**src, **self._run_carve(frame.inputs, frame.K_latent, frame.T_world_cam, src)}
+        self._update.run({**frame.inputs, **src}, {f"{n}_out": dst[n] for n in L.STATE_NAMES})
         self._current = 1 - self._current
 
     def _run_carve(self, frame, K_latent: g.Intrinsics, T_world_cam, src) -> dict[str, ort.OrtValue]:
@@ -234,43 +183,12 @@ class LatentMemory:
                                  "carve_stats_out": stats_out})
         return self._carved
 
-    def _frame_buffers(self, H: int, W: int, h: int, w: int) -> dict[str, ort.OrtValue]:
-        key = (H, W, h, w)
-        if self._frame_key != key:
-            shapes = {"depth": (H, W), "dynamic": (H, W), "latent": (self.config.channels, h, w),
-                      "rays": (2, h, w), "T_world_cam": (4, 4), "params": (len(L.UPDATE_PARAMS),)}
-            self._frame = {n: self._update.alloc(shape, _FRAME_DTYPES[n]) for n, shape in shapes.items()}
-            self._frame_key, self._rays_for, self._dynamic_clear = key, None, True
-            self._update.forget_bindings()
-            if self._carve is not None:
-                self._carve.forget_bindings()
-        return self._frame
-
     # ------------------------------------------------------------------ read-out
     @_locked
     def read_out_device(self, T_world_cam, K: g.Intrinsics, far=None) -> dict[str, ort.OrtValue]:
-        """Like :meth:`read_out` but returns the device buffers ``latent``, ``valid``, ``depth``
-        (reused by the next read-out of the same grid size: consume or copy them first)."""
-        K_latent = self._latent_grid(K)
-        h, w = K_latent.height, K_latent.width
-        T_cam_world = g.invert_pose(g.check_pose(T_world_cam, "T_world_cam"))
-        view = self._view_buffers(h, w)
-        if far is not None:
-            far = np.asarray(far, np.float32)
-            if far.shape != (h, w):
-                raise InvalidInput("far", f"must be {(h, w)} like the latent grid, got {far.shape}")
-            BoundSession.write(view["far"], np.where(np.isnan(far) | (far <= 0), np.inf, far).astype(np.float32))
-            view["far_is_open"] = False
-        elif not view["far_is_open"]:  # "no far plane" is already in the buffer otherwise
-            BoundSession.write(view["far"], np.full((h, w), np.inf, np.float32))
-            view["far_is_open"] = True
-        BoundSession.write(view["projection"], L.projection_matrix(K_latent, T_cam_world))
-        state = self.state
-        inputs = {"positions": state["positions"], "latents": state["latents"], "counts": state["counts"], **self._ids,
-                  "projection": view["projection"], "grid": view["grid"], "far": view["far"]}
-        outputs = {n: view[n] for n in Readout.FIELDS}
-        self._readout.run(inputs, outputs)
-        return outputs
+        """Like :meth:`read_out` but returns the device buffers ``latent``, ``valid``, ``depth``,
+        ``offset`` (reused by the next read-out of the same grid size: consume or copy them first)."""
+        return self._reader.read_out(self.state, T_world_cam, K, far)
 
     @_locked
     def read_out(self, T_world_cam, K: g.Intrinsics, far=None) -> Readout:
@@ -288,8 +206,7 @@ class LatentMemory:
         Raises:
             InvalidInput: bad ``T_world_cam``, ``K`` or ``far``.
         """
-        out = self.read_out_device(T_world_cam, K, far)
-        return Readout(*(BoundSession.to_host(out[n]) for n in Readout.FIELDS))
+        return host_readout(self._reader.read_out(self.state, T_world_cam, K, far))
 
     @_locked
     def read_out_views(self, poses, K: g.Intrinsics) -> list[Readout]:
@@ -299,72 +216,12 @@ class LatentMemory:
         Raises:
             InvalidInput: ``poses`` empty or a bad pose, bad ``K``.
         """
-        out = self.read_out_views_device(poses, K)
-        host = [BoundSession.to_host(out[n]) for n in Readout.FIELDS]
-        return [Readout(*(field[i] for field in host)) for i in range(host[1].shape[0])]
+        return host_readouts(self.read_out_views_device(poses, K))
 
     @_locked
     def read_out_views_device(self, poses, K: g.Intrinsics) -> dict:
-        """:meth:`read_out_views` without the download: ``latent (V, C, h, w)``, ``valid (V, h, w)``,
-        ``depth (V, h, w)``, ``offset (V, 2, h, w)`` device buffers (or views of them), reused by
-        the next read-out of as many views of this grid size. One view runs the single-view graph
-        (:meth:`read_out_device`, captured as a CUDA graph where enabled).
-
-        Raises:
-            InvalidInput: ``poses`` empty or a bad pose, bad ``K``.
-        """
-        K_latent = self._latent_grid(K)
-        poses = list(poses)
-        if not poses:
-            raise InvalidInput("poses", "need at least one camera pose")
-        h, w = K_latent.height, K_latent.width
-        if len(poses) == 1:
-            self.read_out_device(poses[0], K)
-            return self._view_buffers(h, w)["as_views"]
-        projection = np.stack([L.projection_matrix(K_latent, g.invert_pose(g.check_pose(T, f"poses[{i}]")))
-                               for i, T in enumerate(poses)]).astype(np.float32)
-        buffers = self._batches(len(poses), h, w)
-        BoundSession.write(buffers["projection"], projection)
-        state = self.state
-        inputs = {"positions": state["positions"], "latents": state["latents"], "counts": state["counts"],
-                  **self._ids, "projection": buffers["projection"], "grid": self._view_buffers(h, w)["grid"],
-                  "far": buffers["far"]}
-        outputs = {n: buffers[n] for n in Readout.FIELDS}
-        self._readout_views.run(inputs, outputs)
-        return outputs
-
-    def _batch_buffers(self, v: int, h: int, w: int) -> dict[str, ort.OrtValue]:
-        """Inputs and outputs of the views graph for ``v`` views of an ``h x w`` grid."""
-        if self._readout_views is None:
-            self._readout_views = BoundSession(graphs.path(graphs.READOUT_VIEWS), self.device)
-        alloc = self._readout_views.alloc
-        return {"projection": alloc((v, 3, 4), np.float32),
-                "far": self._readout_views.upload(np.full((v, h, w), np.inf, np.float32)),
-                "latent": alloc((v, self.config.channels, h, w), np.float32), "valid": alloc((v, h, w), np.bool_),
-                "depth": alloc((v, h, w), np.float32), "offset": alloc((v, 2, h, w), np.float32)}
-
-    def _latent_grid(self, K: g.Intrinsics) -> g.Intrinsics:
-        """The latent grid of a target camera ``K``; raises ``InvalidInput`` for anything else."""
-        if not isinstance(K, g.Intrinsics):
-            raise InvalidInput("K", f"must be a geometry.Intrinsics, got {type(K).__name__}")
-        return K.scaled(self.config.stride)
-
-    def _view_buffers(self, h: int, w: int) -> dict[str, ort.OrtValue]:
-        key = (h, w)
-        if key not in self._views:
-            alloc, upload = self._readout.alloc, self._readout.upload
-            view = {
-                "projection": alloc((3, 4), np.float32),
-                "grid": upload(L.readout_grid(w, h, self.config.near, self.config.readout_min_count)),
-                "far": upload(np.full((h, w), np.inf, np.float32)), "far_is_open": True,
-                "latent": alloc((self.config.channels, h, w), np.float32),
-                "valid": alloc((h, w), np.bool_), "depth": alloc((h, w), np.float32),
-                "offset": alloc((2, h, w), np.float32),
-            }
-            # the single view's outputs as a batch of one (read_out_views_device)
-            view["as_views"] = {n: BufferView(view[n], (1, *view[n].shape())) for n in Readout.FIELDS}
-            self._views[key] = view
-        return self._views[key]
+        """:meth:`read_out_views` without the download (``PointReadout.read_out_views``)."""
+        return self._reader.read_out_views(self.state, poses, K)
 
     # ------------------------------------------------------------------ housekeeping
     @_locked

@@ -77,6 +77,34 @@ def voxel_levels(xp, depth, p: dict):
     return level, p["voxel_size"] * xp.exp(level * float(np.log(2.0)))
 
 
+def unpack_params(xp, params) -> dict:
+    """``params (len(layout.UPDATE_PARAMS),)`` as a dict of ``(1,)`` tensors by name."""
+    return dict(zip(L.UPDATE_PARAMS, xp.split(params, len(L.UPDATE_PARAMS), 0)))
+
+
+def lift(xp, depth, dynamic, latent, rays, T_world_cam, p: dict, stride: int):
+    """One candidate point per latent cell, in the world frame (arguments as :func:`update`,
+    ``p`` from :func:`unpack_params`).
+
+    Returns:
+        ``p_world (M, 3)`` (finite: cells without a reading sit at a far sentinel), ``cells (M, C)``
+        their latents, ``candidate (M,) bool`` (a reading, a finite latent, not dynamic) and the
+        pooled ``depth (M,)``; ``M = h * w`` in row-major cell order.
+    """
+    depth, has_depth, dynamic_fraction = pool_cells(xp, depth, dynamic, stride, p)
+    cells = xp.transpose(xp.reshape(latent, [0, -1]), [1, 0])  # (M, C)
+    finite_latent = ~xp.isnan(xp.reduce("sum", cells * 0.0, [1], keepdims=False))
+    rays = xp.reshape(rays, [2, -1])
+    # R p_cam + t as broadcast multiply-adds over the columns of T_world_cam: a (M, 3) x (3, 3)
+    # MatMul is one of the slowest kernels of this graph on CUDA (cuBLAS at K = 3)
+    columns_T = xp.transpose(T_world_cam, [1, 0])  # row j = column j of T_world_cam
+    axis = [xp.slice(xp.gather(columns_T, j, 0), 0, 3, 0) for j in range(4)]
+    p_world = ((xp.col(xp.gather(rays, 0, 0) * depth) * axis[0] + xp.col(xp.gather(rays, 1, 0) * depth) * axis[1])
+               + (xp.col(depth) * axis[2] + axis[3]))
+    candidate = xp.all_of(has_depth, finite_latent, dynamic_fraction <= p["dynamic_max_fraction"])
+    return p_world, cells, candidate, depth
+
+
 def update(xp, depth, dynamic, latent, rays, T_world_cam, params, state: dict, stride: int) -> dict:
     """One memory update.
 
@@ -93,20 +121,8 @@ def update(xp, depth, dynamic, latent, rays, T_world_cam, params, state: dict, s
     Returns:
         The new state, by the same names.
     """
-    p = dict(zip(L.UPDATE_PARAMS, xp.split(params, len(L.UPDATE_PARAMS), 0)))
-
-    # --- lift: one candidate point per latent cell, in the world frame -------------------------
-    depth, has_depth, dynamic_fraction = pool_cells(xp, depth, dynamic, stride, p)
-    cells = xp.transpose(xp.reshape(latent, [0, -1]), [1, 0])  # (M, C)
-    finite_latent = ~xp.isnan(xp.reduce("sum", cells * 0.0, [1], keepdims=False))
-    rays = xp.reshape(rays, [2, -1])
-    # R p_cam + t as broadcast multiply-adds over the columns of T_world_cam: a (M, 3) x (3, 3)
-    # MatMul is one of the slowest kernels of this graph on CUDA (cuBLAS at K = 3)
-    columns_T = xp.transpose(T_world_cam, [1, 0])  # row j = column j of T_world_cam
-    axis = [xp.slice(xp.gather(columns_T, j, 0), 0, 3, 0) for j in range(4)]
-    p_world = ((xp.col(xp.gather(rays, 0, 0) * depth) * axis[0] + xp.col(xp.gather(rays, 1, 0) * depth) * axis[1])
-               + (xp.col(depth) * axis[2] + axis[3]))
-    candidate = xp.all_of(has_depth, finite_latent, dynamic_fraction <= p["dynamic_max_fraction"])
+    p = unpack_params(xp, params)
+    p_world, cells, candidate, depth = lift(xp, depth, dynamic, latent, rays, T_world_cam, p, stride)
     level, edge = voxel_levels(xp, depth, p)
     voxel_f = xp.floor(p_world / xp.col(edge))
     in_range = xp.cast(xp.all_of(voxel_f >= float(-L.KEY_OFFSET), voxel_f < float(L.KEY_OFFSET)), xp.float32)

@@ -4,7 +4,7 @@ the comparison of an ONNX memory state with it."""
 import numpy as np
 import torch
 
-from mirage_ros.memory.latent_memory import latent_rays
+from mirage_ros.memory.frame_inputs import latent_rays
 from mirage_ros.memory_maths.carve import carve
 from mirage_ros.memory_maths.torch_ops import TorchOps
 from mirage_ros.memory_maths.update import update

@@ -11,7 +11,8 @@ from mirage_ros import geometry as g
 from mirage_ros.bench.latency import bench_encoder
 from mirage_ros.cli import main as cli_main
 from mirage_ros.memory import MemoryConfig
-from mirage_ros.memory.baselines import POINT_BYTES, LastFrameWarp, RGBPointCloudMemory
+from mirage_ros.memory.baselines import POINT_BYTES, RGBPointCloudMemory
+from mirage_ros.memory.last_frame import LastFrameWarp
 from mirage_ros.runtime.networks import WEIGHTS_DIR, Networks
 from mirage_ros.runtime.session import BoundSession
 

@@ -12,7 +12,7 @@ from mirage_ros import graphs
 from mirage_ros.errors import InvalidInput
 from mirage_ros.evaluation.metrics import psnr
 from mirage_ros.geometry import upsample_cells
-from mirage_ros.memory.baselines import LastFrameWarp
+from mirage_ros.memory.last_frame import LastFrameWarp
 from mirage_ros.pipeline import memory_config_for
 from mirage_ros.runtime.networks import Networks
 from mirage_ros.sim import SimConfig, Simulator
