@@ -177,8 +177,8 @@ class WorldModel:
         self.newest_overlay = newest_overlay
         self.see_through_fill = see_through_fill
         self.fill_holes = fill_holes
-        self._provider = provider
-        self._newest: LastFrameWarp | None = None  # sized to the frame on the first observe
+        # the newest frame's own points: the fused memory's update gives them (no second graph)
+        self._newest = LastFrameWarp(self.memory_config, cuda_graph=self._cuda_graph, memory=self.memory)
         self._latent = None  # the last observed frame's latent (device buffer view)
         self._lock = self.networks.lock  # observe and predict share the networks' device buffers
         self._timer = _Timer()
@@ -210,12 +210,8 @@ class WorldModel:
             t0 = time.perf_counter()
             latent = self.networks.encode_device(rgb)
             t1 = time.perf_counter()
-            self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask)
-            if self.newest_overlay:
-                if self._newest is None:
-                    self._newest = LastFrameWarp(self.memory_config, self._provider, cuda_graph=self._cuda_graph)
-                holes = hole_depth(depth, self.memory_config) if self.fill_holes else 0.0
-                self._newest.insert_frame(self.memory.frame, holes)
+            holes = hole_depth(depth, self.memory_config) if self.newest_overlay and self.fill_holes else 0.0
+            self.memory.insert(latent, depth, K, T_world_cam, stamp, dynamic_mask, hole_depth=holes)
             t2 = time.perf_counter()
             self._latent = latent
             self._timer.add("encode", t1 - t0)
@@ -261,7 +257,7 @@ class WorldModel:
         with self._lock:
             t0 = time.perf_counter()
             readout = self.memory.read_out_views_device(poses, K)
-            newest = self._newest.read_out_views_device(poses, K) if self._newest is not None else None
+            newest = self._newest.read_out_views_device(poses, K) if self.newest_overlay else None
             composed = self.networks.compose_device(readout, newest)
             if self.see_through_fill:
                 filled = [fill_see_through(r) for r in _host_readouts(composed)]
@@ -282,8 +278,6 @@ class WorldModel:
     def reset(self) -> None:
         """Forget the memory and the newest frame (networks stay loaded)."""
         self.memory.reset()
-        if self._newest is not None:
-            self._newest.clear()
         self._latent = None
         self.frames_observed = 0
         self.last_stamp = None
@@ -296,8 +290,6 @@ class WorldModel:
         """Load a saved memory; see ``LatentMemory.load``. The file holds no newest frame:
         predictions render the loaded memory alone until the next ``observe``."""
         self.memory.load(path)
-        if self._newest is not None:
-            self._newest.clear()
 
     def stats(self) -> dict:
         """Memory counters and sizes, frames observed, mean stage latencies (``*_ms``), provider."""

@@ -3,7 +3,7 @@
     mirage-ros bench pipeline --json [--provider cuda] [--width 640 --height 480]
 
 :class:`mirage_ros.pipeline.WorldModel` with the shipped networks observes simulated frames
-(encode, carve + fuse into the memory, newest-frame memory) and predicts the view half a second
+(encode, carve + fuse into the memory, lift the newest frame's cells) and predicts the view half a second
 ahead on the true path (read-out, overlay, render), with the newest-frame overlay on (the default)
 and off, on the same frames. The ratio is observe + predict with the overlay over without it: what
 the overlay costs. The first ``--warmup`` frames are not timed (session start-up, CUDA set-up).

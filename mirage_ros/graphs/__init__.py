@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 GRAPH_DIR = Path(__file__).parent
-STRIDES = (2, 4, 8, 16)  # one update, one carve and one frame-points graph per latent stride
+STRIDES = (2, 4, 8, 16)  # one update and one carve graph per latent stride
 SUBCELL = "subcell_shift"  # sub-cell placement of rendered views (memory_maths/subcell.py)
 READOUT = "readout"  # one view (memory_maths/readout.py)
 READOUT_VIEWS = "readout_views"  # V views of one grid size in one call
@@ -21,11 +21,6 @@ IMAGE_OUT = "image_out"  # renderer output -> 8-bit image
 def update_name(stride: int) -> str:
     """File stem of the update graph for latent ``stride``."""
     return f"update_s{stride}"
-
-
-def frame_points_name(stride: int) -> str:
-    """File stem of the frame-points graph (the newest frame's cells as points) for ``stride``."""
-    return f"frame_points_s{stride}"
 
 
 def carve_name(stride: int) -> str:

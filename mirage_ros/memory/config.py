@@ -136,14 +136,15 @@ class MemoryConfig:
         """Points the table can hold (the hard cap actually used, <= ``capacity_points``)."""
         return L.WAYS * _largest_prime_at_most(self.capacity_points // L.WAYS)
 
-    def update_params(self, stamp: float, K_latent) -> np.ndarray:
+    def update_params(self, stamp: float, K_latent, hole_depth: float = 0.0) -> np.ndarray:
         """The update graph's ``params`` input, ``(len(layout.UPDATE_PARAMS),) float32``, for a
-        frame at ``stamp`` (seconds since the memory's epoch) on the latent grid ``K_latent``."""
+        frame at ``stamp`` (seconds since the memory's epoch) on the latent grid ``K_latent``;
+        ``hole_depth``: where the frame's points put cells without a reading (0: left out)."""
         values = {"stamp": stamp, "voxel_size": self.voxel_size, "voxel_per_footprint": self.voxel_per_footprint,
                   "cell_angle": 1.0 / math.sqrt(K_latent.fx * K_latent.fy), "min_depth": self.min_depth,
                   "max_depth": self.max_depth, "rel_gap": self.depth_rel_gap, "min_fraction": self.depth_min_fraction,
                   "dynamic_max_fraction": self.dynamic_max_fraction, "max_weight": self.max_weight,
-                  "n_buckets": self.slots // L.WAYS}
+                  "n_buckets": self.slots // L.WAYS, "hole_depth": hole_depth}
         return np.array([values[name] for name in L.UPDATE_PARAMS], np.float32)
 
     @property

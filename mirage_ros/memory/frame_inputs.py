@@ -64,7 +64,7 @@ class FrameInputs:
         self._dynamic_clear = True
 
     def write(self, latent, depth, K: g.Intrinsics, T_world_cam, stamp: float, dynamic_mask=None,
-              epoch: float | None = None) -> Frame:
+              epoch: float | None = None, hole_depth: float = 0.0) -> Frame:
         """Check one frame and write it (arguments as ``LatentMemory.insert``; ``epoch``: the
         memory's time origin, None = this frame's stamp). Nothing is written when a check fails.
 
@@ -97,6 +97,9 @@ class FrameInputs:
             dynamic_mask = np.asarray(dynamic_mask)
             if dynamic_mask.shape != K.shape or dynamic_mask.dtype != np.bool_:
                 raise InvalidInput("dynamic_mask", f"must be {K.shape} bool, got {dynamic_mask.dtype}{dynamic_mask.shape}")
+        if isinstance(hole_depth, bool) or not isinstance(hole_depth, (int, float, np.number)) \
+                or not math.isfinite(hole_depth) or hole_depth < 0:
+            raise InvalidInput("hole_depth", f"must be a finite number of metres >= 0, got {hole_depth!r}")
 
         stamp = float(stamp)
         new_buffers = self._allocate(h * s, w * s, h, w)
@@ -112,7 +115,8 @@ class FrameInputs:
             BoundSession.write(frame["dynamic"], np.zeros((h * s, w * s), bool))
             self._dynamic_clear = True
         BoundSession.write(frame["T_world_cam"], T_world_cam.astype(np.float32))
-        BoundSession.write(frame["params"], cfg.update_params(stamp - (stamp if epoch is None else epoch), K_latent))
+        BoundSession.write(frame["params"], cfg.update_params(stamp - (stamp if epoch is None else epoch), K_latent,
+                                                              float(hole_depth)))
         inputs = dict(frame)
         if on_device:
             inputs["latent"] = latent

@@ -36,7 +36,7 @@ from mirage_ros import graphs
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import layout as L
 from mirage_ros.memory.config import MemoryConfig, Readout
-from mirage_ros.memory.frame_inputs import Frame, FrameInputs
+from mirage_ros.memory.frame_inputs import FrameInputs
 from mirage_ros.memory.point_readout import PointReadout, host_readout, host_readouts
 from mirage_ros.memory.storage import load_state, save_state
 from mirage_ros.runtime.session import BoundSession
@@ -74,7 +74,8 @@ class LatentMemory:
         self._reader = PointReadout(config.channels, config.stride, config.near, config.readout_min_count,
                                     config.slots + 1, self.device, cuda_graph=cuda_graph)
         self._frames = FrameInputs(self._update, config)
-        self.frame: Frame | None = None  # the last frame inserted, its buffers on the device
+        self._frame_points: dict[str, ort.OrtValue] = {}  # the update's frame points, sized to the frame
+        self._frame_points_kept = False
         self._states = [self._upload_state(self._empty()), self._upload_state(self._empty())]
         self._empty_state: dict[str, ort.OrtValue] | None = None  # read, never written: insert(replace=True)
         self._carve = None
@@ -121,7 +122,7 @@ class LatentMemory:
     # ------------------------------------------------------------------ update
     @_locked
     def insert(self, latent, depth, K: g.Intrinsics, T_world_cam, stamp: float, dynamic_mask=None,
-               replace: bool = False) -> None:
+               replace: bool = False, hole_depth: float = 0.0) -> None:
         """Lift one frame's latents into the memory and fuse them.
 
         Args:
@@ -140,20 +141,25 @@ class LatentMemory:
                 contribute depth.
             replace: the memory becomes this frame alone (as ``reset`` then ``insert``, without
                 refilling the state: the update reads a state set kept empty on the device).
+            hole_depth: metres at which the frame's own points (:attr:`frame_points`, never the
+                memory) place cells without a reading; 0 leaves them out.
 
         Raises:
             InvalidInput: naming the parameter (shape mismatch, bad pose, non-finite stamp...).
                 The memory is unchanged.
         """
         frame = self._frames.write(latent, depth, K, T_world_cam, stamp, dynamic_mask,
-                                   None if replace else self._epoch)
+                                   None if replace else self._epoch, hole_depth)
         if frame.new_buffers:  # bindings of another image size hold their buffers alive
             self._update.forget_bindings()
             if self._carve is not None:
                 self._carve.forget_bindings()
+            cells = frame.K_latent.height * frame.K_latent.width
+            self._frame_points = {"positions": self._update.alloc((cells, 3), np.float32),
+                                  "latents": self._update.alloc((cells, self.config.channels), np.float16),
+                                  "counts": self._update.alloc(cells, np.int32)}
         if self._epoch is None or replace:
             self._epoch = frame.stamp
-        self.frame = frame
         src, dst = self._states[self._current], self._states[1 - self._current]
         if replace:
             if self._empty_state is None:
@@ -161,8 +167,19 @@ class LatentMemory:
             src = self._empty_state
         if self._carve is not None:
             src = {**src, **self._run_carve(frame.inputs, frame.K_latent, frame.T_world_cam, src)}
-        self._update.run({**frame.inputs, **src}, {f"{n}_out": dst[n] for n in L.STATE_NAMES})
+        self._update.run({**frame.inputs, **src}, {**{f"{n}_out": dst[n] for n in L.STATE_NAMES},
+                                                    **{f"frame_{n}": v for n, v in self._frame_points.items()}})
         self._current = 1 - self._current
+        self._frame_points_kept = True
+
+    @property
+    def frame_points(self) -> dict[str, ort.OrtValue] | None:
+        """The last inserted frame's own cells as points, one row per latent cell (row-major):
+        ``positions (h*w, 3)`` (NaN where the cell has none), ``latents (h*w, C) f16``, ``counts``
+        (1 where a point) device buffers, overwritten by the next insert; None before any insert
+        and after ``reset`` or ``load``. No fusion: what the newest-frame overlay reads
+        (``last_frame.LastFrameWarp``)."""
+        return self._frame_points if self._frame_points_kept else None
 
     def _run_carve(self, frame, K_latent: g.Intrinsics, T_world_cam, src) -> dict[str, ort.OrtValue]:
         """Carve ``src`` with the frame already in ``frame``; returns the carved state tensors."""
@@ -228,6 +245,7 @@ class LatentMemory:
     def reset(self) -> None:
         """Forget every point and counter (buffers are kept)."""
         self._write_state(self._empty())
+        self._frame_points_kept = False
         if self._carve is not None:
             for buffer in self._carve_stats:
                 BoundSession.write(buffer, np.zeros(len(L.CARVE_STAT_NAMES), np.int64))
@@ -282,4 +300,5 @@ class LatentMemory:
         """
         host, epoch = load_state(path, self.config.to_dict(), self.config.slots)
         self._write_state(host)
+        self._frame_points_kept = False
         self._epoch = epoch

@@ -66,7 +66,11 @@ UPDATE_PARAMS = (
     "dynamic_max_fraction",
     "max_weight",
     "n_buckets",  # capacity / WAYS; float32 is exact below 2**24 buckets (134M points)
+    "hole_depth",  # frame points: depth given to cells without a reading, metres (0 = none)
 )
+# the update's second output: the frame's own cells as a read-out point set (one row per cell,
+# NaN position where none), for the newest-frame overlay; names of the read-out's inputs
+FRAME_POINT_NAMES = ("positions", "latents", "counts")
 # read-out grid vector (float32): latent grid size, near plane (metres) and the fewest fused
 # observations a point needs to be drawn (``counts``; 0 or 1 = every point)
 READOUT_GRID = ("width", "height", "near", "min_count")

@@ -10,18 +10,17 @@ import argparse
 from pathlib import Path
 
 from mirage_ros import graphs
-from mirage_ros.memory_maths import carve, frame_points, readout, subcell, update, views
+from mirage_ros.memory_maths import carve, readout, subcell, update, views
 
 
 def build_all() -> dict:
     """Every shipped graph by file stem: ``update_s{stride}``, ``readout``, ``readout_views``,
-    ``carve_s{stride}``, ``frame_points_s{stride}``, ``subcell_shift``, ``view_inputs``, ``image_in``
-    and ``image_out`` (``onnx.ModelProto`` each)."""
+    ``carve_s{stride}``, ``subcell_shift``, ``view_inputs``, ``image_in`` and ``image_out``
+    (``onnx.ModelProto`` each)."""
     built = {graphs.update_name(s): update.graph(s) for s in graphs.STRIDES}
     built[graphs.READOUT] = readout.graph()
     built[graphs.READOUT_VIEWS] = readout.graph(views=True)
     built.update({graphs.carve_name(s): carve.graph(s) for s in graphs.STRIDES})
-    built.update({graphs.frame_points_name(s): frame_points.graph(s) for s in graphs.STRIDES})
     built[graphs.SUBCELL] = subcell.graph()
     built[graphs.VIEW_INPUTS] = views.view_inputs_graph()
     built[graphs.IMAGE_IN] = views.image_in_graph()

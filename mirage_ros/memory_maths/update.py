@@ -83,15 +83,17 @@ def unpack_params(xp, params) -> dict:
 
 
 def lift(xp, depth, dynamic, latent, rays, T_world_cam, p: dict, stride: int):
-    """One candidate point per latent cell, in the world frame (arguments as :func:`update`,
-    ``p`` from :func:`unpack_params`).
+    """One point per latent cell, in the world frame (arguments as :func:`update`, ``p`` from
+    :func:`unpack_params`). A cell without a reading is placed at ``p["hole_depth"]``.
 
     Returns:
-        ``p_world (M, 3)`` (finite: cells without a reading sit at a far sentinel), ``cells (M, C)``
-        their latents, ``candidate (M,) bool`` (a reading, a finite latent, not dynamic) and the
-        pooled ``depth (M,)``; ``M = h * w`` in row-major cell order.
+        ``p_world (M, 3)`` (finite), ``cells (M, C)`` their latents, ``candidate (M,) bool`` (a
+        reading, a finite latent, not dynamic: what the memory may store), ``in_frame (M,) bool``
+        (the candidates and, with a hole depth > 0, the static cells without a reading: the frame's
+        own points) and the cells' ``depth (M,)``; ``M = h * w`` in row-major cell order.
     """
     depth, has_depth, dynamic_fraction = pool_cells(xp, depth, dynamic, stride, p)
+    depth = xp.where(has_depth, depth, p["hole_depth"])
     cells = xp.transpose(xp.reshape(latent, [0, -1]), [1, 0])  # (M, C)
     finite_latent = ~xp.isnan(xp.reduce("sum", cells * 0.0, [1], keepdims=False))
     rays = xp.reshape(rays, [2, -1])
@@ -101,8 +103,20 @@ def lift(xp, depth, dynamic, latent, rays, T_world_cam, p: dict, stride: int):
     axis = [xp.slice(xp.gather(columns_T, j, 0), 0, 3, 0) for j in range(4)]
     p_world = ((xp.col(xp.gather(rays, 0, 0) * depth) * axis[0] + xp.col(xp.gather(rays, 1, 0) * depth) * axis[1])
                + (xp.col(depth) * axis[2] + axis[3]))
-    candidate = xp.all_of(has_depth, finite_latent, dynamic_fraction <= p["dynamic_max_fraction"])
-    return p_world, cells, candidate, depth
+    static = finite_latent & (dynamic_fraction <= p["dynamic_max_fraction"])
+    candidate = has_depth & static
+    in_frame = static & (has_depth | (p["hole_depth"] > 0.0))
+    return p_world, cells, candidate, in_frame, depth
+
+
+def frame_points(xp, p_world, cells, in_frame) -> dict:
+    """The frame's cells as a read-out point set (``layout.FRAME_POINT_NAMES``): ``positions (M, 3)``
+    (NaN where not ``in_frame``), ``latents (M, C) float16``, ``counts (M,) int32`` (1 where a point).
+    No voxel keys and no fusion: every cell keeps its own point (the newest-frame overlay)."""
+    keep = xp.col(in_frame)
+    return {"positions": xp.where(keep, p_world, np.nan),
+            "latents": xp.cast(xp.clip(xp.where(keep, cells, 0.0), -65504.0, 65504.0), xp.float16),
+            "counts": xp.cast(in_frame, xp.int32)}
 
 
 def update(xp, depth, dynamic, latent, rays, T_world_cam, params, state: dict, stride: int) -> dict:
@@ -119,15 +133,17 @@ def update(xp, depth, dynamic, latent, rays, T_world_cam, params, state: dict, s
         state: the ``layout.STATE_NAMES`` tensors.
 
     Returns:
-        The new state, by the same names.
+        The new state, by the same names, and the frame's own points (:func:`frame_points`) as
+        ``frame_{name}``.
     """
     p = unpack_params(xp, params)
-    p_world, cells, candidate, depth = lift(xp, depth, dynamic, latent, rays, T_world_cam, p, stride)
+    p_world, cells, candidate, in_frame, depth = lift(xp, depth, dynamic, latent, rays, T_world_cam, p, stride)
+    frame = frame_points(xp, p_world, cells, in_frame)
     level, edge = voxel_levels(xp, depth, p)
     voxel_f = xp.floor(p_world / xp.col(edge))
     in_range = xp.cast(xp.all_of(voxel_f >= float(-L.KEY_OFFSET), voxel_f < float(L.KEY_OFFSET)), xp.float32)
     valid = xp.all_of(candidate, xp.reduce("min", in_range, [1], keepdims=False) > 0.5)
-    # p_world is finite (no-reading cells pool to a finite sentinel), so masking is a multiply
+    # p_world is finite (no-reading cells sit at the hole depth), so masking is a multiply
     p_world = p_world * xp.col(xp.cast(valid, xp.float32))
     cells = xp.where(xp.col(valid), cells, 0.0)
     voxel = xp.cast(xp.where(xp.col(valid), voxel_f, 0.0), xp.int64) + L.KEY_OFFSET
@@ -221,6 +237,7 @@ def update(xp, depth, dynamic, latent, rays, T_world_cam, params, state: dict, s
         "counts": xp.scatter(state["counts"], slot, new_n),
         "keys": keys_now,
         "stats": state["stats"] + xp.concat([xp.const([1], xp.int64), counts], 0),  # STAT_NAMES order
+        **{f"frame_{name}": value for name, value in frame.items()},
     }
 
 
@@ -242,7 +259,8 @@ def state_inputs(xp: OnnxOps, names) -> dict:
 
 def graph(stride: int):
     """The update graph for latent ``stride``: inputs ``depth, dynamic, latent, rays, T_world_cam,
-    params`` and the state, outputs ``{name}_out`` for each state tensor."""
+    params`` and the state, outputs ``{name}_out`` for each state tensor and ``frame_{name}`` for
+    the frame's points (``layout.FRAME_POINT_NAMES``)."""
     xp = OnnxOps()
     args = [xp.input("depth", "float32", ["H", "W"]), xp.input("dynamic", bool, ["H", "W"]),
             xp.input("latent", "float32", ["C", "h", "w"]), xp.input("rays", "float32", [2, "h", "w"]),
@@ -250,5 +268,7 @@ def graph(stride: int):
     new = update(xp, *args, state_inputs(xp, L.STATE_NAMES), stride)
     for name in L.STATE_NAMES:
         xp.output(new[name], f"{name}_out", STATE_SHAPES[name][1])
+    for name in L.FRAME_POINT_NAMES:
+        xp.output(new[f"frame_{name}"], f"frame_{name}", ["M"] + STATE_SHAPES[name][1][1:])
     return xp.model(f"mirage_memory_update_s{stride}", "Update graph: pool depth, lift cells, key them by voxel, "
                     "fuse into the hash table (mirage_ros.memory_maths.update).")

@@ -1,5 +1,6 @@
-"""``LastFrameWarp``: the newest frame as one point per latent cell (``memory_maths.frame_points``),
-on ORT CPU against the same maths in torch and against the host geometry, and read out."""
+"""``LastFrameWarp``: the newest frame as one point per latent cell (the update graph's frame
+points, ``memory_maths.update.frame_points``), on ORT CPU against the same maths in torch and
+against the host geometry, and read out."""
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import LatentMemory, MemoryConfig
 from mirage_ros.memory.frame_inputs import latent_rays
 from mirage_ros.memory.last_frame import LastFrameWarp
-from mirage_ros.memory_maths.frame_points import frame_points
+from mirage_ros.memory_maths.update import update
 from mirage_ros.memory_maths.torch_ops import TorchOps
 
 K = g.Intrinsics(40.0, 40.0, 31.5, 23.5, 64, 48)
@@ -39,12 +40,12 @@ def test_points_are_the_cells_lifted_one_each():
     K_latent = K.scaled(4)
 
     # the same maths in torch
-    params = CONFIG.update_params(0.0, K_latent)
-    expected = frame_points(TorchOps(), torch.from_numpy(depth), torch.from_numpy(dynamic), torch.from_numpy(latent),
-                            torch.from_numpy(latent_rays(K_latent)), torch.from_numpy(T.astype(np.float32)),
-                            torch.from_numpy(params), torch.zeros(1), 4)
+    state = {n: torch.from_numpy(v) for n, v in warp.memory.host_state().items()}
+    expected = update(TorchOps(), torch.from_numpy(depth), torch.from_numpy(dynamic), torch.from_numpy(latent),
+                      torch.from_numpy(latent_rays(K_latent)), torch.from_numpy(T.astype(np.float32)),
+                      torch.from_numpy(warp.memory.config.update_params(0.0, K_latent)), state, 4)
     for name, value in points.items():
-        np.testing.assert_allclose(value.astype(np.float64), expected[name].numpy().astype(np.float64),
+        np.testing.assert_allclose(value.astype(np.float64), expected[f"frame_{name}"].numpy().astype(np.float64),
                                    atol=1e-5, err_msg=name)
 
     # and the host geometry: pooled depth along each cell centre's ray, moving cells left out
@@ -82,21 +83,27 @@ def test_holes_take_the_hole_depth_moving_pixels_stay_out():
     np.testing.assert_allclose(readout.depth[0, :2], 7.5, rtol=1e-5)  # the cells of the NaN block
 
 
-def test_the_fused_memorys_upload_serves_the_newest_frame():
-    """``insert_frame(memory.frame)`` (the world model's path: one upload) gives the same points
-    as an insert of its own; a bad frame leaves the kept one unchanged."""
+def test_a_memory_gives_its_frames_points_and_a_bad_frame_changes_nothing():
+    """Reading a fused memory's frames (the world model's newest-frame overlay: no second graph)
+    gives the points a one-frame warp of its own makes; a bad frame leaves the kept one unchanged;
+    the memory's reset forgets it."""
     latent, depth, dynamic = frame(3)
     memory = LatentMemory(CONFIG, "cpu")
-    memory.insert(latent, depth, K, T, 5.0, dynamic)
-    shared, own = LastFrameWarp(CONFIG, "cpu"), LastFrameWarp(CONFIG, "cpu")
-    shared.insert_frame(memory.frame, 4.0)
+    shared, own = LastFrameWarp(CONFIG, "cpu", memory=memory), LastFrameWarp(CONFIG, "cpu")
+    assert shared.read_out_views_device([T], K) is None and not own.read_out(T, K).valid.any()
+    memory.insert(latent, depth, K, T, 5.0, dynamic, hole_depth=4.0)
     own.insert(latent, depth, K, T, 5.0, dynamic, hole_depth=4.0)
     for name, value in own.points().items():
         np.testing.assert_array_equal(shared.points()[name], value, err_msg=name)
+    assert memory.stats()["points"] == (g.pool_depth(np.where(dynamic, 0.0, depth), 4) > 0).sum()  # no hole in it
+    with pytest.raises(InvalidInput, match="memory"):
+        shared.insert(latent, depth, K, T, 6.0)
     kept = own.points()
     with pytest.raises(InvalidInput, match="latent"):
         own.insert(latent[:, :-1], depth, K, T, 6.0)
+    with pytest.raises(InvalidInput, match="hole_depth"):
+        own.insert(latent, depth, K, T, 6.0, hole_depth=float("nan"))
     for name, value in own.points().items():
         np.testing.assert_array_equal(kept[name], value, err_msg=name)
-    own.clear()
-    assert not own.read_out(T, K).valid.any() and own.read_out_views_device([T], K) is None
+    memory.reset()
+    assert not shared.read_out(T, K).valid.any() and shared.read_out_views_device([T], K) is None
