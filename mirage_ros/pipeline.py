@@ -291,8 +291,16 @@ class WorldModel:
         predictions render the loaded memory alone until the next ``observe``."""
         self.memory.load(path)
 
+    def reset_timings(self) -> None:
+        """Start the stage latencies of :meth:`stats` afresh (after a warm-up, say)."""
+        with self._lock:
+            self._timer = _Timer()
+
     def stats(self) -> dict:
-        """Memory counters and sizes, frames observed, mean stage latencies (``*_ms``), provider."""
+        """Memory counters and sizes, frames observed, mean stage latencies (``*_ms``: ``encode``,
+        ``insert``; ``read_out`` (read-outs, overlay) and ``render`` (renderer, download) of single
+        views, ``read_out_views`` and ``render_views`` of batches) since construction or
+        :meth:`reset_timings`, provider."""
         return {**self.memory.stats(), "frames_observed": self.frames_observed,
                 "provider": self.networks.provider, "stride": self.stride,
                 "channels": self.networks.channels, **self._timer.means()}
