@@ -155,6 +155,8 @@ def test_bench_pipeline_times_both_overlay_settings_and_path_views(capsys):
     assert result["ratio_overlay_on_vs_off"] > 0
     views = result["views"]
     assert views["k"] == 3 and views["batch_ms_per_view"]["n"] == 10 and views["ratio_batch_vs_single"] > 0
+    for calls in ("single_stages_ms", "batch_stages_ms"):  # warm-up calls left out of the means
+        assert set(views[calls]) == {"read_out", "render"} and min(views[calls].values()) > 0
     assert cli_main(argv[:-3] + ["--warmup", "14", "--json"]) == 2
     assert "--frames" in capsys.readouterr().err
     assert cli_main(argv[:-1] + ["--views", "0", "--json"]) == 2
