@@ -14,8 +14,11 @@ the live depth sees through lose weight and are removed when it runs out. It wri
 buffers for the tensors it changes, and the update reads those (plus the unchanged ``latents`` and
 ``last_seen``), so carving costs no state copy.
 
+The update also returns the frame's own cells as points, one per cell and unfused
+(``frame_points``): the newest-frame overlay reads them (``last_frame.LastFrameWarp``).
+
 ``read_out`` projects every live point into the target camera at latent resolution, keeps the
-nearest per cell (z-buffer: ScatterElements ``min``) and gathers its latent.
+nearest per cell (z-buffer: ScatterElements ``min``) and gathers its latent (``PointReadout``).
 
 State lives in two sets of device buffers (OrtValues): the update reads set A and writes set B,
 then they swap (ORT cannot alias a graph's input and output). Nothing goes through the host per
