@@ -61,14 +61,17 @@ def hole_depth(depth: np.ndarray, config: MemoryConfig) -> float:
     where nothing nearer is known (the overlay lets the fused memory's nearer surfaces win), so
     the newest frame fills views that would otherwise be the renderer's guess.
     """
+    depth = np.asarray(depth)
+    if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.number):
+        return 0.0  # not a depth image: the memory's insert says why
     # the percentile of every 4th row and column: the same far depth for a sixteenth of the cost
-    sample = np.asarray(depth)[::4, ::4]
+    sample = depth[::4, ::4]
     sample = sample[g.valid_depth(sample, config.min_depth, config.max_depth)]
     if not sample.size:
         reading = g.valid_depth(depth, config.min_depth, config.max_depth)
         if not reading.any():
             return 0.0
-        sample = np.asarray(depth)[reading]
+        sample = depth[reading]
     return float(np.percentile(sample, HOLE_DEPTH_PERCENTILE))
 
 

@@ -171,6 +171,10 @@ def test_depth_holes_fill_the_newest_overlay_only(networks):
     far = hole_depth(frame.depth, MemoryConfig(channels=1))
     assert np.percentile(frame.depth[~holes], 90) <= far <= frame.depth[~holes].max()
     assert hole_depth(np.zeros((4, 4), np.float32), MemoryConfig(channels=1)) == 0.0
+    assert hole_depth(np.array(["1", "2"]), MemoryConfig(channels=1)) == 0.0  # observe names depth instead
+    wm = WorldModel(networks, provider="cpu")
+    with pytest.raises(InvalidInput, match="depth"):
+        wm.observe(frame.rgb, frame.depth[0], frame.K, frame.T_world_cam, frame.stamp)
     psnr, points = {}, {}
     for fill in (True, False):
         wm = WorldModel(networks, provider="cpu", fill_holes=fill)
