@@ -122,6 +122,10 @@ class Networks:
         self.renders_batches = not isinstance(self._renderer.session.get_inputs()[0].shape[0], int)
         self._frames = BufferSets(self._frame_buffers, keep=2)
         self._views = BufferSets(self._view_buffers)
+        # read-out sets made only when used: all invalid (compose without a newest frame), and
+        # read-outs uploaded from the host (render_views)
+        self._nothing = BufferSets(self._readout_buffers)
+        self._host = BufferSets(self._readout_buffers)
         #: held by whoever runs a chain of device steps on these buffers (``WorldModel``)
         self.lock = threading.RLock()
 
@@ -243,7 +247,7 @@ class Networks:
         """
         v, h, w = readout["valid"].shape()
         buffers = self._views(v, h, w)
-        newest = newest if newest is not None else buffers["nothing"]
+        newest = newest if newest is not None else self._nothing(v, h, w)
         inputs = {**{n: readout[n] for n in _READOUT}, **{f"newest_{n}": newest[n] for n in _READOUT}}
         composed = {n: buffers[n] for n in COMPOSED}
         self._glue[graphs.VIEW_INPUTS].run(inputs, composed)
@@ -270,15 +274,17 @@ class Networks:
         self._glue[graphs.IMAGE_OUT].run({"rgb": rgb}, {"image": buffers["image"]})
         return buffers["image"]
 
+    def _readout_buffers(self, v: int, h: int, w: int) -> dict:
+        """Zero-filled (all invalid) read-out buffers of ``v`` views of an ``h x w`` grid."""
+        alloc = self._renderer.alloc
+        return {"latent": alloc((v, self.channels, h, w), np.float32), "valid": alloc((v, h, w), np.bool_),
+                "depth": alloc((v, h, w), np.float32), "offset": alloc((v, 2, h, w), np.float32)}
+
     def _view_buffers(self, v: int, h: int, w: int) -> dict:
         s, c, alloc = self.stride, self.channels, self._renderer.alloc
-        readout_shapes = {"latent": ((v, c, h, w), np.float32), "valid": ((v, h, w), np.bool_),
-                          "depth": ((v, h, w), np.float32), "offset": ((v, 2, h, w), np.float32)}
         composed_shapes = {"render_latent": (v, c, h, w), "render_valid": (v, 1, h, w), "render_depth": (v, 1, h, w),
                            "cell_depth": (v, h, w), "cell_offset": (v, 2, h, w)}
         buffers = {
-            "nothing": {n: alloc(*spec) for n, spec in readout_shapes.items()},  # all invalid
-            "host": {n: alloc(*spec) for n, spec in readout_shapes.items()},  # read-outs from the host
             **{n: alloc(shape, np.float32) for n, shape in composed_shapes.items()},
             "cell_valid": alloc((v, h, w), np.bool_),
             "rgb": alloc((v, 3, s * h, s * w), np.float32),
@@ -328,7 +334,7 @@ class Networks:
         """Checked ``(latent, valid, depth, offset)`` tuples into the ``host`` buffers (offset
         None: zeros)."""
         _, h, w = arrays[0][0].shape
-        host = self._views(len(arrays), h, w)["host"]
+        host = self._host(len(arrays), h, w)
         for k, name in enumerate(_READOUT):
             BoundSession.write(host[name], np.stack([a[k] if a[k] is not None else np.zeros((2, h, w), np.float32)
                                                      for a in arrays]))
