@@ -1,5 +1,5 @@
 """``FrameInputs``: one camera frame checked and written into the device buffers that the memory's
-frame graphs read (the update graph, and the newest frame's lift in ``last_frame.py``).
+update and carve graphs read.
 
 The buffers are kept per image size, so their addresses (hence bindings and CUDA graphs) stay the
 same frame after frame; a frame whose latent is already a device buffer (``Networks.encode_device``)
