@@ -14,8 +14,9 @@ validation seed 1000: +0.2 to +0.35 dB PSNR on future views and revisits). Optio
 surface's point (``memory.see_through``).
 
 Data stays on the networks' device from the camera image to the rendered ``uint8`` view: the
-encoder's latent goes into both memories as a device buffer, read-outs, overlay, renderer and
-8-bit conversion run on device buffers, and a view comes down as its image plus its latent-grid
+encoder's latent goes into the memory as a device buffer, whose update also gives the newest
+frame's own points (``LatentMemory.frame_points``); read-outs, overlay, renderer and 8-bit
+conversion run on device buffers, and a view comes down as its image plus its latent-grid
 validity and depth (full-size depth and validity are built on the host when first asked for).
 
 Frames: ``T_world_cam (4, 4)`` maps the camera **optical** frame to the world frame. Images

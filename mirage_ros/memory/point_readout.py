@@ -19,6 +19,7 @@ from mirage_ros import graphs
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory import layout as L
 from mirage_ros.memory.config import Readout
+from mirage_ros.runtime.networks import readout_buffers
 from mirage_ros.runtime.session import BoundSession, BufferSets, BufferView
 
 #: the point-set tensors the read-out graphs read
@@ -127,11 +128,10 @@ class PointReadout:
         if self._views_session is None:
             self._views_session = BoundSession(graphs.path(graphs.READOUT_VIEWS), self.device,
                                                cuda_graph=self._cuda_graph)
-        alloc = self._views_session.alloc
-        return {"projection": alloc((v, 3, 4), np.float32),
-                "far": self._views_session.upload(np.full((v, h, w), np.inf, np.float32)),
-                "latent": alloc((v, self.channels, h, w), np.float32), "valid": alloc((v, h, w), np.bool_),
-                "depth": alloc((v, h, w), np.float32), "offset": alloc((v, 2, h, w), np.float32)}
+        session = self._views_session
+        return {"projection": session.alloc((v, 3, 4), np.float32),
+                "far": session.upload(np.full((v, h, w), np.inf, np.float32)),
+                **readout_buffers(session, v, self.channels, h, w)}
 
     def _view_buffers(self, h: int, w: int) -> dict[str, ort.OrtValue]:
         key = (h, w)

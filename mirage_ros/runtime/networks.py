@@ -124,8 +124,8 @@ class Networks:
         self._views = BufferSets(self._view_buffers)
         # read-out sets made only when used: all invalid (compose without a newest frame), and
         # read-outs uploaded from the host (render_views)
-        self._nothing = BufferSets(self._readout_buffers)
-        self._host = BufferSets(self._readout_buffers)
+        self._nothing = BufferSets(self._readout_set)
+        self._host = BufferSets(self._readout_set)
         #: held by whoever runs a chain of device steps on these buffers (``WorldModel``)
         self.lock = threading.RLock()
 
@@ -274,11 +274,8 @@ class Networks:
         self._glue[graphs.IMAGE_OUT].run({"rgb": rgb}, {"image": buffers["image"]})
         return buffers["image"]
 
-    def _readout_buffers(self, v: int, h: int, w: int) -> dict:
-        """Zero-filled (all invalid) read-out buffers of ``v`` views of an ``h x w`` grid."""
-        alloc = self._renderer.alloc
-        return {"latent": alloc((v, self.channels, h, w), np.float32), "valid": alloc((v, h, w), np.bool_),
-                "depth": alloc((v, h, w), np.float32), "offset": alloc((v, 2, h, w), np.float32)}
+    def _readout_set(self, v: int, h: int, w: int) -> dict:
+        return readout_buffers(self._renderer, v, self.channels, h, w)
 
     def _view_buffers(self, v: int, h: int, w: int) -> dict:
         s, c, alloc = self.stride, self.channels, self._renderer.alloc
@@ -382,6 +379,14 @@ class Networks:
 
 
 _READOUT = ("latent", "valid", "depth", "offset")
+
+
+def readout_buffers(session: BoundSession, v: int, channels: int, h: int, w: int) -> dict:
+    """Zero-filled (all invalid) read-out buffers of ``v`` views of an ``h x w`` grid on
+    ``session``'s device, as :meth:`Networks.compose_device` takes them: ``latent (v, C, h, w)``,
+    ``valid (v, h, w) bool``, ``depth (v, h, w)``, ``offset (v, 2, h, w)``."""
+    return {"latent": session.alloc((v, channels, h, w), np.float32), "valid": session.alloc((v, h, w), np.bool_),
+            "depth": session.alloc((v, h, w), np.float32), "offset": session.alloc((v, 2, h, w), np.float32)}
 
 
 def _slice(buffer, i: int) -> BufferView:
