@@ -81,7 +81,7 @@ def read_out(xp, positions, latents, counts, slot_ids, spill_ids, projection, gr
 
 
 def read_out_torch(points_world, latents, T_world_cam, K_latent: g.Intrinsics, h: int, w: int,
-                   near: float = 0.05, far=None):
+                   near: float = 0.05, far=None, counts=None, min_count: int = 0):
     """:func:`read_out` in torch, differentiable in ``latents``: render latent points at a camera.
 
     Args:
@@ -92,6 +92,8 @@ def read_out_torch(points_world, latents, T_world_cam, K_latent: g.Intrinsics, h
         K_latent: intrinsics of the target **latent** grid (``K.scaled(stride)``).
         h, w: latent grid size.
         near: near plane, metres. far: optional ``(h, w)`` far plane per cell.
+        counts: optional ``(N,)`` fused observations per point; only points with ``min_count`` or
+            more are drawn (the runtime memory's ``readout_min_count``).
 
     Returns:
         ``latent (C, h, w)``, ``valid (h, w) bool``, ``depth (h, w)``, ``offset (2, h, w)``.
@@ -105,9 +107,11 @@ def read_out_torch(points_world, latents, T_world_cam, K_latent: g.Intrinsics, h
     ids = {k: torch.from_numpy(v).to(device) for k, v in L.readout_ids(points.shape[0]).items()}
     far = (torch.full((h, w), float("inf"), device=device) if far is None
            else torch.as_tensor(far, dtype=torch.float32, device=device))
-    out = read_out(xp, points, latents, torch.zeros(points.shape[0], dtype=torch.int32, device=device),
-                   ids["slot_ids"], ids["spill_ids"], xp.const(L.projection_matrix(K_latent, T_cam_world)[None], xp.float32),
-                   xp.const(L.readout_grid(w, h, near), xp.float32), far[None])
+    counts = (torch.zeros(points.shape[0], dtype=torch.int32, device=device) if counts is None
+              else torch.as_tensor(counts, dtype=torch.int32, device=device))
+    out = read_out(xp, points, latents, counts, ids["slot_ids"], ids["spill_ids"],
+                   xp.const(L.projection_matrix(K_latent, T_cam_world)[None], xp.float32),
+                   xp.const(L.readout_grid(w, h, near, min_count), xp.float32), far[None])
     return tuple(x[0] for x in out)
 
 

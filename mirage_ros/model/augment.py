@@ -48,7 +48,8 @@ def _uniform(rng: np.random.Generator, low: float, high: float, shape, device) -
 def sensor_batch(batch: dict, cfg: AugmentConfig, h: int, w: int, rng: np.random.Generator) -> None:
     """Augment a ``memory_data`` batch in place: ``context_rgb (B, K, 3, H, W)``, ``target_rgb
     (B, 3, H, W)`` in ``[0, 1]``; ``context_points (B, K, M, 3)``, ``context_ok``,
-    ``context_depth (B, K, M)`` with ``M = h * w`` latent cells, ``context_origin (B, K, 3)``."""
+    ``context_depth (B, K, M)`` with ``M = h * w`` latent cells, ``context_origin (B, K, 3)``,
+    ``context_far_depth (B, K)``."""
     ctx, target = batch["context_rgb"], batch["target_rgb"]
     b, k = ctx.shape[:2]
     dev = ctx.device
@@ -195,8 +196,13 @@ def _sensor_depth(batch: dict, cfg: AugmentConfig, h: int, w: int, sensed: np.nd
             rw = int(np.clip(budget / 3 / rh, 1, w))
             y, x = rng.integers(h - rh + 1), rng.integers(w - rw + 1)
             holes[j, y: y + rh, x: x + rw] = True
-    valid &= ~torch.from_numpy(holes).to(dev)
-    ratio = torch.where(valid, new / z.clamp(min=1e-6), 1.0).view(b, k, m)
+    holes = valid & torch.from_numpy(holes).to(dev)
+    valid &= ~holes
+    # a cell that loses its reading goes where the runtime puts a frame's cells without one: to
+    # the frame's far depth (the newest-frame overlay's points), out of the fused memory
+    far = batch["context_far_depth"].view(b * k, 1, 1)
+    ratio = torch.where(valid, new, torch.where(holes, far, z)) / z.clamp(min=1e-6)
+    ratio = torch.where(valid | holes, ratio, 1.0).view(b, k, m)
     origin = batch["context_origin"][:, :, None]  # (B, K, 1, 3)
     batch["context_points"] = origin + (batch["context_points"] - origin) * ratio[..., None]
     batch["context_depth"] = torch.where(valid, new, 0.0).view(b, k, m)

@@ -99,7 +99,11 @@ class MemoryTaskConfig:
     the newest frame in memory. ``voxel_size`` (finest edge, metres), ``voxel_per_footprint`` and
     ``max_weight``: the memory's fusion of the context (``memory.MemoryConfig`` fields of the same
     names; the defaults are the runtime's, so the renderer is trained on the fusion it sees);
-    ``weight``: of this task's loss in the total.
+    ``readout_min_count``: the read-out draws only voxels fused from this many cells or more (the
+    runtime memory's default, ``memory.MemoryConfig``); ``newest_overlay``: the newest context
+    frame's own points overlaid on the memory's read-out,
+    its cells without a reading at its far depth, as ``pipeline.WorldModel`` does by default
+    (``newest_overlay`` and ``fill_holes``); ``weight``: of this task's loss in the total.
     """
 
     enabled: bool = True
@@ -110,6 +114,8 @@ class MemoryTaskConfig:
     voxel_size: float = 0.002
     voxel_per_footprint: float = 1.0
     max_weight: float = 2.0
+    readout_min_count: int = 2
+    newest_overlay: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -117,6 +123,8 @@ class MemoryTaskConfig:
             raise ValueError(f"voxel_size: must be > 0, got {self.voxel_size}")
         if not self.voxel_per_footprint >= 0:
             raise ValueError(f"voxel_per_footprint: must be >= 0, got {self.voxel_per_footprint}")
+        if self.readout_min_count < 0:
+            raise ValueError(f"readout_min_count: must be >= 0, got {self.readout_min_count}")
         if not self.max_weight >= 1:
             raise ValueError(f"max_weight: must be >= 1, got {self.max_weight}")
         if self.context_frames < 1 or not self.gaps_s or min(self.gaps_s) < 0:

@@ -36,19 +36,30 @@ VAL_BATCHES = 4
 VAL_RNG_SEED = 12345
 
 
+LIFTED = ("points", "ok", "in_frame", "cell_depth", "far_depth")  # lift_cells' arrays, in order
+
+
 def lift_cells(depth: np.ndarray, K: g.Intrinsics, T_world_cam: np.ndarray, stride: int,
                dynamic: np.ndarray | None, memory: MemoryConfig
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.float32]:
     """World points of a frame's latent cells, as ``LatentMemory.insert`` computes them.
 
     Args:
         depth: ``(H, W)`` metres; dynamic: ``(H, W) bool`` moving pixels or None.
 
     Returns:
-        ``points (h*w, 3) float32`` world frame, ``ok (h*w,) bool`` (cell has a depth in
-        ``(min_depth, max_depth)`` and no dynamic pixel) and ``cell_depth (h*w,) float32`` metres
-        along the optical axis (the footprint, and so the voxel level, follows it).
+        (:data:`LIFTED`) ``points (h*w, 3) float32`` world frame: a cell with a reading at its
+        pooled depth, a static cell without one at the frame's far depth (where the runtime's
+        newest-frame overlay puts it); ``ok (h*w,) bool`` (cell has a depth in
+        ``(min_depth, max_depth)`` and no dynamic pixel: what the memory fuses); ``in_frame (h*w,)
+        bool`` (the frame's own points: ``ok`` and the static cells placed at the far depth);
+        ``cell_depth (h*w,) float32`` metres along the optical axis where ``ok`` (the footprint, and
+        so the voxel level, follows it), else 0; and the far depth ``pipeline.hole_depth`` (0: the
+        frame has no reading, and its cells without one stay out).
     """
+    from mirage_ros.pipeline import hole_depth  # the runtime's far depth, not a copy of it
+
+    far = np.float32(hole_depth(depth, memory))
     # readings outside the memory's range are dropped before pooling, as the update graph does:
     # a far wall must not win a cell's pooled depth and then get the whole cell discarded
     reading = g.valid_depth(depth, memory.min_depth, memory.max_depth)
@@ -57,11 +68,29 @@ def lift_cells(depth: np.ndarray, K: g.Intrinsics, T_world_cam: np.ndarray, stri
         depth = np.where(dynamic, 0.0, depth)
     pooled = g.pool_depth(depth, stride, memory.depth_rel_gap, memory.depth_min_fraction)
     ok = (pooled > memory.min_depth) & (pooled < memory.max_depth)
-    if dynamic is not None:
-        ok &= g.pool_mask(dynamic, stride) <= memory.dynamic_max_fraction
-    cam = g.backproject(pooled, K.scaled(stride))
+    static = np.ones_like(ok) if dynamic is None else g.pool_mask(dynamic, stride) <= memory.dynamic_max_fraction
+    in_frame = static & (ok | (far > 0.0))
+    ok &= static
+    cam = g.backproject(np.where(ok, pooled, far).astype(np.float32), K.scaled(stride))
     world = g.transform_points(T_world_cam, cam.reshape(-1, 3))
-    return world.astype(np.float32), ok.reshape(-1), np.where(ok, pooled, 0.0).astype(np.float32).reshape(-1)
+    return (world.astype(np.float32), ok.reshape(-1), in_frame.reshape(-1),
+            np.where(ok, pooled, 0.0).astype(np.float32).reshape(-1), far)
+
+
+def lift_frames(frames, stride: int, memory: MemoryConfig) -> dict[str, np.ndarray]:
+    """The host arrays of ``Sequence.from_arrays`` but ``rate_hz``, from frames with ``rgb (H, W, 3)
+    uint8``, ``depth``, ``K``, ``T_world_cam`` and, where they have one, ``motion_mask``:
+    ``rgb (F, H, W, 3)``, ``poses (F, 4, 4)`` and :func:`lift_cells`'s arrays stacked (``{}`` for
+    no frame)."""
+    columns: dict[str, list] = {name: [] for name in ("rgb", "poses") + LIFTED}
+    for frame in frames:
+        columns["rgb"].append(np.asarray(frame.rgb, np.uint8))
+        columns["poses"].append(frame.T_world_cam)
+        lifted = lift_cells(frame.depth, frame.K, frame.T_world_cam, stride, getattr(frame, "motion_mask", None),
+                            memory)
+        for name, array in zip(LIFTED, lifted):
+            columns[name].append(array)
+    return {name: np.stack(arrays) for name, arrays in columns.items()} if columns["rgb"] else {}
 
 
 # key bits of fuse_in_voxels: per axis (+-131072 voxels: +-262 m at 2 mm), the voxel level, and
@@ -73,7 +102,7 @@ _SAMPLE_SHIFT = 3 * _AXIS_BITS + _LEVEL_BITS
 
 def fuse_in_voxels(points: torch.Tensor, ok: torch.Tensor, latents: torch.Tensor, cell_depth: torch.Tensor,
                    memory: MemoryConfig, cell_angle: float
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fuse context cells per world voxel with the memory's running average, frame by frame.
 
     The update graph's maths without its hash table (nothing is evicted from a few frames): each
@@ -90,8 +119,9 @@ def fuse_in_voxels(points: torch.Tensor, ok: torch.Tensor, latents: torch.Tensor
         cell_angle: footprint per metre of depth of a latent cell (``1 / f`` of the latent grid).
 
     Returns:
-        ``sample (V,)`` long, ascending: the batch sample of each fused point; ``positions (V, 3)``
-        and ``latents (V, C)``.
+        ``sample (V,)`` long, ascending: the batch sample of each fused point; ``positions (V, 3)``,
+        ``latents (V, C)`` and ``counts (V,)`` int32, the cells fused into each (the runtime's
+        ``counts``, which its read-out's ``readout_min_count`` tests).
     """
     b, k, m, c = latents.shape
     params = {"cell_angle": cell_angle, "voxel_per_footprint": memory.voxel_per_footprint,
@@ -108,6 +138,7 @@ def fuse_in_voxels(points: torch.Tensor, ok: torch.Tensor, latents: torch.Tensor
     cell_points, cell_latents = points[ok], latents[ok]
     n_voxels = keys.shape[0]
     weight = points.new_zeros(n_voxels)
+    count = weight.clone()
     position = points.new_zeros(n_voxels, 3)
     latent = latents.new_zeros(n_voxels, c)
     for j in range(k):
@@ -120,7 +151,8 @@ def fuse_in_voxels(points: torch.Tensor, ok: torch.Tensor, latents: torch.Tensor
         latent = (weight[:, None] * latent + latent.new_zeros(n_voxels, c).index_add(
             0, index, cell_latents[mine])) / total
         weight = torch.clamp(weight + n, max=memory.max_weight)
-    return keys >> _SAMPLE_SHIFT, position, latent
+        count = count + n
+    return keys >> _SAMPLE_SHIFT, position, latent, count.int()
 
 
 @dataclass
@@ -128,23 +160,28 @@ class Sequence:
     """One recording on the training device.
 
     ``rgb (F, H, W, 3) uint8``, ``points (F, M, 3) float32`` world, ``ok (F, M) bool``,
-    ``cell_depth (F, M) float32`` (``lift_cells``) on the device; ``poses (F, 4, 4) float64``
-    ``T_world_cam`` on the host; ``rate_hz`` frames per second.
+    ``in_frame (F, M) bool``, ``cell_depth (F, M) float32`` (``lift_cells``) on the device;
+    ``poses (F, 4, 4) float64`` ``T_world_cam`` and ``far_depth (F,) float32`` (each frame's
+    ``pipeline.hole_depth``) on the host; ``rate_hz`` frames per second.
     """
 
     rgb: torch.Tensor
     poses: np.ndarray
     points: torch.Tensor
     ok: torch.Tensor
+    in_frame: torch.Tensor
     cell_depth: torch.Tensor
+    far_depth: np.ndarray
     rate_hz: float
 
     @classmethod
     def from_arrays(cls, data: dict, device: torch.device) -> Sequence:
-        """From host arrays ``rgb, poses, points, ok, cell_depth, rate_hz`` (``lift_cells`` per frame)."""
+        """From host arrays ``rgb, poses, points, ok, in_frame, cell_depth, far_depth, rate_hz``
+        (``lift_cells`` per frame)."""
         return cls(torch.from_numpy(data["rgb"]).to(device), np.asarray(data["poses"], np.float64),
                    torch.from_numpy(data["points"]).to(device), torch.from_numpy(data["ok"]).to(device),
-                   torch.from_numpy(data["cell_depth"]).to(device), float(data["rate_hz"]))
+                   torch.from_numpy(data["in_frame"]).to(device), torch.from_numpy(data["cell_depth"]).to(device),
+                   np.asarray(data["far_depth"], np.float32), float(data["rate_hz"]))
 
     @property
     def n_frames(self) -> int:
@@ -218,9 +255,12 @@ class MemoryTargets:
             "context_rgb": gather("rgb", _to_unit_chw),  # (B, K, 3, H, W)
             "context_points": gather("points"),  # (B, K, M, 3)
             "context_ok": gather("ok"),  # (B, K, M)
+            "context_in_frame": gather("in_frame"),  # (B, K, M)
             "context_depth": gather("cell_depth"),  # (B, K, M)
             "context_origin": torch.from_numpy(np.stack([seqs[i].poses[ctx, :3, 3] for i, _, _, ctx in picks])
                                                ).float().to(self.device),  # (B, K, 3)
+            "context_far_depth": torch.from_numpy(np.stack([seqs[i].far_depth[ctx] for i, _, _, ctx in picks])
+                                                  ).to(self.device),  # (B, K)
             "target_rgb": torch.stack([_to_unit_chw(seqs[i].rgb[t]) for i, t, _, _ in picks]),  # (B, 3, H, W)
             "target_pose": torch.from_numpy(np.stack([seqs[i].poses[t] for i, t, _, _ in picks])),
             "gap": torch.tensor([gap / seqs[i].rate_hz for i, _, gap, _ in picks]),  # seconds
@@ -237,24 +277,33 @@ class MemoryTargets:
     def read_memory(self, batch: dict, latents: torch.Tensor):
         """``(B, K, C, h, w)`` context latents -> target's ``latent (B, C, h, w)``,
         ``valid (B, 1, h, w)``, ``depth (B, 1, h, w)``, ``offset (B, 2, h, w)``: fused per voxel
-        (``fuse_in_voxels``, the runtime memory's averaging) and read out with ``read_out_torch``."""
+        (``fuse_in_voxels``, the runtime memory's averaging) and read out with ``read_out_torch``
+        (points fused from ``readout_min_count`` cells or more);
+        with ``newest_overlay``, the newest context frame's own points (one per cell, those
+        without a reading at its far depth) overlaid as ``pipeline.WorldModel`` overlays them
+        (``memory_maths.views.overlay``)."""
         from mirage_ros.memory_maths.readout import read_out_torch
+        from mirage_ros.memory_maths.views import overlay
 
         b, k, c, h, w = latents.shape
-        sample, points, fused = fuse_in_voxels(
-            batch["context_points"], batch["context_ok"], latents.permute(0, 1, 3, 4, 2).reshape(b, k, h * w, c),
-            batch["context_depth"], self.memory, self.cell_angle)
+        cells = latents.permute(0, 1, 3, 4, 2).reshape(b, k, h * w, c)
+        sample, points, fused, counts = fuse_in_voxels(
+            batch["context_points"], batch["context_ok"], cells, batch["context_depth"], self.memory, self.cell_angle)
         ends = torch.searchsorted(sample, torch.arange(1, b + 1, device=sample.device)).tolist()
-        out_lat, out_valid, out_depth, out_offset = [], [], [], []
+        xp = TorchOps(latents.device)
+        views = []
         for j, (start, end) in enumerate(zip([0] + ends[:-1], ends)):
-            lat, valid, depth, offset = read_out_torch(points[start:end], fused[start:end],
-                                                       batch["target_pose"][j], self.K_latent, h, w)
-            out_lat.append(lat)
-            out_valid.append(valid.to(lat.dtype))
-            out_depth.append(depth.to(lat.dtype))
-            out_offset.append(offset)
-        return (torch.stack(out_lat), torch.stack(out_valid)[:, None],
-                torch.stack(out_depth)[:, None], torch.stack(out_offset))
+            pose = batch["target_pose"][j]
+            view = [x[None] for x in read_out_torch(points[start:end], fused[start:end], pose, self.K_latent, h, w,
+                                                    counts=counts[start:end], min_count=self.cfg.readout_min_count)]
+            if self.cfg.newest_overlay:  # context frames are in observation order: the last is the newest
+                mine = batch["context_in_frame"][j, -1]
+                newest = read_out_torch(batch["context_points"][j, -1][mine], cells[j, -1][mine], pose,
+                                        self.K_latent, h, w)
+                view = overlay(xp, view, [x[None] for x in newest])
+            views.append(view)
+        latent, valid, depth, offset = (torch.cat(parts) for parts in zip(*views))
+        return latent, valid.to(latent.dtype)[:, None], depth.to(latent.dtype)[:, None], offset
 
     # --------------------------------------------------------------- validation
     @torch.no_grad()

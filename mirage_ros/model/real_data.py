@@ -3,7 +3,7 @@
 A real camera is what the product serves: its texture, noise, exposure and depth holes are what
 the encoder and renderer must handle. Sequences are TUM RGB-D folders (``evaluation.tum_source``,
 the reader of ``mirage-ros eval``); each frame's cells are lifted as the runtime memory lifts them
-(``memory_data.lift_cells``) and ``memory_data.MemoryTargets`` samples the targets.
+(``memory_data.lift_frames``) and ``memory_data.MemoryTargets`` samples the targets.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mirage_ros.evaluation.sources import SourceOptions
 from mirage_ros.evaluation.tum_source import open_tum
 from mirage_ros.memory.config import MemoryConfig
 from mirage_ros.model.config import RealDataConfig
-from mirage_ros.model.memory_data import MemoryTargets, Sequence, lift_cells
+from mirage_ros.model.memory_data import MemoryTargets, Sequence, lift_frames
 from mirage_ros.model.networks import NetworkConfig
 
 
@@ -31,29 +31,24 @@ def load_sequence(folder: Path, camera: str, every: int, stride: int, progress: 
     if not Path(folder).is_dir():
         raise InvalidInput("real.sequences", f"no such folder: {folder}")
     recording = open_tum(Path(folder), SourceOptions(tum_camera=camera))
-    memory = MemoryConfig(channels=1, stride=stride)
-    rgb, poses, points, ok, cell_depth, stamps = [], [], [], [], [], []
+    stamps = []
+
+    def usable(frames):
+        for n, frame in enumerate(frames):
+            if n % every:
+                continue
+            if frame.rgb.shape[0] % stride or frame.rgb.shape[1] % stride:  # the networks need multiples
+                raise InvalidInput("real.sequences", f"{folder}: {frame.rgb.shape[1]}x{frame.rgb.shape[0]} "
+                                   f"images are not multiples of the stride {stride}")
+            stamps.append(frame.stamp)
+            yield frame
+
     frames = tqdm(recording.frames(), total=len(recording.stamps), desc=f"read {Path(folder).name}",
                   disable=not progress, dynamic_ncols=True)
-    for n, frame in enumerate(frames):
-        if n % every:
-            continue
-        h, w = (np.array(frame.rgb.shape[:2]) // stride) * stride  # the networks need multiples of stride
-        if (h, w) != frame.rgb.shape[:2]:
-            raise InvalidInput("real.sequences", f"{folder}: {frame.rgb.shape[1]}x{frame.rgb.shape[0]} images "
-                               f"are not multiples of the stride {stride}")
-        rgb.append(frame.rgb)
-        poses.append(frame.T_world_cam)
-        p, o, d = lift_cells(frame.depth, frame.K, frame.T_world_cam, stride, None, memory)
-        points.append(p)
-        ok.append(o)
-        cell_depth.append(d)
-        stamps.append(frame.stamp)
-    if len(rgb) < 2:
-        raise InvalidInput("real.sequences", f"{folder}: {len(rgb)} usable frames, need at least 2")
-    rate = 1.0 / float(np.median(np.diff(stamps)))
-    return ({"rgb": np.stack(rgb), "poses": np.stack(poses), "points": np.stack(points), "ok": np.stack(ok),
-             "cell_depth": np.stack(cell_depth), "rate_hz": rate}, recording.K)
+    data = lift_frames(usable(frames), stride, MemoryConfig(channels=1, stride=stride))
+    if len(stamps) < 2:
+        raise InvalidInput("real.sequences", f"{folder}: {len(stamps)} usable frames, need at least 2")
+    return {**data, "rate_hz": 1.0 / float(np.median(np.diff(stamps)))}, recording.K
 
 
 def real_targets(cfg: RealDataConfig, net: NetworkConfig, rank: int, world: int, device: torch.device,

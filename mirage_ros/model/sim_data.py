@@ -20,7 +20,7 @@ from mirage_ros import geometry as g
 from mirage_ros.errors import InvalidInput
 from mirage_ros.memory.config import MemoryConfig
 from mirage_ros.model.config import SimDataConfig
-from mirage_ros.model.memory_data import MemoryTargets, Sequence, lift_cells
+from mirage_ros.model.memory_data import MemoryTargets, Sequence, lift_frames
 from mirage_ros.model.networks import NetworkConfig
 
 NOISE_CYCLE = ("none", "kinect")
@@ -60,19 +60,9 @@ def render_sequence(spec: SequenceSpec, stride: int) -> dict[str, np.ndarray]:
     sim = Simulator(SimConfig(scene=spec.scene, seed=spec.seed, width=spec.width,
                               height=spec.height, rate_hz=spec.rate_hz, path=spec.path,
                               actors=spec.actors, noise=spec.noise))
-    memory = MemoryConfig(channels=1, stride=stride)
-    rgb, poses, points, ok, cell_depth = [], [], [], [], []
-    for frame in sim.frames(spec.frames):
-        rgb.append(np.asarray(frame.rgb, np.uint8))
-        poses.append(frame.T_world_cam)
-        p, o, d = lift_cells(frame.depth, frame.K, frame.T_world_cam, stride, frame.motion_mask, memory)
-        points.append(p)
-        ok.append(o)
-        cell_depth.append(d)
+    data = lift_frames(sim.frames(spec.frames), stride, MemoryConfig(channels=1, stride=stride))
     K = sim.K
-    return {"rgb": np.stack(rgb), "poses": np.stack(poses), "points": np.stack(points),
-            "ok": np.stack(ok), "cell_depth": np.stack(cell_depth), "rate_hz": spec.rate_hz,
-            "K": np.array([K.fx, K.fy, K.cx, K.cy, K.width, K.height])}
+    return {**data, "rate_hz": spec.rate_hz, "K": np.array([K.fx, K.fy, K.cx, K.cy, K.width, K.height])}
 
 
 _RENDERED: dict[tuple[SequenceSpec, int], dict] = {}  # one process renders a sequence once
@@ -84,7 +74,7 @@ def _cache_file(cache_dir: str, spec: SequenceSpec, stride: int) -> Path:
     return Path(cache_dir) / name
 
 
-CACHE_VERSION = 1  # bump when render_sequence's output changes
+CACHE_VERSION = 2  # bump when render_sequence's output changes
 
 
 def render_sequences(specs: list[SequenceSpec], stride: int, workers: int, progress: bool,

@@ -67,7 +67,7 @@ def clip_batch(b: int = 2, k: int = 3, h: int = 60, w: int = 80, seed: int = 0) 
             "target_rgb": image.repeat(b, 1, 1, 1).clone(),
             "context_points": origin[:, :, None] + direction * depth[..., None],
             "context_ok": torch.ones(b, k, h * w, dtype=torch.bool), "context_depth": depth,
-            "context_origin": origin}
+            "context_origin": origin, "context_far_depth": torch.full((b, k), 6.0)}
 
 
 def test_sensor_batch_is_a_pure_function_of_the_rng():
@@ -87,8 +87,12 @@ def test_sensor_depth_moves_points_along_their_rays_and_cuts_holes():
     ok = batch["context_ok"]
     assert 0.5 < float(ok.float().mean()) < 1.0  # holes, not everything
     before, after = points - origin, batch["context_points"] - origin
-    cross = torch.linalg.cross(before, after)[ok]
-    assert float(cross.abs().max()) < 1e-3  # same ray
+    cross = torch.linalg.cross(before, after)
+    assert float(cross.abs().max()) < 1e-3  # same ray, holes too
+    # a hole's cell goes to the frame's far depth (6 m here), where the runtime's overlay puts it
+    scale = after.norm(dim=-1) / before.norm(dim=-1)
+    hole_depth = clip_batch()["context_depth"] * scale
+    assert torch.allclose(hole_depth[~ok], torch.tensor(6.0), rtol=1e-4)
     # quantised: the step grows with depth squared (a few mm at 1 m, centimetres at 4 m)
     change = (batch["context_depth"] - clip_batch()["context_depth"]).abs()[ok]
     depth = clip_batch()["context_depth"][ok]
