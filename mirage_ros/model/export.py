@@ -185,6 +185,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
         "training": {"command": state["command"], "steps": state["step"],
                      "train_seconds": round(state["train_seconds"], 1),
                      "device": state["device"], "world_size": state["world_size"],
+                     "initialised_from": state.get("initialised_from"),
                      "gpu_seconds": round(state["train_seconds"] * state["world_size"], 1)
                      if state["device"].startswith("cuda") else 0.0,
                      "data": {"seed": cfg.seed, "sources": cfg.data_sources,

@@ -70,10 +70,15 @@ class Trainer:
         loss = ImageLoss(cfg.loss.l1, cfg.loss.ssim, cfg.loss.gradient)
         readers = {name: task.read_memory for name, task in self.memory_tasks.items()}
         self.nets = WorldModelNets(cfg.network, loss, readers)
+        # what a fine-tune started from: the export writes it into the manifest (reproducibility)
+        self.initialised_from: dict | None = None
         if cfg.init_weights:
             from mirage_ros.model.export import load_onnx_weights
 
-            load_onnx_weights(self.nets.encoder, self.nets.renderer, Path(cfg.init_weights))
+            start = load_onnx_weights(self.nets.encoder, self.nets.renderer, Path(cfg.init_weights))
+            self.initialised_from = {"weights": cfg.init_weights,
+                                     "sha256": {name: start["files"][name]["sha256"] for name in ("encoder", "renderer")},
+                                     "command": start.get("training", {}).get("command")}
         self.nets.to(self.device)
         self.model = self.nets
         if self.world > 1:
@@ -148,7 +153,8 @@ class Trainer:
         state = {"step": self.step, "nets": self.nets.state_dict(), "opt": self.opt.state_dict(),
                  "sched": self.sched.state_dict(), "config": self.cfg.to_dict(),
                  "train_seconds": self.train_seconds, "history": self.history,
-                 "command": self.command, "device": str(self.device), "world_size": self.world}
+                 "command": self.command, "device": str(self.device), "world_size": self.world,
+                 "initialised_from": self.initialised_from}
         tmp = self.out / (name + ".tmp")
         torch.save(state, tmp)
         os.replace(tmp, self.out / name)
@@ -166,6 +172,7 @@ class Trainer:
         self.step = state["step"]
         self.train_seconds = state["train_seconds"]
         self.history = state["history"]
+        self.initialised_from = state.get("initialised_from")
 
     # ------------------------------------------------------------ validation
     @torch.no_grad()

@@ -165,5 +165,13 @@ def test_training_can_start_from_exported_weights(tmp_path):
     for key, value in second.nets.encoder.state_dict().items():
         # the export stores float16: the start is the trained weights, rounded
         assert torch.allclose(value, first.nets.encoder.state_dict()[key].half().float()), key
+    # the fine-tune's manifest names the weights it started from
+    second.train()
+    start = json.loads((tmp_path / "a" / "export" / "manifest.json").read_text())
+    manifest = json.loads(export_checkpoint(tmp_path / "b" / "last.pt", tmp_path / "b" / "export").read_text())
+    assert manifest["training"]["initialised_from"]["sha256"] == {
+        name: start["files"][name]["sha256"] for name in ("encoder", "renderer")}
+    assert json.loads(export_checkpoint(tmp_path / "a" / "last.pt", tmp_path / "a2").read_text()
+                      )["training"]["initialised_from"] is None
     with pytest.raises(InvalidInput, match="init_weights"):
         tiny_trainer(tmp_path / "c", steps=2, extra=(f"init_weights={REPO / 'mirage_ros/weights'}",))
