@@ -201,8 +201,7 @@ def _sensor_depth(batch: dict, cfg: AugmentConfig, h: int, w: int, sensed: np.nd
     # a cell that loses its reading goes where the runtime puts a frame's cells without one: to
     # the frame's far depth (the newest-frame overlay's points), out of the fused memory
     far = batch["context_far_depth"].view(b * k, 1, 1)
-    ratio = torch.where(valid, new, torch.where(holes, far, z)) / z.clamp(min=1e-6)
-    ratio = torch.where(valid | holes, ratio, 1.0).view(b, k, m)
+    ratio = torch.where(valid | holes, torch.where(holes, far, new) / z.clamp(min=1e-6), 1.0).view(b, k, m)
     origin = batch["context_origin"][:, :, None]  # (B, K, 1, 3)
     batch["context_points"] = origin + (batch["context_points"] - origin) * ratio[..., None]
     batch["context_depth"] = torch.where(valid, new, 0.0).view(b, k, m)

@@ -79,15 +79,15 @@ def lift_cells(depth: np.ndarray, K: g.Intrinsics, T_world_cam: np.ndarray, stri
 
 def lift_frames(frames, stride: int, memory: MemoryConfig) -> dict[str, np.ndarray]:
     """The host arrays of ``Sequence.from_arrays`` but ``rate_hz``, from frames with ``rgb (H, W, 3)
-    uint8``, ``depth``, ``K``, ``T_world_cam`` and, where they have one, ``motion_mask``:
+    uint8``, ``depth``, ``K``, ``T_world_cam`` and ``motion_mask`` (None: nothing moves), as
+    ``evaluation.sources.Observation`` and the simulator's frames have them:
     ``rgb (F, H, W, 3)``, ``poses (F, 4, 4)`` and :func:`lift_cells`'s arrays stacked (``{}`` for
     no frame)."""
     columns: dict[str, list] = {name: [] for name in ("rgb", "poses") + LIFTED}
     for frame in frames:
         columns["rgb"].append(np.asarray(frame.rgb, np.uint8))
         columns["poses"].append(frame.T_world_cam)
-        lifted = lift_cells(frame.depth, frame.K, frame.T_world_cam, stride, getattr(frame, "motion_mask", None),
-                            memory)
+        lifted = lift_cells(frame.depth, frame.K, frame.T_world_cam, stride, frame.motion_mask, memory)
         for name, array in zip(LIFTED, lifted):
             columns[name].append(array)
     return {name: np.stack(arrays) for name, arrays in columns.items()} if columns["rgb"] else {}
