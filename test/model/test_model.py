@@ -31,6 +31,8 @@ def test_shipped_config_loads_and_rejects_unknown_keys():
     assert cfg.network.stride in (4, 8)
     with pytest.raises(InvalidInput, match="optim.nonsense"):
         load_config(REPO / "config/train.yaml", ["optim.nonsense=1"])
+    with pytest.raises(InvalidInput, match="readout_min_count"):
+        load_config(REPO / "config/train.yaml", ["real.readout_min_count=-1"])
 
 
 def test_network_shapes_follow_stride():
